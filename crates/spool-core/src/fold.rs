@@ -1,0 +1,665 @@
+//! Folding a run's log into its current state, with order validation.
+//!
+//! [`RunFold`] is the one place that knows which event may follow which:
+//! [`RunFold::apply`] rejects an event that breaks the protocol's order
+//! (a delta for a part that is not open, an item after the terminal event,
+//! a gap in `seq`, …) and otherwise folds it into the snapshot. The writer
+//! that appends events, every projection and every replay use the same fold,
+//! so a log that was accepted once replays to the same state every time.
+
+use crate::event::{Envelope, Event};
+use crate::item::{Item, ItemStatus, PartKind};
+use crate::response::{
+    IncompleteDetails, ResponseBody, ResponseHeader, ResponseObject, RunError, Usage,
+};
+use crate::status::{RunStatus, TransitionError};
+
+/// An event that may not follow the events before it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrderError {
+    #[error("expected seq {expected}, got {got}")]
+    SeqGap { expected: u64, got: u64 },
+    #[error("the first event of a run must be run.created")]
+    NotCreatedFirst,
+    #[error("run.created may only be the first event")]
+    CreatedTwice,
+    #[error("no event may follow the terminal event")]
+    AfterTerminal,
+    #[error("{0}")]
+    Transition(#[from] TransitionError),
+    #[error("output items may only be emitted while the run is in progress")]
+    NotInProgress,
+    #[error("item.started must use output_index {expected}, got {got}")]
+    ItemIndex { expected: u32, got: u32 },
+    #[error("a started item must be in progress and empty")]
+    ItemNotFresh,
+    #[error("no open item at output_index {0}")]
+    ItemNotOpen(u32),
+    #[error("part.started must use content_index {expected}, got {got}")]
+    PartIndex { expected: u32, got: u32 },
+    #[error("item {output_index} cannot hold a {kind:?} part")]
+    PartKindMismatch { output_index: u32, kind: PartKind },
+    #[error("item {0} already has an open content part")]
+    PartAlreadyOpen(u32),
+    #[error("no open content part {content_index} in item {output_index}")]
+    PartNotOpen {
+        output_index: u32,
+        content_index: u32,
+    },
+    #[error("item {0} is not a function call")]
+    NotFunctionCall(u32),
+    #[error("item {0} still has an open content part")]
+    PartStillOpen(u32),
+    #[error("an item must complete as completed or incomplete")]
+    ItemStillInProgress,
+    #[error("item {0} is still open; close every item before the run completes")]
+    ItemStillOpen(u32),
+}
+
+/// Bookkeeping beside each output item that the item itself does not show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ItemTrack {
+    open: bool,
+    /// The content index of the item's open part, if one is open.
+    open_part: Option<u32>,
+}
+
+/// The state a run's events fold into.
+#[derive(Debug, Clone, Default)]
+pub struct RunFold {
+    header: Option<Box<ResponseHeader>>,
+    status: Option<RunStatus>,
+    output: Vec<Item>,
+    tracks: Vec<ItemTrack>,
+    usage: Option<Usage>,
+    error: Option<RunError>,
+    incomplete: Option<IncompleteDetails>,
+    completed_at: Option<i64>,
+    next_seq: u64,
+}
+
+impl RunFold {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Folds a whole log, stopping at the first out-of-order event.
+    pub fn from_events<'a>(
+        events: impl IntoIterator<Item = &'a Envelope>,
+    ) -> Result<Self, OrderError> {
+        let mut fold = Self::new();
+        for e in events {
+            fold.apply(e)?;
+        }
+        Ok(fold)
+    }
+
+    /// Checks `envelope` against the events before it and folds it in.
+    /// On error nothing changes.
+    pub fn apply(&mut self, envelope: &Envelope) -> Result<(), OrderError> {
+        if envelope.seq != self.next_seq {
+            return Err(OrderError::SeqGap {
+                expected: self.next_seq,
+                got: envelope.seq,
+            });
+        }
+        self.check(&envelope.event)?;
+        self.fold(envelope);
+        self.next_seq += 1;
+        Ok(())
+    }
+
+    /// Whether `event` may come next, without folding it.
+    pub fn check(&self, event: &Event) -> Result<(), OrderError> {
+        let Some(status) = self.status else {
+            return match event {
+                Event::RunCreated { .. } => Ok(()),
+                _ => Err(OrderError::NotCreatedFirst),
+            };
+        };
+        if status.is_terminal() {
+            return Err(OrderError::AfterTerminal);
+        }
+        let item_events_allowed = || {
+            if status == RunStatus::InProgress {
+                Ok(())
+            } else {
+                Err(OrderError::NotInProgress)
+            }
+        };
+        match event {
+            Event::RunCreated { .. } => Err(OrderError::CreatedTwice),
+            Event::RunStarted => status
+                .transition(RunStatus::InProgress)
+                .map(drop)
+                .map_err(Into::into),
+            Event::ItemStarted { output_index, item } => {
+                item_events_allowed()?;
+                let expected = self.output.len() as u32;
+                if *output_index != expected {
+                    return Err(OrderError::ItemIndex {
+                        expected,
+                        got: *output_index,
+                    });
+                }
+                if item.status() != ItemStatus::InProgress || !item.content().is_empty() {
+                    return Err(OrderError::ItemNotFresh);
+                }
+                Ok(())
+            }
+            Event::PartStarted {
+                output_index,
+                content_index,
+                kind,
+            } => {
+                item_events_allowed()?;
+                let (item, track) = self.open_item(*output_index)?;
+                let fits = matches!(
+                    (item, kind),
+                    (Item::Message(_), PartKind::OutputText | PartKind::Refusal)
+                        | (Item::Reasoning(_), PartKind::ReasoningText)
+                );
+                if !fits {
+                    return Err(OrderError::PartKindMismatch {
+                        output_index: *output_index,
+                        kind: *kind,
+                    });
+                }
+                if track.open_part.is_some() {
+                    return Err(OrderError::PartAlreadyOpen(*output_index));
+                }
+                let expected = item.content().len() as u32;
+                if *content_index != expected {
+                    return Err(OrderError::PartIndex {
+                        expected,
+                        got: *content_index,
+                    });
+                }
+                Ok(())
+            }
+            Event::PartDelta {
+                output_index,
+                content_index,
+                ..
+            }
+            | Event::PartDone {
+                output_index,
+                content_index,
+            } => {
+                item_events_allowed()?;
+                let (_, track) = self.open_item(*output_index)?;
+                if track.open_part != Some(*content_index) {
+                    return Err(OrderError::PartNotOpen {
+                        output_index: *output_index,
+                        content_index: *content_index,
+                    });
+                }
+                Ok(())
+            }
+            Event::ArgumentsDelta { output_index, .. } => {
+                item_events_allowed()?;
+                match self.open_item(*output_index)? {
+                    (Item::FunctionCall(_), _) => Ok(()),
+                    _ => Err(OrderError::NotFunctionCall(*output_index)),
+                }
+            }
+            Event::ItemCompleted {
+                output_index,
+                status: item_status,
+            } => {
+                item_events_allowed()?;
+                let (_, track) = self.open_item(*output_index)?;
+                if track.open_part.is_some() {
+                    return Err(OrderError::PartStillOpen(*output_index));
+                }
+                if *item_status == ItemStatus::InProgress {
+                    return Err(OrderError::ItemStillInProgress);
+                }
+                Ok(())
+            }
+            Event::Usage { .. } => Ok(()),
+            Event::RunCompleted | Event::RunIncomplete { .. } => {
+                let to = if matches!(event, Event::RunCompleted) {
+                    RunStatus::Completed
+                } else {
+                    RunStatus::Incomplete
+                };
+                status.transition(to)?;
+                match self.first_open_item() {
+                    Some(index) => Err(OrderError::ItemStillOpen(index)),
+                    None => Ok(()),
+                }
+            }
+            // A failure or cancellation may cut a run off anywhere; open
+            // items are marked incomplete by the fold.
+            Event::RunFailed { .. } => status
+                .transition(RunStatus::Failed)
+                .map(drop)
+                .map_err(Into::into),
+            Event::RunCancelled => status
+                .transition(RunStatus::Cancelled)
+                .map(drop)
+                .map_err(Into::into),
+        }
+    }
+
+    fn open_item(&self, output_index: u32) -> Result<(&Item, ItemTrack), OrderError> {
+        let i = output_index as usize;
+        match (self.output.get(i), self.tracks.get(i)) {
+            (Some(item), Some(track)) if track.open => Ok((item, *track)),
+            _ => Err(OrderError::ItemNotOpen(output_index)),
+        }
+    }
+
+    fn fold(&mut self, envelope: &Envelope) {
+        match &envelope.event {
+            Event::RunCreated { response } => {
+                self.status = Some(if response.background {
+                    RunStatus::Queued
+                } else {
+                    RunStatus::InProgress
+                });
+                self.header = Some(response.clone());
+            }
+            Event::RunStarted => self.status = Some(RunStatus::InProgress),
+            Event::ItemStarted { item, .. } => {
+                self.output.push(item.clone());
+                self.tracks.push(ItemTrack {
+                    open: true,
+                    open_part: None,
+                });
+            }
+            Event::PartStarted {
+                output_index,
+                content_index,
+                kind,
+            } => {
+                let i = *output_index as usize;
+                if let Some(content) = self.output[i].content_mut() {
+                    content.push(kind.empty_part());
+                }
+                self.tracks[i].open_part = Some(*content_index);
+            }
+            Event::PartDelta {
+                output_index,
+                content_index,
+                delta,
+            } => {
+                let i = *output_index as usize;
+                if let Some(part) = self.output[i]
+                    .content_mut()
+                    .and_then(|c| c.get_mut(*content_index as usize))
+                {
+                    part.push_text(delta);
+                }
+            }
+            Event::PartDone { output_index, .. } => {
+                self.tracks[*output_index as usize].open_part = None;
+            }
+            Event::ArgumentsDelta {
+                output_index,
+                delta,
+            } => {
+                if let Item::FunctionCall(call) = &mut self.output[*output_index as usize] {
+                    call.arguments.push_str(delta);
+                }
+            }
+            Event::ItemCompleted {
+                output_index,
+                status,
+            } => {
+                let i = *output_index as usize;
+                self.output[i].set_status(*status);
+                self.tracks[i].open = false;
+            }
+            Event::Usage { usage } => self.usage.get_or_insert_with(Usage::default).add(usage),
+            Event::RunCompleted => {
+                self.status = Some(RunStatus::Completed);
+                self.completed_at = Some(envelope.ts_ms.div_euclid(1000));
+                self.usage.get_or_insert_with(Usage::default);
+            }
+            Event::RunIncomplete { reason } => {
+                self.status = Some(RunStatus::Incomplete);
+                self.incomplete = Some(IncompleteDetails {
+                    reason: reason.clone(),
+                });
+                self.usage.get_or_insert_with(Usage::default);
+            }
+            Event::RunFailed { error } => {
+                self.status = Some(RunStatus::Failed);
+                self.error = Some(error.clone());
+                self.cut_off_open_items();
+            }
+            Event::RunCancelled => {
+                self.status = Some(RunStatus::Cancelled);
+                self.cut_off_open_items();
+            }
+        }
+    }
+
+    /// Marks items that a failure or cancellation interrupted as incomplete.
+    fn cut_off_open_items(&mut self) {
+        for (item, track) in self.output.iter_mut().zip(&mut self.tracks) {
+            if track.open {
+                item.set_status(ItemStatus::Incomplete);
+                track.open = false;
+                track.open_part = None;
+            }
+        }
+    }
+
+    fn first_open_item(&self) -> Option<u32> {
+        self.tracks.iter().position(|t| t.open).map(|i| i as u32)
+    }
+
+    // === accessors ===
+
+    /// The seq the next event must carry.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    pub fn header(&self) -> Option<&ResponseHeader> {
+        self.header.as_deref()
+    }
+
+    /// The run's status; `None` before `run.created`.
+    pub fn status(&self) -> Option<RunStatus> {
+        self.status
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        self.status.is_some_and(RunStatus::is_terminal)
+    }
+
+    /// Every output item, including ones still open.
+    pub fn output(&self) -> &[Item] {
+        &self.output
+    }
+
+    pub fn usage(&self) -> Option<&Usage> {
+        self.usage.as_ref()
+    }
+
+    /// The open items, in output order, each with its open content part.
+    pub fn open_items(&self) -> impl Iterator<Item = (u32, Option<u32>)> + '_ {
+        self.tracks
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.open)
+            .map(|(i, t)| (i as u32, t.open_part))
+    }
+
+    /// The response object as it stands; `None` before `run.created`.
+    ///
+    /// A cancelled response shows no output, as the Responses API defines it;
+    /// usage is reported once the run has ended.
+    pub fn object(&self) -> Option<ResponseObject<'_>> {
+        let header = self.header.as_deref()?;
+        let status = self.status?;
+        let output: &[Item] = if status == RunStatus::Cancelled {
+            &[]
+        } else {
+            &self.output
+        };
+        Some(header.object(ResponseBody {
+            status,
+            completed_at: self.completed_at,
+            output,
+            error: self.error.as_ref(),
+            incomplete_details: self.incomplete.as_ref(),
+            usage: if status.is_terminal() {
+                self.usage.as_ref()
+            } else {
+                None
+            },
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::response::tests::header;
+
+    fn log(events: Vec<Event>) -> Vec<Envelope> {
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| Envelope {
+                seq: i as u64,
+                ts_ms: 1_700_000_000_000 + i as i64,
+                event,
+            })
+            .collect()
+    }
+
+    fn created() -> Event {
+        Event::RunCreated {
+            response: Box::new(header()),
+        }
+    }
+
+    fn text_run(text: &[&str]) -> Vec<Event> {
+        let mut events = vec![
+            created(),
+            Event::RunStarted,
+            Event::ItemStarted {
+                output_index: 0,
+                item: Item::assistant_message(),
+            },
+            Event::PartStarted {
+                output_index: 0,
+                content_index: 0,
+                kind: PartKind::OutputText,
+            },
+        ];
+        for t in text {
+            events.push(Event::PartDelta {
+                output_index: 0,
+                content_index: 0,
+                delta: (*t).into(),
+            });
+        }
+        events.extend([
+            Event::PartDone {
+                output_index: 0,
+                content_index: 0,
+            },
+            Event::ItemCompleted {
+                output_index: 0,
+                status: ItemStatus::Completed,
+            },
+            Event::RunCompleted,
+        ]);
+        events
+    }
+
+    #[test]
+    fn a_text_run_folds_into_a_completed_response_with_its_text() {
+        let fold = RunFold::from_events(&log(text_run(&["Hel", "lo"]))).unwrap();
+        assert_eq!(fold.status(), Some(RunStatus::Completed));
+        let Item::Message(m) = &fold.output()[0] else {
+            panic!("not a message")
+        };
+        assert_eq!(m.text(), "Hello");
+        assert_eq!(m.status, ItemStatus::Completed);
+        let obj = serde_json::to_value(fold.object().unwrap()).unwrap();
+        assert_eq!(obj["completed_at"], 1_700_000_000);
+        assert!(obj["usage"].is_object());
+    }
+
+    #[test]
+    fn the_first_event_must_be_run_created() {
+        let mut fold = RunFold::new();
+        let e = Envelope {
+            seq: 0,
+            ts_ms: 0,
+            event: Event::RunStarted,
+        };
+        assert_eq!(fold.apply(&e), Err(OrderError::NotCreatedFirst));
+    }
+
+    #[test]
+    fn a_gap_in_seq_is_rejected() {
+        let mut fold = RunFold::new();
+        let e = Envelope {
+            seq: 1,
+            ts_ms: 0,
+            event: created(),
+        };
+        assert_eq!(
+            fold.apply(&e),
+            Err(OrderError::SeqGap {
+                expected: 0,
+                got: 1
+            })
+        );
+    }
+
+    #[test]
+    fn nothing_follows_the_terminal_event() {
+        let mut events = text_run(&["a"]);
+        events.push(Event::RunStarted);
+        assert_eq!(
+            RunFold::from_events(&log(events)).unwrap_err(),
+            OrderError::AfterTerminal
+        );
+    }
+
+    #[test]
+    fn a_delta_for_a_part_that_is_not_open_is_rejected() {
+        let events = vec![
+            created(),
+            Event::RunStarted,
+            Event::ItemStarted {
+                output_index: 0,
+                item: Item::assistant_message(),
+            },
+            Event::PartDelta {
+                output_index: 0,
+                content_index: 0,
+                delta: "x".into(),
+            },
+        ];
+        assert!(matches!(
+            RunFold::from_events(&log(events)),
+            Err(OrderError::PartNotOpen { .. })
+        ));
+    }
+
+    #[test]
+    fn a_run_cannot_complete_with_an_open_item() {
+        let events = vec![
+            created(),
+            Event::RunStarted,
+            Event::ItemStarted {
+                output_index: 0,
+                item: Item::function_call("c1", "f"),
+            },
+            Event::RunCompleted,
+        ];
+        assert_eq!(
+            RunFold::from_events(&log(events)).unwrap_err(),
+            OrderError::ItemStillOpen(0)
+        );
+    }
+
+    #[test]
+    fn items_must_take_the_next_output_index() {
+        let events = vec![
+            created(),
+            Event::RunStarted,
+            Event::ItemStarted {
+                output_index: 1,
+                item: Item::assistant_message(),
+            },
+        ];
+        assert_eq!(
+            RunFold::from_events(&log(events)).unwrap_err(),
+            OrderError::ItemIndex {
+                expected: 0,
+                got: 1
+            }
+        );
+    }
+
+    #[test]
+    fn a_function_call_cannot_hold_text_parts() {
+        let events = vec![
+            created(),
+            Event::RunStarted,
+            Event::ItemStarted {
+                output_index: 0,
+                item: Item::function_call("c1", "f"),
+            },
+            Event::PartStarted {
+                output_index: 0,
+                content_index: 0,
+                kind: PartKind::OutputText,
+            },
+        ];
+        assert!(matches!(
+            RunFold::from_events(&log(events)),
+            Err(OrderError::PartKindMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn a_failure_cuts_off_open_items_and_keeps_the_error() {
+        let mut events = text_run(&["partial"]);
+        events.truncate(5);
+        events.push(Event::RunFailed {
+            error: RunError::new("upstream_error", "boom"),
+        });
+        let fold = RunFold::from_events(&log(events)).unwrap();
+        assert_eq!(fold.status(), Some(RunStatus::Failed));
+        assert_eq!(fold.output()[0].status(), ItemStatus::Incomplete);
+        assert_eq!(fold.open_items().count(), 0);
+        let obj = serde_json::to_value(fold.object().unwrap()).unwrap();
+        assert_eq!(obj["error"]["code"], "upstream_error");
+        assert_eq!(obj["completed_at"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn a_cancelled_response_shows_no_output() {
+        let mut events = text_run(&["partial"]);
+        events.truncate(5);
+        events.push(Event::RunCancelled);
+        let fold = RunFold::from_events(&log(events)).unwrap();
+        let obj = serde_json::to_value(fold.object().unwrap()).unwrap();
+        assert_eq!(obj["status"], "cancelled");
+        assert_eq!(obj["output"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn a_background_run_starts_queued_and_may_be_cancelled_before_it_starts() {
+        let mut h = header();
+        h.background = true;
+        let events = vec![
+            Event::RunCreated {
+                response: Box::new(h),
+            },
+            Event::RunCancelled,
+        ];
+        let mut fold = RunFold::new();
+        fold.apply(&log(events.clone())[0]).unwrap();
+        assert_eq!(fold.status(), Some(RunStatus::Queued));
+        fold.apply(&log(events)[1]).unwrap();
+        assert_eq!(fold.status(), Some(RunStatus::Cancelled));
+    }
+
+    #[test]
+    fn a_rejected_event_changes_nothing() {
+        let mut fold = RunFold::from_events(&log(text_run(&["a"])[..3].to_vec())).unwrap();
+        let before = fold.next_seq();
+        let bad = Envelope {
+            seq: before,
+            ts_ms: 0,
+            event: Event::RunCompleted,
+        };
+        assert!(fold.apply(&bad).is_err());
+        assert_eq!(fold.next_seq(), before);
+        assert_eq!(fold.open_items().count(), 1);
+    }
+}

@@ -1,0 +1,126 @@
+//! Identifier newtypes.
+//!
+//! Ids are a kind prefix followed by a UUIDv7 in simple hex, so they sort by
+//! creation time and look like the hosted API's (`resp_…`, `msg_…`). Ids that
+//! arrive from outside are parsed once into these types, so code past the
+//! HTTP edge never sees an unchecked string.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Longest id spool accepts from a client; longer strings cannot be ours.
+const MAX_ID_LEN: usize = 128;
+
+/// Makes a fresh id with the given prefix, e.g. `new_id("msg")` → `msg_0196…`.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Why a string is not a valid id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("id is empty")]
+    Empty,
+    #[error("id is longer than {MAX_ID_LEN} characters")]
+    TooLong,
+    #[error("id may contain only ASCII letters, digits, '_' and '-'")]
+    BadCharacter,
+    #[error("id must start with '{0}_'")]
+    WrongPrefix(&'static str),
+}
+
+fn check_id_chars(s: &str) -> Result<(), IdError> {
+    if s.is_empty() {
+        return Err(IdError::Empty);
+    }
+    if s.len() > MAX_ID_LEN {
+        return Err(IdError::TooLong);
+    }
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(IdError::BadCharacter);
+    }
+    Ok(())
+}
+
+/// The id of one response (one run): `resp_…`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ResponseId(String);
+
+impl ResponseId {
+    pub const PREFIX: &'static str = "resp";
+
+    /// A new, unique response id.
+    pub fn generate() -> Self {
+        Self(new_id(Self::PREFIX))
+    }
+
+    /// Parses an id that came from outside the process.
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        check_id_chars(s)?;
+        if !s.starts_with("resp_") {
+            return Err(IdError::WrongPrefix(Self::PREFIX));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ResponseId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for ResponseId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Parses an item id from outside (`after`/`before` cursors, item references).
+/// Item ids have several prefixes (`msg_`, `fc_`, …) and clients may send
+/// their own, so only the character set and length are checked.
+pub fn parse_item_id(s: &str) -> Result<String, IdError> {
+    check_id_chars(s)?;
+    Ok(s.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_response_ids_parse_back() {
+        let id = ResponseId::generate();
+        assert_eq!(ResponseId::parse(id.as_str()), Ok(id));
+    }
+
+    #[test]
+    fn generated_ids_sort_by_creation() {
+        let a = new_id("msg");
+        let b = new_id("msg");
+        assert!(a < b, "{a} !< {b}");
+    }
+
+    #[test]
+    fn a_response_id_without_its_prefix_is_rejected() {
+        assert_eq!(
+            ResponseId::parse("msg_123"),
+            Err(IdError::WrongPrefix("resp"))
+        );
+    }
+
+    #[test]
+    fn path_characters_are_rejected() {
+        assert_eq!(ResponseId::parse("resp_../x"), Err(IdError::BadCharacter));
+        assert_eq!(parse_item_id(""), Err(IdError::Empty));
+        assert_eq!(parse_item_id(&"a".repeat(129)), Err(IdError::TooLong));
+    }
+}

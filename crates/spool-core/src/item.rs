@@ -1,0 +1,341 @@
+//! Conversation items in the normalized form spool stores and serves.
+//!
+//! Input items arrive in many shorthand forms (a bare string, a message with
+//! string content, items without ids); [`crate::request`] normalizes them into
+//! these types, so stored input and model output share one shape and every
+//! item has an id. The serialization is the Responses API's item schema.
+
+use crate::ids::new_id;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One item of a conversation: input the caller sent or output a run produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Item {
+    Message(MessageItem),
+    FunctionCall(FunctionCallItem),
+    FunctionCallOutput(FunctionCallOutputItem),
+    Reasoning(ReasoningItem),
+}
+
+impl Item {
+    pub fn id(&self) -> &str {
+        match self {
+            Item::Message(m) => &m.id,
+            Item::FunctionCall(f) => &f.id,
+            Item::FunctionCallOutput(o) => &o.id,
+            Item::Reasoning(r) => &r.id,
+        }
+    }
+
+    pub fn status(&self) -> ItemStatus {
+        match self {
+            Item::Message(m) => m.status,
+            Item::FunctionCall(f) => f.status,
+            Item::FunctionCallOutput(o) => o.status,
+            Item::Reasoning(r) => r.status,
+        }
+    }
+
+    pub(crate) fn set_status(&mut self, status: ItemStatus) {
+        match self {
+            Item::Message(m) => m.status = status,
+            Item::FunctionCall(f) => f.status = status,
+            Item::FunctionCallOutput(o) => o.status = status,
+            Item::Reasoning(r) => r.status = status,
+        }
+    }
+
+    /// The item's content parts, for the kinds that have them.
+    pub(crate) fn content_mut(&mut self) -> Option<&mut Vec<ContentPart>> {
+        match self {
+            Item::Message(m) => Some(&mut m.content),
+            Item::Reasoning(r) => Some(&mut r.content),
+            Item::FunctionCall(_) | Item::FunctionCallOutput(_) => None,
+        }
+    }
+
+    pub fn content(&self) -> &[ContentPart] {
+        match self {
+            Item::Message(m) => &m.content,
+            Item::Reasoning(r) => &r.content,
+            Item::FunctionCall(_) | Item::FunctionCallOutput(_) => &[],
+        }
+    }
+
+    /// An empty in-progress assistant message, as a run opens one.
+    pub fn assistant_message() -> Self {
+        Item::Message(MessageItem {
+            id: new_id("msg"),
+            status: ItemStatus::InProgress,
+            role: Role::Assistant,
+            content: Vec::new(),
+        })
+    }
+
+    /// An in-progress function call with no arguments yet.
+    pub fn function_call(call_id: impl Into<String>, name: impl Into<String>) -> Self {
+        Item::FunctionCall(FunctionCallItem {
+            id: new_id("fc"),
+            status: ItemStatus::InProgress,
+            call_id: call_id.into(),
+            name: name.into(),
+            arguments: String::new(),
+        })
+    }
+
+    /// An empty in-progress reasoning item.
+    pub fn reasoning() -> Self {
+        Item::Reasoning(ReasoningItem {
+            id: new_id("rs"),
+            status: ItemStatus::InProgress,
+            summary: Vec::new(),
+            content: Vec::new(),
+            encrypted_content: None,
+        })
+    }
+}
+
+/// Where an item is in its own life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemStatus {
+    InProgress,
+    Completed,
+    Incomplete,
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    User,
+    Assistant,
+    System,
+    Developer,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageItem {
+    pub id: String,
+    pub status: ItemStatus,
+    pub role: Role,
+    pub content: Vec<ContentPart>,
+}
+
+impl MessageItem {
+    /// The message's text: `input_text`/`output_text` parts joined, other parts
+    /// skipped.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for part in &self.content {
+            if let Some(t) = part.text() {
+                out.push_str(t);
+            }
+        }
+        out
+    }
+}
+
+/// A call of a function tool that the model asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionCallItem {
+    pub id: String,
+    pub status: ItemStatus,
+    /// Pairs the call with the caller's `function_call_output`.
+    pub call_id: String,
+    pub name: String,
+    /// The arguments as the model wrote them: a JSON document in a string.
+    pub arguments: String,
+}
+
+/// The caller's result for a function call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionCallOutputItem {
+    pub id: String,
+    pub status: ItemStatus,
+    pub call_id: String,
+    /// A string, or an array of input content parts.
+    pub output: Value,
+}
+
+impl FunctionCallOutputItem {
+    /// The output as text for a model that only takes strings: a string as
+    /// is, the text parts of an array joined.
+    pub fn output_text(&self) -> String {
+        match &self.output {
+            Value::String(s) => s.clone(),
+            Value::Array(parts) => parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect(),
+            other => other.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReasoningItem {
+    pub id: String,
+    pub status: ItemStatus,
+    #[serde(default)]
+    pub summary: Vec<SummaryText>,
+    #[serde(default)]
+    pub content: Vec<ContentPart>,
+    #[serde(default)]
+    pub encrypted_content: Option<String>,
+}
+
+/// One part of a reasoning summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename = "summary_text")]
+pub struct SummaryText {
+    pub text: String,
+}
+
+/// A content part of a message or reasoning item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ContentPart {
+    InputText {
+        text: String,
+    },
+    InputImage {
+        #[serde(default = "default_detail")]
+        detail: String,
+        #[serde(default)]
+        file_id: Option<String>,
+        #[serde(default)]
+        image_url: Option<String>,
+    },
+    InputFile {
+        #[serde(default)]
+        file_id: Option<String>,
+        #[serde(default)]
+        file_data: Option<String>,
+        #[serde(default)]
+        file_url: Option<String>,
+        #[serde(default)]
+        filename: Option<String>,
+    },
+    OutputText {
+        text: String,
+        #[serde(default)]
+        annotations: Vec<Value>,
+        #[serde(default)]
+        logprobs: Vec<Value>,
+    },
+    Refusal {
+        refusal: String,
+    },
+    ReasoningText {
+        text: String,
+    },
+}
+
+fn default_detail() -> String {
+    "auto".to_owned()
+}
+
+impl ContentPart {
+    /// The part's text, for the kinds that carry text the model wrote or read.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            ContentPart::InputText { text }
+            | ContentPart::OutputText { text, .. }
+            | ContentPart::ReasoningText { text } => Some(text),
+            ContentPart::Refusal { refusal } => Some(refusal),
+            ContentPart::InputImage { .. } | ContentPart::InputFile { .. } => None,
+        }
+    }
+
+    /// Which streamed kind this part is, if it is one a run streams.
+    pub fn kind(&self) -> Option<PartKind> {
+        match self {
+            ContentPart::OutputText { .. } => Some(PartKind::OutputText),
+            ContentPart::Refusal { .. } => Some(PartKind::Refusal),
+            ContentPart::ReasoningText { .. } => Some(PartKind::ReasoningText),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn push_text(&mut self, delta: &str) {
+        match self {
+            ContentPart::InputText { text }
+            | ContentPart::OutputText { text, .. }
+            | ContentPart::ReasoningText { text } => text.push_str(delta),
+            ContentPart::Refusal { refusal } => refusal.push_str(delta),
+            ContentPart::InputImage { .. } | ContentPart::InputFile { .. } => {}
+        }
+    }
+}
+
+/// The kinds of content part a run streams delta by delta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartKind {
+    OutputText,
+    Refusal,
+    ReasoningText,
+}
+
+impl PartKind {
+    /// An empty part of this kind, as it is announced before its first delta.
+    pub fn empty_part(self) -> ContentPart {
+        match self {
+            PartKind::OutputText => ContentPart::OutputText {
+                text: String::new(),
+                annotations: Vec::new(),
+                logprobs: Vec::new(),
+            },
+            PartKind::Refusal => ContentPart::Refusal {
+                refusal: String::new(),
+            },
+            PartKind::ReasoningText => ContentPart::ReasoningText {
+                text: String::new(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_message_serializes_in_the_responses_shape() {
+        let item = Item::Message(MessageItem {
+            id: "msg_1".into(),
+            status: ItemStatus::Completed,
+            role: Role::User,
+            content: vec![ContentPart::InputText { text: "hi".into() }],
+        });
+        assert_eq!(
+            serde_json::to_value(&item).unwrap(),
+            json!({"type":"message","id":"msg_1","status":"completed","role":"user",
+                   "content":[{"type":"input_text","text":"hi"}]})
+        );
+    }
+
+    #[test]
+    fn an_output_text_part_always_carries_annotations_and_logprobs() {
+        let v = serde_json::to_value(PartKind::OutputText.empty_part()).unwrap();
+        assert_eq!(
+            v,
+            json!({"type":"output_text","text":"","annotations":[],"logprobs":[]})
+        );
+    }
+
+    #[test]
+    fn function_call_output_text_joins_text_parts() {
+        let o = FunctionCallOutputItem {
+            id: "x".into(),
+            status: ItemStatus::Completed,
+            call_id: "c".into(),
+            output: json!([{"type":"input_text","text":"a"},{"type":"input_text","text":"b"}]),
+        };
+        assert_eq!(o.output_text(), "ab");
+    }
+}

@@ -1,0 +1,476 @@
+//! The OpenAI Responses API stream as a projection of the canonical log.
+//!
+//! Each canonical event becomes zero, one or two Responses events (a finished
+//! text part, for instance, is both `response.output_text.done` and
+//! `response.content_part.done`), numbered by a dense `sequence_number` that
+//! this projection assigns. A cancelled run ends with `response.failed`
+//! carrying `status: "cancelled"`: the Responses event union has no
+//! cancelled event.
+
+use crate::event::{Envelope, Event};
+use crate::fold::{OrderError, RunFold};
+use crate::item::{ContentPart, Item, PartKind};
+use crate::response::ResponseObject;
+use serde::Serialize;
+
+/// One Responses API stream event, serialized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireEvent {
+    pub sequence_number: u64,
+    /// The event's `type`, also its SSE `event:` name.
+    pub event_type: &'static str,
+    /// The event as one line of JSON, `type` and `sequence_number` included.
+    pub json: String,
+}
+
+/// Projects a canonical log into Responses API stream events.
+#[derive(Debug, Default)]
+pub struct ResponsesProjection {
+    fold: RunFold,
+    next_sequence_number: u64,
+}
+
+/// Why a log could not be projected.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("the log is out of order: {0}")]
+    Order(#[from] OrderError),
+    #[error("an event could not be serialized: {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
+// === wire frames ===
+
+#[derive(Serialize)]
+struct LifecycleFrame<'a> {
+    #[serde(rename = "type")]
+    ty: &'static str,
+    sequence_number: u64,
+    response: ResponseObject<'a>,
+}
+
+#[derive(Serialize)]
+struct ItemFrame<'a> {
+    #[serde(rename = "type")]
+    ty: &'static str,
+    sequence_number: u64,
+    output_index: u32,
+    item: &'a Item,
+}
+
+#[derive(Serialize)]
+struct PartFrame<'a> {
+    #[serde(rename = "type")]
+    ty: &'static str,
+    sequence_number: u64,
+    item_id: &'a str,
+    output_index: u32,
+    content_index: u32,
+    part: &'a ContentPart,
+}
+
+/// `logprobs` is always an empty list: spool does not request logprobs.
+#[derive(Serialize)]
+struct NoLogprobs([(); 0]);
+
+#[derive(Serialize)]
+struct DeltaFrame<'a> {
+    #[serde(rename = "type")]
+    ty: &'static str,
+    sequence_number: u64,
+    item_id: &'a str,
+    output_index: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_index: Option<u32>,
+    delta: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logprobs: Option<NoLogprobs>,
+}
+
+#[derive(Serialize)]
+struct TextDoneFrame<'a> {
+    #[serde(rename = "type")]
+    ty: &'static str,
+    sequence_number: u64,
+    item_id: &'a str,
+    output_index: u32,
+    content_index: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refusal: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logprobs: Option<NoLogprobs>,
+}
+
+#[derive(Serialize)]
+struct ArgumentsDoneFrame<'a> {
+    #[serde(rename = "type")]
+    ty: &'static str,
+    sequence_number: u64,
+    item_id: &'a str,
+    output_index: u32,
+    name: &'a str,
+    arguments: &'a str,
+}
+
+impl ResponsesProjection {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The fold behind the projection: the response as of the last event.
+    pub fn fold(&self) -> &RunFold {
+        &self.fold
+    }
+
+    /// Folds `envelope` in and hands each resulting wire event to `out`.
+    pub fn apply(
+        &mut self,
+        envelope: &Envelope,
+        out: impl FnMut(WireEvent),
+    ) -> Result<(), ProjectionError> {
+        self.fold.apply(envelope)?;
+        let fold = &self.fold;
+        let mut o = Out {
+            next: &mut self.next_sequence_number,
+            out,
+        };
+        let item = |output_index: u32| &fold.output()[output_index as usize];
+        let lifecycle = |o: &mut Out<'_, _>, ty: &'static str| -> Result<(), ProjectionError> {
+            let response = fold.object().ok_or(OrderError::NotCreatedFirst)?;
+            o.emit(ty, |sequence_number| LifecycleFrame {
+                ty,
+                sequence_number,
+                response,
+            })
+        };
+        match &envelope.event {
+            Event::RunCreated { response } => {
+                lifecycle(&mut o, "response.created")?;
+                if response.background {
+                    lifecycle(&mut o, "response.queued")?;
+                }
+            }
+            Event::RunStarted => lifecycle(&mut o, "response.in_progress")?,
+            Event::ItemStarted { output_index, .. } => {
+                let ty = "response.output_item.added";
+                o.emit(ty, |sequence_number| ItemFrame {
+                    ty,
+                    sequence_number,
+                    output_index: *output_index,
+                    item: item(*output_index),
+                })?;
+            }
+            Event::PartStarted {
+                output_index,
+                content_index,
+                ..
+            } => {
+                let it = item(*output_index);
+                let ty = "response.content_part.added";
+                o.emit(ty, |sequence_number| PartFrame {
+                    ty,
+                    sequence_number,
+                    item_id: it.id(),
+                    output_index: *output_index,
+                    content_index: *content_index,
+                    part: &it.content()[*content_index as usize],
+                })?;
+            }
+            Event::PartDelta {
+                output_index,
+                content_index,
+                delta,
+            } => {
+                let it = item(*output_index);
+                let kind = part_kind(it, *content_index);
+                let ty = match kind {
+                    PartKind::OutputText => "response.output_text.delta",
+                    PartKind::Refusal => "response.refusal.delta",
+                    PartKind::ReasoningText => "response.reasoning_text.delta",
+                };
+                o.emit(ty, |sequence_number| DeltaFrame {
+                    ty,
+                    sequence_number,
+                    item_id: it.id(),
+                    output_index: *output_index,
+                    content_index: Some(*content_index),
+                    delta,
+                    logprobs: (kind == PartKind::OutputText).then_some(NoLogprobs([])),
+                })?;
+            }
+            Event::PartDone {
+                output_index,
+                content_index,
+            } => {
+                let it = item(*output_index);
+                let part = &it.content()[*content_index as usize];
+                let text = part.text().unwrap_or_default();
+                let kind = part_kind(it, *content_index);
+                let (ty, text, refusal) = match kind {
+                    PartKind::OutputText => ("response.output_text.done", Some(text), None),
+                    PartKind::Refusal => ("response.refusal.done", None, Some(text)),
+                    PartKind::ReasoningText => ("response.reasoning_text.done", Some(text), None),
+                };
+                o.emit(ty, |sequence_number| TextDoneFrame {
+                    ty,
+                    sequence_number,
+                    item_id: it.id(),
+                    output_index: *output_index,
+                    content_index: *content_index,
+                    text,
+                    refusal,
+                    logprobs: (kind == PartKind::OutputText).then_some(NoLogprobs([])),
+                })?;
+                let ty = "response.content_part.done";
+                o.emit(ty, |sequence_number| PartFrame {
+                    ty,
+                    sequence_number,
+                    item_id: it.id(),
+                    output_index: *output_index,
+                    content_index: *content_index,
+                    part,
+                })?;
+            }
+            Event::ArgumentsDelta {
+                output_index,
+                delta,
+            } => {
+                let ty = "response.function_call_arguments.delta";
+                o.emit(ty, |sequence_number| DeltaFrame {
+                    ty,
+                    sequence_number,
+                    item_id: item(*output_index).id(),
+                    output_index: *output_index,
+                    content_index: None,
+                    delta,
+                    logprobs: None,
+                })?;
+            }
+            Event::ItemCompleted { output_index, .. } => {
+                let it = item(*output_index);
+                if let Item::FunctionCall(call) = it {
+                    let ty = "response.function_call_arguments.done";
+                    o.emit(ty, |sequence_number| ArgumentsDoneFrame {
+                        ty,
+                        sequence_number,
+                        item_id: &call.id,
+                        output_index: *output_index,
+                        name: &call.name,
+                        arguments: &call.arguments,
+                    })?;
+                }
+                let ty = "response.output_item.done";
+                o.emit(ty, |sequence_number| ItemFrame {
+                    ty,
+                    sequence_number,
+                    output_index: *output_index,
+                    item: it,
+                })?;
+            }
+            Event::Usage { .. } => {}
+            Event::RunCompleted => lifecycle(&mut o, "response.completed")?,
+            Event::RunIncomplete { .. } => lifecycle(&mut o, "response.incomplete")?,
+            Event::RunFailed { .. } | Event::RunCancelled => lifecycle(&mut o, "response.failed")?,
+        }
+        Ok(())
+    }
+}
+
+/// Numbers and serializes wire events as a projection step produces them.
+struct Out<'s, F> {
+    next: &'s mut u64,
+    out: F,
+}
+
+impl<F: FnMut(WireEvent)> Out<'_, F> {
+    fn emit<T: Serialize>(
+        &mut self,
+        event_type: &'static str,
+        frame: impl FnOnce(u64) -> T,
+    ) -> Result<(), ProjectionError> {
+        let sequence_number = *self.next;
+        let json = serde_json::to_string(&frame(sequence_number))?;
+        (self.out)(WireEvent {
+            sequence_number,
+            event_type,
+            json,
+        });
+        *self.next += 1;
+        Ok(())
+    }
+}
+
+fn part_kind(item: &Item, content_index: u32) -> PartKind {
+    item.content()
+        .get(content_index as usize)
+        .and_then(ContentPart::kind)
+        .unwrap_or(PartKind::OutputText)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::item::ItemStatus;
+    use crate::response::tests::header;
+    use serde_json::Value;
+
+    fn envelopes(events: Vec<Event>) -> Vec<Envelope> {
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| Envelope {
+                seq: i as u64,
+                ts_ms: 1_700_000_000_000,
+                event,
+            })
+            .collect()
+    }
+
+    fn project(log: &[Envelope]) -> Vec<WireEvent> {
+        let mut p = ResponsesProjection::new();
+        let mut out = Vec::new();
+        for e in log {
+            p.apply(e, |w| out.push(w)).unwrap();
+        }
+        out
+    }
+
+    fn tool_then_text_log() -> Vec<Envelope> {
+        envelopes(vec![
+            Event::RunCreated {
+                response: Box::new(header()),
+            },
+            Event::RunStarted,
+            Event::ItemStarted {
+                output_index: 0,
+                item: Item::assistant_message(),
+            },
+            Event::PartStarted {
+                output_index: 0,
+                content_index: 0,
+                kind: PartKind::OutputText,
+            },
+            Event::PartDelta {
+                output_index: 0,
+                content_index: 0,
+                delta: "Hi".into(),
+            },
+            Event::PartDone {
+                output_index: 0,
+                content_index: 0,
+            },
+            Event::ItemCompleted {
+                output_index: 0,
+                status: ItemStatus::Completed,
+            },
+            Event::ItemStarted {
+                output_index: 1,
+                item: Item::function_call("call_1", "get_weather"),
+            },
+            Event::ArgumentsDelta {
+                output_index: 1,
+                delta: "{\"city\":".into(),
+            },
+            Event::ArgumentsDelta {
+                output_index: 1,
+                delta: "\"Paris\"}".into(),
+            },
+            Event::ItemCompleted {
+                output_index: 1,
+                status: ItemStatus::Completed,
+            },
+            Event::RunCompleted,
+        ])
+    }
+
+    #[test]
+    fn a_run_projects_to_the_responses_event_order_with_dense_sequence_numbers() {
+        let wire = project(&tool_then_text_log());
+        let types: Vec<_> = wire.iter().map(|w| w.event_type).collect();
+        assert_eq!(
+            types,
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.content_part.added",
+                "response.output_text.delta",
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.done",
+                "response.output_item.done",
+                "response.completed",
+            ]
+        );
+        for (i, w) in wire.iter().enumerate() {
+            let v: Value = serde_json::from_str(&w.json).unwrap();
+            assert_eq!(w.sequence_number, i as u64);
+            assert_eq!(v["sequence_number"], i as u64);
+            assert_eq!(v["type"], w.event_type);
+        }
+        let done: Value = serde_json::from_str(&wire[11].json).unwrap();
+        assert_eq!(done["arguments"], "{\"city\":\"Paris\"}");
+        assert_eq!(done["name"], "get_weather");
+        let completed: Value = serde_json::from_str(&wire[13].json).unwrap();
+        assert_eq!(
+            completed["response"]["output"][0]["content"][0]["text"],
+            "Hi"
+        );
+        assert_eq!(completed["response"]["output"][1]["call_id"], "call_1");
+    }
+
+    #[test]
+    fn text_deltas_carry_ids_and_indexes() {
+        let wire = project(&tool_then_text_log());
+        let added: Value = serde_json::from_str(&wire[2].json).unwrap();
+        let delta: Value = serde_json::from_str(&wire[4].json).unwrap();
+        assert_eq!(delta["item_id"], added["item"]["id"]);
+        assert_eq!(delta["output_index"], 0);
+        assert_eq!(delta["content_index"], 0);
+        assert_eq!(delta["delta"], "Hi");
+        assert_eq!(delta["logprobs"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn a_cancelled_run_ends_with_response_failed_carrying_status_cancelled() {
+        let mut log = tool_then_text_log();
+        log.truncate(5);
+        log.push(Envelope {
+            seq: 5,
+            ts_ms: 0,
+            event: Event::RunCancelled,
+        });
+        let wire = project(&log);
+        let last = wire.last().unwrap();
+        assert_eq!(last.event_type, "response.failed");
+        let v: Value = serde_json::from_str(&last.json).unwrap();
+        assert_eq!(v["response"]["status"], "cancelled");
+    }
+
+    #[test]
+    fn a_background_run_announces_it_is_queued() {
+        let mut h = header();
+        h.background = true;
+        let log = envelopes(vec![
+            Event::RunCreated {
+                response: Box::new(h),
+            },
+            Event::RunStarted,
+        ]);
+        let types: Vec<_> = project(&log).iter().map(|w| w.event_type).collect();
+        assert_eq!(
+            types,
+            [
+                "response.created",
+                "response.queued",
+                "response.in_progress"
+            ]
+        );
+    }
+}
