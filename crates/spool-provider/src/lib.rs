@@ -1,1 +1,197 @@
-//! placeholder
+//! Model providers for spool.
+//!
+//! A [`ModelProvider`] turns a [`ModelRequest`] into a stream of
+//! [`ModelDelta`]s: text, refusal and reasoning deltas, tool-call fragments,
+//! usage and a finish reason. [`openai_chat::OpenAiChat`] speaks to any
+//! OpenAI-compatible chat-completions endpoint; [`echo::Echo`] is the
+//! built-in `echo` model for trying spool without one. [`ModelAgent`] is the
+//! built-in [`Agent`](spool_core::agent::Agent) that turns a provider's deltas
+//! into a run's events, and [`ModelRouter`] picks a provider by model name.
+//!
+//! # Layout
+//! - [`sse`]: an incremental `text/event-stream` decoder for upstream bodies.
+//! - [`openai_chat`]: the chat-completions client (request mapping in
+//!   `request.rs`, chunk decoding in `chunk.rs`).
+//! - [`echo`]: the echo model.
+//! - [`model_agent`]: deltas → events.
+
+pub mod echo;
+pub mod model_agent;
+pub mod openai_chat;
+pub mod sse;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use spool_core::agent::RunContext;
+use spool_core::item::Item;
+use spool_core::request::{FunctionTool, TextFormat, ToolChoice};
+use spool_core::response::{RunError, Usage};
+use std::sync::Arc;
+
+pub use model_agent::ModelAgent;
+
+/// What a model is asked for one call.
+#[derive(Debug, Clone)]
+pub struct ModelRequest {
+    pub model: String,
+    pub instructions: Option<String>,
+    /// The conversation, oldest first.
+    pub items: Vec<Item>,
+    pub tools: Vec<FunctionTool>,
+    pub tool_choice: ToolChoice,
+    pub parallel_tool_calls: bool,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub presence_penalty: Option<f64>,
+    pub frequency_penalty: Option<f64>,
+    pub max_output_tokens: Option<u64>,
+    pub text_format: TextFormat,
+    pub reasoning_effort: Option<String>,
+}
+
+impl ModelRequest {
+    /// The model call a run's context asks for.
+    pub fn from_context(ctx: &RunContext) -> Self {
+        let r = &ctx.request;
+        Self {
+            model: r.model.clone(),
+            instructions: r.instructions.clone(),
+            items: ctx.conversation().cloned().collect(),
+            tools: r.tools.clone(),
+            tool_choice: r.tool_choice.clone(),
+            parallel_tool_calls: r.parallel_tool_calls,
+            temperature: r.temperature,
+            top_p: r.top_p,
+            presence_penalty: r.presence_penalty,
+            frequency_penalty: r.frequency_penalty,
+            max_output_tokens: r.max_output_tokens,
+            text_format: r.text_format.clone(),
+            reasoning_effort: r.reasoning_effort.clone(),
+        }
+    }
+}
+
+/// One piece of a model's streamed answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelDelta {
+    Text(String),
+    Refusal(String),
+    Reasoning(String),
+    /// A fragment of tool call number `index`: the first fragment of a call
+    /// usually carries its id and name, later ones more arguments.
+    ToolCall {
+        index: u32,
+        id: Option<String>,
+        name: Option<String>,
+        arguments: String,
+    },
+    Usage(Usage),
+    Finish(FinishReason),
+}
+
+/// Why the model stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    Stop,
+    ToolCalls,
+    /// Ran into `max_output_tokens`.
+    Length,
+    ContentFilter,
+}
+
+impl FinishReason {
+    /// Parses a chat-completions `finish_reason`; unknown reasons count as
+    /// a normal stop.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "length" => Self::Length,
+            "content_filter" => Self::ContentFilter,
+            "tool_calls" | "function_call" => Self::ToolCalls,
+            _ => Self::Stop,
+        }
+    }
+}
+
+/// Why a model call failed. Each kind has a stable `error.code`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    #[error("the model upstream could not be reached: {0}")]
+    Unreachable(String),
+    #[error("the model upstream answered HTTP {status}: {message}")]
+    Http { status: u16, message: String },
+    #[error("the model upstream sent nothing for {0} seconds")]
+    Timeout(u64),
+    #[error("the model upstream sent a malformed stream: {0}")]
+    Protocol(String),
+    #[error("the model upstream closed the stream before it finished: {0}")]
+    Disconnected(String),
+    #[error("the model upstream reported an error: {0}")]
+    Upstream(String),
+}
+
+impl ProviderError {
+    /// The `error.code` of the failed response.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unreachable(_) => "upstream_unreachable",
+            Self::Http { status: 429, .. } => "rate_limit_exceeded",
+            Self::Http { .. } => "upstream_http_error",
+            Self::Timeout(_) => "upstream_timeout",
+            Self::Protocol(_) => "upstream_protocol_error",
+            Self::Disconnected(_) => "upstream_disconnected",
+            Self::Upstream(_) => "upstream_error",
+        }
+    }
+}
+
+impl From<ProviderError> for RunError {
+    fn from(e: ProviderError) -> Self {
+        RunError::new(e.code(), e.to_string())
+    }
+}
+
+/// A stream of deltas from one model call.
+pub type DeltaStream = BoxStream<'static, Result<ModelDelta, ProviderError>>;
+
+/// Something that answers model calls.
+#[async_trait]
+pub trait ModelProvider: Send + Sync + 'static {
+    /// Starts a call. Errors before the first delta (connection, HTTP
+    /// status) come from here; errors mid-stream come through the stream.
+    async fn stream(&self, request: ModelRequest) -> Result<DeltaStream, ProviderError>;
+}
+
+/// A model name that no provider serves.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "The model '{0}' is not available: no model upstream is configured. Set SPOOL_UPSTREAM_URL \
+     (or --upstream-url) to an OpenAI-compatible base URL ending in /v1, or use the built-in \
+     model 'echo'."
+)]
+pub struct ModelUnavailable(pub String);
+
+/// Picks the provider for a model name: `echo` is built in, everything else
+/// goes to the configured upstream.
+#[derive(Clone)]
+pub struct ModelRouter {
+    echo: Arc<dyn ModelProvider>,
+    upstream: Option<Arc<dyn ModelProvider>>,
+}
+
+impl ModelRouter {
+    pub fn new(upstream: Option<Arc<dyn ModelProvider>>) -> Self {
+        Self {
+            echo: Arc::new(echo::Echo),
+            upstream,
+        }
+    }
+
+    pub fn resolve(&self, model: &str) -> Result<Arc<dyn ModelProvider>, ModelUnavailable> {
+        if model == echo::ECHO_MODEL {
+            return Ok(self.echo.clone());
+        }
+        self.upstream
+            .clone()
+            .ok_or_else(|| ModelUnavailable(model.to_owned()))
+    }
+}

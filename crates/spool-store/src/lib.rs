@@ -1,1 +1,142 @@
-//! placeholder
+//! Durable storage for spool.
+//!
+//! [`Store`] is everything the runtime needs from a database: one batched
+//! write path (the group-commit writer feeds it [`WriteOp`]s) and the reads
+//! that serve responses, items and logs. [`sqlite::SqliteStore`] is the
+//! embedded default; the trait is shaped so a PostgreSQL store can follow
+//! without changing callers (no SQLite types leak through it).
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use spool_core::event::Envelope;
+use spool_core::ids::ResponseId;
+use spool_core::item::Item;
+use spool_core::status::RunStatus;
+
+pub use sqlite::SqliteStore;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("invalid database URL '{url}': {reason}")]
+    Url { url: String, reason: String },
+}
+
+/// A new response and its input, written before its first event.
+#[derive(Debug, Clone)]
+pub struct NewResponse {
+    pub id: ResponseId,
+    pub created_at: i64,
+    pub status: RunStatus,
+    pub background: bool,
+    pub previous_response_id: Option<ResponseId>,
+    pub input: Vec<Item>,
+}
+
+/// One write in a batch. A batch is applied in order in one transaction.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    Create(Box<NewResponse>),
+    /// Appends one event to a response's log.
+    Append {
+        response_id: ResponseId,
+        envelope: Envelope,
+    },
+    /// Records the end of a run: its status, final object and output.
+    Finish(Box<Finish>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Finish {
+    pub response_id: ResponseId,
+    pub status: RunStatus,
+    /// The final response object, serialized.
+    pub snapshot: String,
+    pub output: Vec<Item>,
+}
+
+/// What is stored about a response besides its log and items.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResponseRecord {
+    pub id: ResponseId,
+    pub created_at: i64,
+    pub status: RunStatus,
+    pub background: bool,
+    pub previous_response_id: Option<ResponseId>,
+    /// The final response object, once the run has ended.
+    pub snapshot: Option<String>,
+}
+
+/// Ascending or descending item order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Asc,
+    Desc,
+}
+
+/// A page request over a response's input items.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemPageQuery {
+    pub limit: u32,
+    pub order: Order,
+    /// Return items after this item id, in `order`.
+    pub after: Option<String>,
+    /// Return items before this item id, in `order`.
+    pub before: Option<String>,
+}
+
+/// One page of items.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemPage {
+    pub items: Vec<Item>,
+    pub has_more: bool,
+}
+
+/// Why an item page could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error("no item '{0}' in this response")]
+    UnknownCursor(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Everything spool keeps durably.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies a batch of writes in order, in one transaction: all or none.
+    async fn write(&self, batch: &[WriteOp]) -> Result<(), StoreError>;
+
+    async fn response(&self, id: &ResponseId) -> Result<Option<ResponseRecord>, StoreError>;
+
+    /// A response's log from `after + 1` (or from 0) to its current end.
+    async fn events(
+        &self,
+        id: &ResponseId,
+        after: Option<u64>,
+    ) -> Result<Vec<Envelope>, StoreError>;
+
+    /// One page of a response's input items.
+    async fn input_items(
+        &self,
+        id: &ResponseId,
+        query: &ItemPageQuery,
+    ) -> Result<ItemPage, PageError>;
+
+    /// A response's input then output items, in order: what a later
+    /// response that names it as `previous_response_id` continues from.
+    async fn turn_items(&self, id: &ResponseId) -> Result<Vec<Item>, StoreError>;
+
+    /// Deletes a response, its items and its log. False if it did not exist.
+    async fn delete(&self, id: &ResponseId) -> Result<bool, StoreError>;
+
+    /// Responses whose runs have not ended.
+    async fn unfinished(&self) -> Result<Vec<ResponseId>, StoreError>;
+}

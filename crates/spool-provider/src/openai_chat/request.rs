@@ -1,0 +1,295 @@
+//! Mapping a [`ModelRequest`] onto a chat-completions request body.
+//!
+//! Items become messages: `instructions` the first system message,
+//! developer messages system messages (most OpenAI-compatible servers know
+//! no `developer` role), consecutive function calls one assistant message
+//! with `tool_calls`, and function call outputs `tool` messages. Reasoning
+//! items are not sent back: chat-completions servers take no reasoning input.
+
+use crate::ModelRequest;
+use serde_json::{Map, Value, json};
+use spool_core::item::{ContentPart, Item, Role};
+use spool_core::request::{TextFormat, ToolChoice};
+
+/// The JSON body of a streaming `POST /chat/completions` for `request`.
+pub fn chat_body(request: &ModelRequest) -> Value {
+    let mut body = Map::new();
+    body.insert("model".into(), json!(request.model));
+    body.insert("messages".into(), Value::Array(messages(request)));
+    body.insert("stream".into(), json!(true));
+    body.insert("stream_options".into(), json!({"include_usage": true}));
+    if !request.tools.is_empty() {
+        let tools: Vec<Value> = request
+            .tools
+            .iter()
+            .map(|t| {
+                let mut function = Map::new();
+                function.insert("name".into(), json!(t.name));
+                if let Some(d) = &t.description {
+                    function.insert("description".into(), json!(d));
+                }
+                function.insert(
+                    "parameters".into(),
+                    t.parameters
+                        .clone()
+                        .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+                );
+                if let Some(strict) = t.strict {
+                    function.insert("strict".into(), json!(strict));
+                }
+                json!({"type": "function", "function": function})
+            })
+            .collect();
+        body.insert("tools".into(), Value::Array(tools));
+        body.insert(
+            "tool_choice".into(),
+            match &request.tool_choice {
+                ToolChoice::None => json!("none"),
+                ToolChoice::Auto => json!("auto"),
+                ToolChoice::Required => json!("required"),
+                ToolChoice::Function(name) => {
+                    json!({"type": "function", "function": {"name": name}})
+                }
+            },
+        );
+        body.insert(
+            "parallel_tool_calls".into(),
+            json!(request.parallel_tool_calls),
+        );
+    }
+    let numbers = [
+        ("temperature", request.temperature),
+        ("top_p", request.top_p),
+        ("presence_penalty", request.presence_penalty),
+        ("frequency_penalty", request.frequency_penalty),
+    ];
+    for (key, value) in numbers {
+        if let Some(v) = value {
+            body.insert(key.into(), json!(v));
+        }
+    }
+    if let Some(n) = request.max_output_tokens {
+        body.insert("max_tokens".into(), json!(n));
+    }
+    if let Some(effort) = &request.reasoning_effort {
+        body.insert("reasoning_effort".into(), json!(effort));
+    }
+    match &request.text_format {
+        TextFormat::Text => {}
+        TextFormat::JsonObject => {
+            body.insert("response_format".into(), json!({"type": "json_object"}));
+        }
+        TextFormat::JsonSchema {
+            name,
+            schema,
+            description,
+            strict,
+        } => {
+            let mut js = Map::new();
+            js.insert("name".into(), json!(name));
+            js.insert("schema".into(), schema.clone());
+            if let Some(d) = description {
+                js.insert("description".into(), json!(d));
+            }
+            if let Some(s) = strict {
+                js.insert("strict".into(), json!(s));
+            }
+            body.insert(
+                "response_format".into(),
+                json!({"type": "json_schema", "json_schema": js}),
+            );
+        }
+    }
+    Value::Object(body)
+}
+
+fn messages(request: &ModelRequest) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::with_capacity(request.items.len() + 1);
+    if let Some(instructions) = &request.instructions {
+        out.push(json!({"role": "system", "content": instructions}));
+    }
+    for item in &request.items {
+        match item {
+            Item::Message(m) => {
+                let role = match m.role {
+                    Role::User => "user",
+                    Role::Assistant => "assistant",
+                    Role::System | Role::Developer => "system",
+                };
+                out.push(json!({"role": role, "content": content(&m.content, m.role)}));
+            }
+            Item::FunctionCall(call) => {
+                let tool_call = json!({
+                    "id": call.call_id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                });
+                // Calls the model made together belong to one assistant
+                // message, after any text it wrote with them.
+                let last_assistant = out
+                    .last_mut()
+                    .filter(|m| m["role"] == "assistant")
+                    .and_then(Value::as_object_mut);
+                match last_assistant {
+                    Some(m) => match m.get_mut("tool_calls").and_then(Value::as_array_mut) {
+                        Some(calls) => calls.push(tool_call),
+                        None => {
+                            m.insert("tool_calls".into(), json!([tool_call]));
+                        }
+                    },
+                    None => out.push(json!({
+                        "role": "assistant",
+                        "content": null,
+                        "tool_calls": [tool_call],
+                    })),
+                }
+            }
+            Item::FunctionCallOutput(o) => out.push(json!({
+                "role": "tool",
+                "tool_call_id": o.call_id,
+                "content": o.output_text(),
+            })),
+            Item::Reasoning(_) => {}
+        }
+    }
+    out
+}
+
+/// A message's content: a plain string when it is only text (what every
+/// server accepts), content parts when it carries images or files.
+fn content(parts: &[ContentPart], role: Role) -> Value {
+    let only_text = parts.iter().all(|p| p.text().is_some());
+    if only_text || role == Role::Assistant {
+        let text: String = parts.iter().filter_map(ContentPart::text).collect();
+        return json!(text);
+    }
+    let parts: Vec<Value> = parts
+        .iter()
+        .filter_map(|p| match p {
+            ContentPart::InputImage {
+                detail,
+                file_id,
+                image_url,
+            } => {
+                let url = image_url.clone().or_else(|| file_id.clone())?;
+                Some(json!({"type": "image_url", "image_url": {"url": url, "detail": detail}}))
+            }
+            ContentPart::InputFile {
+                file_id,
+                file_data,
+                filename,
+                ..
+            } => Some(json!({"type": "file", "file": {
+                "file_id": file_id, "file_data": file_data, "filename": filename
+            }})),
+            other => other.text().map(|t| json!({"type": "text", "text": t})),
+        })
+        .collect();
+    Value::Array(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spool_core::item::{FunctionCallItem, FunctionCallOutputItem, ItemStatus, MessageItem};
+    use spool_core::request::FunctionTool;
+
+    fn request(items: Vec<Item>) -> ModelRequest {
+        ModelRequest {
+            model: "m".into(),
+            instructions: Some("be brief".into()),
+            items,
+            tools: vec![],
+            tool_choice: ToolChoice::Auto,
+            parallel_tool_calls: true,
+            temperature: Some(0.5),
+            top_p: None,
+            presence_penalty: None,
+            frequency_penalty: None,
+            max_output_tokens: Some(100),
+            text_format: TextFormat::Text,
+            reasoning_effort: None,
+        }
+    }
+
+    fn user(text: &str) -> Item {
+        Item::Message(MessageItem {
+            id: "m1".into(),
+            status: ItemStatus::Completed,
+            role: Role::User,
+            content: vec![ContentPart::InputText { text: text.into() }],
+        })
+    }
+
+    fn call(id: &str) -> Item {
+        Item::FunctionCall(FunctionCallItem {
+            id: format!("fc_{id}"),
+            status: ItemStatus::Completed,
+            call_id: id.into(),
+            name: "get_weather".into(),
+            arguments: "{}".into(),
+        })
+    }
+
+    #[test]
+    fn instructions_lead_and_sampling_is_passed_on() {
+        let body = chat_body(&request(vec![user("hi")]));
+        assert_eq!(
+            body["messages"][0],
+            json!({"role": "system", "content": "be brief"})
+        );
+        assert_eq!(
+            body["messages"][1],
+            json!({"role": "user", "content": "hi"})
+        );
+        assert_eq!(body["temperature"], 0.5);
+        assert_eq!(body["max_tokens"], 100);
+        assert_eq!(body["stream_options"]["include_usage"], true);
+        assert!(body.get("tools").is_none());
+    }
+
+    #[test]
+    fn parallel_calls_share_one_assistant_message_and_outputs_become_tool_messages() {
+        let out = |id: &str| {
+            Item::FunctionCallOutput(FunctionCallOutputItem {
+                id: "o".into(),
+                status: ItemStatus::Completed,
+                call_id: id.into(),
+                output: json!("sunny"),
+            })
+        };
+        let body = chat_body(&request(vec![
+            user("hi"),
+            call("c1"),
+            call("c2"),
+            out("c1"),
+            out("c2"),
+        ]));
+        let msgs = body["messages"].as_array().unwrap();
+        assert_eq!(msgs.len(), 5);
+        assert_eq!(msgs[2]["role"], "assistant");
+        assert_eq!(msgs[2]["tool_calls"].as_array().unwrap().len(), 2);
+        assert_eq!(msgs[2]["tool_calls"][1]["id"], "c2");
+        assert_eq!(
+            msgs[3],
+            json!({"role": "tool", "tool_call_id": "c1", "content": "sunny"})
+        );
+    }
+
+    #[test]
+    fn tools_and_a_forced_choice_are_mapped() {
+        let mut r = request(vec![user("hi")]);
+        r.tools = vec![FunctionTool {
+            name: "f".into(),
+            description: None,
+            parameters: None,
+            strict: None,
+        }];
+        r.tool_choice = ToolChoice::Function("f".into());
+        r.parallel_tool_calls = false;
+        let body = chat_body(&r);
+        assert_eq!(body["tools"][0]["function"]["name"], "f");
+        assert_eq!(body["tool_choice"]["function"]["name"], "f");
+        assert_eq!(body["parallel_tool_calls"], false);
+    }
+}

@@ -1,0 +1,348 @@
+//! The embedded SQLite store.
+//!
+//! WAL mode with `synchronous=NORMAL`: a commit survives a killed process
+//! (only power loss can take the last commits), readers never block the
+//! writer, and each batch from the group-commit writer costs one fsync-free
+//! commit. Events are inserted with multi-row statements, so a batch of
+//! hundreds of events is a handful of statements.
+
+use crate::{
+    Finish, ItemPage, ItemPageQuery, NewResponse, Order, PageError, ResponseRecord, Store,
+    StoreError, WriteOp,
+};
+use async_trait::async_trait;
+use spool_core::event::{Envelope, Event};
+use spool_core::ids::ResponseId;
+use spool_core::item::Item;
+use spool_core::status::RunStatus;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Rows per multi-row INSERT; 5 binds a row stays far below SQLite's limit.
+const ROWS_PER_INSERT: usize = 200;
+
+/// The SQLite implementation of [`Store`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url`, e.g.
+    /// `sqlite://./spool.db`, and brings its schema up to date.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Url {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(corrupt)
+}
+
+async fn insert_items(
+    tx: &mut Transaction<'_, Sqlite>,
+    response_id: &str,
+    kind: &str,
+    items: &[Item],
+) -> Result<(), StoreError> {
+    let bodies = items.iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
+    for (chunk_no, chunk) in items.chunks(ROWS_PER_INSERT).enumerate() {
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO items (response_id, kind, position, item_id, body) ");
+        qb.push_values(chunk.iter().enumerate(), |mut b, (i, item)| {
+            let position = chunk_no * ROWS_PER_INSERT + i;
+            b.push_bind(response_id)
+                .push_bind(kind)
+                .push_bind(position as i64)
+                .push_bind(item.id())
+                .push_bind(bodies[position].as_str());
+        });
+        qb.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn insert_events(
+    tx: &mut Transaction<'_, Sqlite>,
+    events: &[(&ResponseId, &Envelope)],
+) -> Result<(), StoreError> {
+    let payloads = events
+        .iter()
+        .map(|(_, e)| to_json(&e.event))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (chunk, payloads) in events
+        .chunks(ROWS_PER_INSERT)
+        .zip(payloads.chunks(ROWS_PER_INSERT))
+    {
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO events (response_id, seq, ts_ms, type, payload) ");
+        qb.push_values(chunk.iter().zip(payloads), |mut b, ((id, e), payload)| {
+            b.push_bind(id.as_str())
+                .push_bind(e.seq as i64)
+                .push_bind(e.ts_ms)
+                .push_bind(e.event.type_name())
+                .push_bind(payload.as_str());
+        });
+        qb.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn create(tx: &mut Transaction<'_, Sqlite>, r: &NewResponse) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO responses (id, created_at, status, background, previous_response_id) \
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(r.id.as_str())
+    .bind(r.created_at)
+    .bind(r.status.as_str())
+    .bind(r.background)
+    .bind(r.previous_response_id.as_ref().map(ResponseId::as_str))
+    .execute(&mut **tx)
+    .await?;
+    insert_items(tx, r.id.as_str(), "input", &r.input).await
+}
+
+async fn finish(tx: &mut Transaction<'_, Sqlite>, f: &Finish) -> Result<(), StoreError> {
+    sqlx::query("UPDATE responses SET status = ?, snapshot = ? WHERE id = ?")
+        .bind(f.status.as_str())
+        .bind(f.snapshot.as_str())
+        .bind(f.response_id.as_str())
+        .execute(&mut **tx)
+        .await?;
+    insert_items(tx, f.response_id.as_str(), "output", &f.output).await
+}
+
+async fn set_status(
+    tx: &mut Transaction<'_, Sqlite>,
+    id: &ResponseId,
+    status: RunStatus,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE responses SET status = ? WHERE id = ?")
+        .bind(status.as_str())
+        .bind(id.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn parse_status(s: &str) -> Result<RunStatus, StoreError> {
+    RunStatus::parse(s).ok_or_else(|| corrupt(format!("unknown status '{s}'")))
+}
+
+fn parse_id(s: &str) -> Result<ResponseId, StoreError> {
+    ResponseId::parse(s).map_err(|e| corrupt(format!("bad response id '{s}': {e}")))
+}
+
+fn parse_item(body: &str) -> Result<Item, StoreError> {
+    serde_json::from_str(body).map_err(|e| corrupt(format!("bad item: {e}")))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn write(&self, batch: &[WriteOp]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Consecutive appends are gathered into multi-row inserts; creates
+        // and finishes keep their place in the order.
+        let mut pending: Vec<(&ResponseId, &Envelope)> = Vec::new();
+        for op in batch {
+            match op {
+                WriteOp::Append {
+                    response_id,
+                    envelope,
+                } => {
+                    pending.push((response_id, envelope));
+                    if matches!(envelope.event, Event::RunStarted) {
+                        insert_events(&mut tx, &pending).await?;
+                        pending.clear();
+                        set_status(&mut tx, response_id, RunStatus::InProgress).await?;
+                    }
+                }
+                WriteOp::Create(r) => {
+                    insert_events(&mut tx, &pending).await?;
+                    pending.clear();
+                    create(&mut tx, r).await?;
+                }
+                WriteOp::Finish(f) => {
+                    insert_events(&mut tx, &pending).await?;
+                    pending.clear();
+                    finish(&mut tx, f).await?;
+                }
+            }
+        }
+        insert_events(&mut tx, &pending).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn response(&self, id: &ResponseId) -> Result<Option<ResponseRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, created_at, status, background, previous_response_id, snapshot \
+             FROM responses WHERE id = ?",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let previous: Option<String> = row.try_get("previous_response_id")?;
+        Ok(Some(ResponseRecord {
+            id: parse_id(row.try_get("id")?)?,
+            created_at: row.try_get("created_at")?,
+            status: parse_status(row.try_get("status")?)?,
+            background: row.try_get("background")?,
+            previous_response_id: previous.as_deref().map(parse_id).transpose()?,
+            snapshot: row.try_get("snapshot")?,
+        }))
+    }
+
+    async fn events(
+        &self,
+        id: &ResponseId,
+        after: Option<u64>,
+    ) -> Result<Vec<Envelope>, StoreError> {
+        let from = after.map_or(0, |a| a as i64 + 1);
+        let rows = sqlx::query(
+            "SELECT seq, ts_ms, payload FROM events WHERE response_id = ? AND seq >= ? ORDER BY seq",
+        )
+        .bind(id.as_str())
+        .bind(from)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let payload: &str = row.try_get("payload")?;
+                let seq: i64 = row.try_get("seq")?;
+                Ok(Envelope {
+                    seq: seq as u64,
+                    ts_ms: row.try_get("ts_ms")?,
+                    event: serde_json::from_str(payload)
+                        .map_err(|e| corrupt(format!("bad event {id}/{seq}: {e}")))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn input_items(
+        &self,
+        id: &ResponseId,
+        query: &ItemPageQuery,
+    ) -> Result<ItemPage, PageError> {
+        let position_of = |item_id: &str| {
+            let item_id = item_id.to_owned();
+            async move {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT position FROM items WHERE response_id = ? AND kind = 'input' AND item_id = ?",
+                )
+                .bind(id.as_str())
+                .bind(&item_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::from)?
+                .ok_or(PageError::UnknownCursor(item_id))
+            }
+        };
+        // `after` and `before` are in the requested order, so in position
+        // terms they swap when the order is descending.
+        let (mut lo, mut hi) = (i64::MIN, i64::MAX);
+        if let Some(after) = &query.after {
+            let p = position_of(after).await?;
+            match query.order {
+                Order::Asc => lo = p,
+                Order::Desc => hi = p,
+            }
+        }
+        if let Some(before) = &query.before {
+            let p = position_of(before).await?;
+            match query.order {
+                Order::Asc => hi = p,
+                Order::Desc => lo = p,
+            }
+        }
+        let sql = match query.order {
+            Order::Asc => {
+                "SELECT body FROM items WHERE response_id = ? AND kind = 'input' \
+                 AND position > ? AND position < ? ORDER BY position ASC LIMIT ?"
+            }
+            Order::Desc => {
+                "SELECT body FROM items WHERE response_id = ? AND kind = 'input' \
+                 AND position > ? AND position < ? ORDER BY position DESC LIMIT ?"
+            }
+        };
+        let bodies: Vec<String> = sqlx::query_scalar(sql)
+            .bind(id.as_str())
+            .bind(lo)
+            .bind(hi)
+            .bind(i64::from(query.limit) + 1)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::from)?;
+        let has_more = bodies.len() > query.limit as usize;
+        let items = bodies
+            .iter()
+            .take(query.limit as usize)
+            .map(|b| parse_item(b))
+            .collect::<Result<_, _>>()?;
+        Ok(ItemPage { items, has_more })
+    }
+
+    async fn turn_items(&self, id: &ResponseId) -> Result<Vec<Item>, StoreError> {
+        let bodies: Vec<String> = sqlx::query_scalar(
+            "SELECT body FROM items WHERE response_id = ? \
+             ORDER BY CASE kind WHEN 'input' THEN 0 ELSE 1 END, position",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        bodies.iter().map(|b| parse_item(b)).collect()
+    }
+
+    async fn delete(&self, id: &ResponseId) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query("DELETE FROM responses WHERE id = ?")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM items WHERE response_id = ?")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM events WHERE response_id = ?")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(deleted > 0)
+    }
+
+    async fn unfinished(&self) -> Result<Vec<ResponseId>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM responses WHERE status IN ('queued', 'in_progress') ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        ids.iter().map(|s| parse_id(s)).collect()
+    }
+}
