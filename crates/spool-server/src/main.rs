@@ -1,1 +1,66 @@
-fn main() {}
+//! The `spool` binary: `spool serve`.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use spool_server::{App, ServeConfig};
+use tracing_subscriber::EnvFilter;
+
+/// spool: durable, replayable agent runs behind the OpenAI Responses API.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API.
+    Serve(ServeConfig),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("SPOOL_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    match cli.command {
+        Command::Serve(config) => {
+            let app = App::build(&config).await?;
+            let addr = app.local_addr().context("no local address")?;
+            tracing::info!("spool listening on http://{addr} (API at http://{addr}/v1)");
+            app.run_until_stopped(shutdown_signal()).await
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

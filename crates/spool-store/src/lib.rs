@@ -43,7 +43,9 @@ pub struct NewResponse {
 /// One write in a batch. A batch is applied in order in one transaction.
 #[derive(Debug, Clone)]
 pub enum WriteOp {
-    Create(Box<NewResponse>),
+    /// Creates a response with its input and its first event, together, so
+    /// a stored response always has a log that starts with `run.created`.
+    Create(Box<Create>),
     /// Appends one event to a response's log.
     Append {
         response_id: ResponseId,
@@ -51,6 +53,13 @@ pub enum WriteOp {
     },
     /// Records the end of a run: its status, final object and output.
     Finish(Box<Finish>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Create {
+    pub response: NewResponse,
+    /// The log's first event, `run.created`.
+    pub first_event: Envelope,
 }
 
 #[derive(Debug, Clone)]

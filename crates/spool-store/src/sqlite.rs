@@ -180,10 +180,11 @@ impl Store for SqliteStore {
                         set_status(&mut tx, response_id, RunStatus::InProgress).await?;
                     }
                 }
-                WriteOp::Create(r) => {
+                WriteOp::Create(c) => {
                     insert_events(&mut tx, &pending).await?;
                     pending.clear();
-                    create(&mut tx, r).await?;
+                    create(&mut tx, &c.response).await?;
+                    pending.push((&c.response.id, &c.first_event));
                 }
                 WriteOp::Finish(f) => {
                     insert_events(&mut tx, &pending).await?;

@@ -1,0 +1,140 @@
+//! Building and running the server: store, recovery, runtime, listener.
+
+use crate::config::ServeConfig;
+use crate::http::AppState;
+use crate::http::router::router;
+use crate::http::sse::SseOptions;
+use crate::runtime::{Runtime, recovery};
+use anyhow::Context;
+use spool_provider::openai_chat::{OpenAiChat, OpenAiChatConfig};
+use spool_provider::{ModelProvider, ModelRouter};
+use spool_store::{SqliteStore, Store};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// A built server, bound and ready to serve.
+pub struct App {
+    listener: TcpListener,
+    runtime: Arc<Runtime>,
+    writer_task: tokio::task::JoinHandle<()>,
+    router: axum::Router,
+}
+
+/// Opens the store named by a database URL.
+pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        let store = SqliteStore::open(url)
+            .await
+            .with_context(|| format!("cannot open the SQLite database {url}"))?;
+        return Ok(Arc::new(store));
+    }
+    anyhow::bail!(
+        "unsupported SPOOL_DATABASE_URL '{url}': this build stores its log in SQLite; use sqlite://PATH"
+    )
+}
+
+impl App {
+    /// Opens the store, ends runs a previous process left unfinished, and
+    /// binds the listener. The server answers once [`App::run_until_stopped`]
+    /// runs.
+    pub async fn build(config: &ServeConfig) -> anyhow::Result<Self> {
+        let store = open_store(&config.database_url).await?;
+        let recovered = recovery::recover(store.as_ref())
+            .await
+            .context("cannot recover unfinished runs")?;
+        if recovered > 0 {
+            tracing::warn!(
+                count = recovered,
+                "ended runs left unfinished by a previous process"
+            );
+        }
+        let upstream: Option<Arc<dyn ModelProvider>> = match &config.upstream_url {
+            Some(url) => {
+                let url = url.trim();
+                anyhow::ensure!(
+                    url.starts_with("http://") || url.starts_with("https://"),
+                    "SPOOL_UPSTREAM_URL must be an http:// or https:// URL, got '{url}'"
+                );
+                if !url.trim_end_matches('/').ends_with("/v1") {
+                    tracing::warn!(
+                        url,
+                        "SPOOL_UPSTREAM_URL usually ends in /v1; requests go to {url}/chat/completions"
+                    );
+                }
+                tracing::info!(url, "model upstream configured");
+                let chat = OpenAiChat::new(OpenAiChatConfig {
+                    base_url: url.to_owned(),
+                    api_key: config.upstream_api_key.clone(),
+                    connect_timeout: config.upstream_connect_timeout(),
+                    idle_timeout: config.upstream_timeout(),
+                })?;
+                Some(Arc::new(chat))
+            }
+            None => {
+                tracing::warn!(
+                    "no model upstream configured: only the built-in 'echo' model is served. \
+                     Set SPOOL_UPSTREAM_URL (or --upstream-url) to an OpenAI-compatible base URL \
+                     ending in /v1, e.g. http://localhost:11434/v1"
+                );
+                None
+            }
+        };
+        let (runtime, writer_task) = Runtime::new(store, ModelRouter::new(upstream));
+        let state = AppState {
+            runtime: runtime.clone(),
+            sse: SseOptions {
+                done_marker: config.sse_done,
+                keep_alive: config.sse_keepalive(),
+            },
+        };
+        let listener = TcpListener::bind(&config.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.addr))?;
+        Ok(Self {
+            listener,
+            runtime,
+            writer_task,
+            router: router(state, config.max_body_bytes),
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// Serves until `stop` resolves, then ends live runs (`server_shutdown`),
+    /// stores their ends, and returns.
+    pub async fn run_until_stopped(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            runtime,
+            writer_task,
+            router,
+        } = self;
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let runtime_for_stop = runtime.clone();
+        let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+            stop.await;
+            tracing::info!("stopping: ending live runs");
+            // Ending the runs ends their streams, which lets the open
+            // connections close.
+            runtime_for_stop.shutdown().await;
+            let _ = stopping_tx.send(());
+        });
+        server.await.context("the HTTP server failed")?;
+        let _ = stopping_rx.await;
+        drop(runtime);
+        // The writer ends once every run (and so every handle) is gone.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), writer_task).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,69 @@
+//! `spool serve` settings, from flags and `SPOOL_*` environment variables.
+
+use clap::Args;
+use std::time::Duration;
+
+/// Settings of `spool serve`. Every flag can also be set by its variable.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    #[arg(long, env = "SPOOL_ADDR", default_value = "127.0.0.1:8321")]
+    pub addr: String,
+
+    /// Where the log is stored: `sqlite://PATH` (created if missing).
+    #[arg(
+        long,
+        env = "SPOOL_DATABASE_URL",
+        default_value = "sqlite://./spool.db"
+    )]
+    pub database_url: String,
+
+    /// An OpenAI-compatible base URL ending in /v1 (vLLM, Ollama, llama.cpp,
+    /// OpenAI, …). Without it only the built-in `echo` model is served.
+    #[arg(long, env = "SPOOL_UPSTREAM_URL")]
+    pub upstream_url: Option<String>,
+
+    /// API key sent to the upstream as a bearer token.
+    #[arg(long, env = "SPOOL_UPSTREAM_API_KEY", hide_env_values = true)]
+    pub upstream_api_key: Option<String>,
+
+    /// Seconds to wait for the upstream's answer to begin and between its
+    /// chunks before the run fails with `upstream_timeout`.
+    #[arg(long, env = "SPOOL_UPSTREAM_TIMEOUT_SECS", default_value_t = 300)]
+    pub upstream_timeout_secs: u64,
+
+    /// Seconds to wait for a TCP/TLS connection to the upstream.
+    #[arg(
+        long,
+        env = "SPOOL_UPSTREAM_CONNECT_TIMEOUT_SECS",
+        default_value_t = 10
+    )]
+    pub upstream_connect_timeout_secs: u64,
+
+    /// Largest request body accepted, in bytes; larger bodies get a 413.
+    #[arg(long, env = "SPOOL_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Send `data: [DONE]` after the terminal event of every stream.
+    #[arg(long, env = "SPOOL_SSE_DONE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub sse_done: bool,
+
+    /// Seconds of silence after which a stream gets a keep-alive comment
+    /// (0 turns them off).
+    #[arg(long, env = "SPOOL_SSE_KEEPALIVE_SECS", default_value_t = 15)]
+    pub sse_keepalive_secs: u64,
+}
+
+impl ServeConfig {
+    pub fn upstream_timeout(&self) -> Duration {
+        Duration::from_secs(self.upstream_timeout_secs.max(1))
+    }
+
+    pub fn upstream_connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.upstream_connect_timeout_secs.max(1))
+    }
+
+    pub fn sse_keepalive(&self) -> Option<Duration> {
+        (self.sse_keepalive_secs > 0).then(|| Duration::from_secs(self.sse_keepalive_secs))
+    }
+}

@@ -1,0 +1,199 @@
+//! API errors, in the OpenAI error shape.
+//!
+//! Which error type to use where:
+//! - Inside handlers return [`ApiError`]; every error a client sees is one,
+//!   serialized as `{"error":{"message","type","param","code"}}` with all four
+//!   keys present and the HTTP status the OpenAI API uses for the case.
+//! - Library errors (`RequestError`, `StartError`, `CancelError`, …) convert
+//!   into it with `?`: the `From` impls below decide status, type and code
+//!   in one place.
+//! - Unexpected failures go through [`ApiError::internal`], which logs the
+//!   cause and tells the client only that the server failed.
+
+use crate::runtime::subscribe::SubscribeError;
+use crate::runtime::{CancelError, DeleteError, StartError};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use spool_core::request::RequestError;
+use spool_store::{PageError, StoreError};
+
+/// An error answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    /// The error `type`: `invalid_request_error`, `server_error`, …
+    pub kind: &'static str,
+    pub param: Option<String>,
+    pub code: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Inner<'a>,
+}
+
+#[derive(Serialize)]
+struct Inner<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    param: Option<&'a str>,
+    code: Option<&'a str>,
+}
+
+impl ApiError {
+    /// 400 for a request that cannot be served as sent.
+    pub fn bad_request(
+        message: impl Into<String>,
+        param: Option<&str>,
+        code: Option<&str>,
+    ) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            kind: "invalid_request_error",
+            param: param.map(str::to_owned),
+            code: code.map(str::to_owned),
+        }
+    }
+
+    /// 404 for something that does not exist (or is not retrievable).
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+            kind: "invalid_request_error",
+            param: None,
+            code: None,
+        }
+    }
+
+    pub fn response_not_found(id: &str) -> Self {
+        Self::not_found(format!("Response with id '{id}' not found."))
+    }
+
+    /// 413 for a body over the configured limit.
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!("The request body is larger than the limit of {limit} bytes."),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("request_too_large".into()),
+        }
+    }
+
+    /// 500: logs `cause`, tells the client only that the server failed.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: "The server had an error while processing your request.".into(),
+            kind: "server_error",
+            param: None,
+            code: Some("server_error".into()),
+        }
+    }
+
+    /// 503 while the server stops.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: message.into(),
+            kind: "server_error",
+            param: None,
+            code: Some("service_unavailable".into()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body {
+            error: Inner {
+                message: &self.message,
+                kind: self.kind,
+                param: self.param.as_deref(),
+                code: self.code.as_deref(),
+            },
+        };
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> Self {
+        Self::bad_request(e.message, e.param.as_deref(), Some(e.code))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        Self::internal(e)
+    }
+}
+
+impl From<SubscribeError> for ApiError {
+    fn from(e: SubscribeError) -> Self {
+        Self::internal(e)
+    }
+}
+
+impl From<StartError> for ApiError {
+    fn from(e: StartError) -> Self {
+        match e {
+            StartError::ModelUnavailable(e) => {
+                Self::bad_request(e.to_string(), Some("model"), Some("model_not_available"))
+            }
+            StartError::PreviousNotFound(_) => Self {
+                param: Some("previous_response_id".into()),
+                code: Some("previous_response_not_found".into()),
+                ..Self::not_found(e.to_string())
+            },
+            StartError::PreviousInProgress(_) => Self::bad_request(
+                e.to_string(),
+                Some("previous_response_id"),
+                Some("previous_response_in_progress"),
+            ),
+            StartError::Store(e) => Self::internal(e),
+            StartError::ShuttingDown => Self::unavailable("The server is shutting down."),
+        }
+    }
+}
+
+impl From<CancelError> for ApiError {
+    fn from(e: CancelError) -> Self {
+        match e {
+            CancelError::NotFound(id) => Self::response_not_found(id.as_str()),
+            CancelError::NotBackground | CancelError::AlreadyEnded(_) => {
+                Self::bad_request(e.to_string(), None, Some("invalid_state"))
+            }
+            CancelError::Timeout | CancelError::Store(_) => Self::internal(e),
+        }
+    }
+}
+
+impl From<DeleteError> for ApiError {
+    fn from(e: DeleteError) -> Self {
+        match e {
+            DeleteError::NotFound(id) => Self::response_not_found(id.as_str()),
+            DeleteError::InFlight => Self::bad_request(e.to_string(), None, Some("invalid_state")),
+            DeleteError::Store(e) => Self::internal(e),
+        }
+    }
+}
+
+impl From<PageError> for ApiError {
+    fn from(e: PageError) -> Self {
+        match e {
+            PageError::UnknownCursor(id) => Self::bad_request(
+                format!("No input item with id '{id}' in this response."),
+                Some("after"),
+                Some("invalid_value"),
+            ),
+            PageError::Store(e) => Self::internal(e),
+        }
+    }
+}

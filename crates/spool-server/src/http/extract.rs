@@ -1,0 +1,104 @@
+//! Request extractors that fail with [`ApiError`]s instead of plain text.
+//!
+//! [`JsonBody`] reads the body under the configured size limit (413 past it)
+//! and names the offending field of a type error by its path, e.g.
+//! `input[0].content`. [`QueryPairs`] hands handlers the raw query pairs so
+//! each parameter is parsed with its own clear error.
+
+use super::error::ApiError;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+/// A JSON request body.
+pub struct JsonBody<T>(pub T);
+
+/// The body limit, stored in request extensions by the router so the 413
+/// message can name it.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let limit = req.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::payload_too_large(limit)
+            } else {
+                ApiError::bad_request(rejection.body_text(), None, None)
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::bad_request(
+                "The request body is empty; send a JSON object.",
+                None,
+                Some("invalid_json"),
+            ));
+        }
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        match serde_path_to_error::deserialize(&mut de) {
+            Ok(value) => Ok(Self(value)),
+            Err(e) => {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                if inner.is_data() {
+                    Err(ApiError::bad_request(
+                        format!("Invalid value for '{path}': {inner}."),
+                        Some(&path),
+                        Some("invalid_type"),
+                    ))
+                } else {
+                    Err(ApiError::bad_request(
+                        format!("We could not parse the JSON body of your request: {inner}."),
+                        None,
+                        Some("invalid_json"),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// The query string as `(name, value)` pairs, in order.
+pub struct QueryPairs(pub Vec<(String, String)>);
+
+impl QueryPairs {
+    /// The last value of `name`, if given.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A boolean parameter: `true`/`false` (also `1`/`0`).
+    pub fn bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
+        self.get(name)
+            .map(|v| match v {
+                "true" | "1" => Ok(true),
+                "false" | "0" => Ok(false),
+                other => Err(ApiError::bad_request(
+                    format!("Invalid value for '{name}': expected true or false, got '{other}'."),
+                    Some(name),
+                    Some("invalid_value"),
+                )),
+            })
+            .transpose()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map(|Query(pairs)| Self(pairs))
+            .map_err(|e| ApiError::bad_request(e.body_text(), None, Some("invalid_query")))
+    }
+}

@@ -1,0 +1,26 @@
+//! The HTTP layer: routes, extractors, errors and SSE framing.
+//!
+//! # Layout
+//! - [`router`]: the one list of every route.
+//! - [`error`]: the OpenAI error shape and which status each failure gets.
+//! - [`extract`]: JSON body and query extractors with clear errors.
+//! - [`sse`]: the Responses event stream over a run's log.
+//! - [`responses`]: one file per `/v1/responses` action.
+//! - [`health`]: `GET /healthz`.
+
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod responses;
+pub mod router;
+pub mod sse;
+
+use crate::runtime::Runtime;
+use std::sync::Arc;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub runtime: Arc<Runtime>,
+    pub sse: sse::SseOptions,
+}

@@ -1,0 +1,73 @@
+//! `POST /v1/responses`: create a response.
+//!
+//! The body is validated completely (and the model and previous response
+//! resolved) before anything is written. Then, by mode:
+//! - `stream`: the run's events as SSE, live;
+//! - `background` without `stream`: the response as soon as it exists
+//!   (`queued`), while the run goes on;
+//! - otherwise: the final response once the run ends.
+//!
+//! A foreground run is cancelled if its client goes away before it ends.
+
+use super::json_response;
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::JsonBody;
+use crate::http::sse::{CancelOnDrop, responses_stream};
+use crate::runtime::sink::now_ms;
+use crate::runtime::subscribe::{SubscribeError, Subscription};
+use axum::extract::State;
+use axum::response::Response;
+use spool_core::event::{Envelope, Event};
+use spool_core::fold::RunFold;
+use spool_core::request::{CreateResponseBody, RunRequest};
+
+pub async fn create_response(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<CreateResponseBody>,
+) -> Result<Response, ApiError> {
+    let request = RunRequest::parse(body)?;
+    let modes = request.modes;
+    let started = state.runtime.start(request).await?;
+    let guard =
+        (!started.background).then(|| CancelOnDrop::new(state.runtime.clone(), started.id.clone()));
+    if modes.stream {
+        return Ok(responses_stream(started.events, None, state.sse, guard));
+    }
+    let stop_after_first = started.background;
+    let fold = collect(started.events, stop_after_first).await?;
+    if let Some(mut guard) = guard {
+        guard.disarm();
+    }
+    let json = fold
+        .object()
+        .map(|o| serde_json::to_string(&o))
+        .transpose()
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::internal("the run ended before it was created"))?;
+    Ok(json_response(json))
+}
+
+/// Folds a run's events until its end (or only its first event).
+async fn collect(mut events: Subscription, first_only: bool) -> Result<RunFold, ApiError> {
+    let mut fold = RunFold::new();
+    while let Some(next) = events.next().await {
+        match next {
+            Ok(envelope) => fold.apply(&envelope).map_err(ApiError::internal)?,
+            Err(SubscribeError::RunAborted(error)) => {
+                let envelope = Envelope {
+                    seq: fold.next_seq(),
+                    ts_ms: now_ms(),
+                    event: Event::RunFailed { error },
+                };
+                fold.apply(&envelope).map_err(ApiError::internal)?;
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if first_only {
+            break;
+        }
+    }
+    Ok(fold)
+}

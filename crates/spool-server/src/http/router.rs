@@ -1,0 +1,52 @@
+//! Every route spool serves, in one list.
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::BodyLimit;
+use super::health::healthz;
+use super::responses::{cancel, create, delete, input_items, retrieve};
+use axum::Extension;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use std::any::Any;
+use tower_http::catch_panic::CatchPanicLayer;
+
+pub fn router(state: AppState, body_limit: usize) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/responses", post(create::create_response))
+        .route(
+            "/v1/responses/{id}",
+            get(retrieve::retrieve_response).delete(delete::delete_response),
+        )
+        .route("/v1/responses/{id}/cancel", post(cancel::cancel_response))
+        .route(
+            "/v1/responses/{id}/input_items",
+            get(input_items::list_input_items),
+        )
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(Extension(BodyLimit(body_limit)))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+async fn unknown_route(uri: Uri) -> ApiError {
+    ApiError::not_found(format!("Unknown route: {}.", uri.path()))
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        ..ApiError::bad_request("This method is not allowed on this route.", None, None)
+    }
+}
+
+/// A handler panic becomes a 500 in the OpenAI error shape.
+fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
+    ApiError::internal("a request handler panicked").into_response()
+}

@@ -1,0 +1,215 @@
+//! Serving a run's log as a Responses API event stream.
+//!
+//! Frames are `event: <type>\ndata: <one-line JSON>\n\n`, one frame per
+//! body chunk; after the terminal event a `data: [DONE]` frame follows when
+//! enabled. Idle streams get `: keep-alive` comments so proxies keep them
+//! open. If the run's log fails mid-stream, the stream still ends with a
+//! terminal `response.failed`, synthesized from the fold, so no client hangs.
+
+use crate::runtime::Runtime;
+use crate::runtime::sink::now_ms;
+use crate::runtime::subscribe::{SubscribeError, Subscription};
+use axum::body::Body;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt;
+use spool_core::event::{Envelope, Event};
+use spool_core::ids::ResponseId;
+use spool_core::projection::{ResponsesProjection, WireEvent};
+use spool_core::response::RunError;
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How streams are framed.
+#[derive(Debug, Clone, Copy)]
+pub struct SseOptions {
+    /// Send `data: [DONE]` after the terminal event.
+    pub done_marker: bool,
+    /// Send a comment when no event came for this long.
+    pub keep_alive: Option<Duration>,
+}
+
+const DONE: &[u8] = b"data: [DONE]\n\n";
+const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
+
+/// One SSE frame for a wire event.
+pub fn frame(event: &WireEvent) -> Bytes {
+    let mut buf = Vec::with_capacity(event.json.len() + event.event_type.len() + 16);
+    buf.extend_from_slice(b"event: ");
+    buf.extend_from_slice(event.event_type.as_bytes());
+    buf.extend_from_slice(b"\ndata: ");
+    buf.extend_from_slice(event.json.as_bytes());
+    buf.extend_from_slice(b"\n\n");
+    Bytes::from(buf)
+}
+
+/// Cancels a foreground run if its client goes away before it ends.
+pub struct CancelOnDrop {
+    runtime: Arc<Runtime>,
+    id: ResponseId,
+    armed: bool,
+}
+
+impl CancelOnDrop {
+    pub fn new(runtime: Arc<Runtime>, id: ResponseId) -> Self {
+        Self {
+            runtime,
+            id,
+            armed: true,
+        }
+    }
+
+    /// The run ended: nothing to cancel any more.
+    pub fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            tracing::info!(response_id = %self.id, "client went away; cancelling its foreground run");
+            self.runtime.cancel_foreground(&self.id);
+        }
+    }
+}
+
+struct StreamState {
+    events: Subscription,
+    projection: ResponsesProjection,
+    pending: VecDeque<Bytes>,
+    /// Frames with a `sequence_number` at or below this are not sent.
+    starting_after: Option<u64>,
+    options: SseOptions,
+    finished: bool,
+    guard: Option<CancelOnDrop>,
+}
+
+impl StreamState {
+    fn project(&mut self, envelope: &Envelope) {
+        let (pending, starting_after) = (&mut self.pending, self.starting_after);
+        let projected = self.projection.apply(envelope, |w| {
+            if starting_after.is_none_or(|n| w.sequence_number > n) {
+                pending.push_back(frame(&w));
+            }
+        });
+        if let Err(e) = projected {
+            tracing::error!(error = %e, "a stored log could not be projected");
+            self.end();
+        } else if envelope.event.is_terminal() {
+            self.end();
+        }
+    }
+
+    fn end(&mut self) {
+        self.finished = true;
+        if let Some(guard) = &mut self.guard {
+            guard.disarm();
+        }
+        if self.options.done_marker {
+            self.pending.push_back(Bytes::from_static(DONE));
+        }
+    }
+
+    /// Ends the stream with a `response.failed` the log could not store.
+    fn abort(&mut self, error: RunError) {
+        let fold = self.projection.fold();
+        let envelope = Envelope {
+            seq: fold.next_seq(),
+            ts_ms: now_ms(),
+            event: Event::RunFailed { error },
+        };
+        if fold.check(&envelope.event).is_ok() {
+            self.project(&envelope);
+        } else {
+            self.end();
+        }
+    }
+
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(chunk) = self.pending.pop_front() {
+                return Some(chunk);
+            }
+            if self.finished {
+                return None;
+            }
+            let next = match self.options.keep_alive {
+                Some(every) => match tokio::time::timeout(every, self.events.next()).await {
+                    Ok(next) => next,
+                    Err(_) => return Some(Bytes::from_static(KEEP_ALIVE)),
+                },
+                None => self.events.next().await,
+            };
+            match next {
+                Some(Ok(envelope)) => self.project(&envelope),
+                Some(Err(SubscribeError::RunAborted(error))) => self.abort(error),
+                Some(Err(SubscribeError::Store(e))) => {
+                    tracing::error!(error = %e, "reading a log failed mid-stream");
+                    self.abort(RunError::new(
+                        "storage_error",
+                        "The response's log could not be read.",
+                    ));
+                }
+                None => self.end(),
+            }
+        }
+    }
+}
+
+/// An SSE response streaming `events` through the Responses projection.
+pub fn responses_stream(
+    events: Subscription,
+    starting_after: Option<u64>,
+    options: SseOptions,
+    guard: Option<CancelOnDrop>,
+) -> Response {
+    let state = StreamState {
+        events,
+        projection: ResponsesProjection::new(),
+        pending: VecDeque::new(),
+        starting_after,
+        options,
+        finished: false,
+        guard,
+    };
+    let body = futures::stream::unfold(state, |mut state| async move {
+        state
+            .next_chunk()
+            .await
+            .map(|chunk| (Ok::<_, Infallible>(chunk), state))
+    })
+    .boxed();
+    let mut response = Body::from_stream(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_is_one_event_line_and_one_data_line() {
+        let w = WireEvent {
+            sequence_number: 3,
+            event_type: "response.output_text.delta",
+            json: r#"{"type":"response.output_text.delta","sequence_number":3}"#.into(),
+        };
+        assert_eq!(
+            frame(&w),
+            Bytes::from_static(
+                b"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":3}\n\n"
+            )
+        );
+    }
+}

@@ -1,0 +1,133 @@
+//! The two logs a run can write to.
+//!
+//! A stored run (`store: true`) writes through [`DurableSink`] to the
+//! group-commit writer; its clients read from the store and the bus. A
+//! `store: false` run writes through [`DirectSink`] straight to its one
+//! client: nothing is kept, so nothing can be retrieved later.
+
+use super::writer::WriterMessage;
+use async_trait::async_trait;
+use spool_core::emit::{EventSink, SinkError};
+use spool_core::event::{Envelope, Event};
+use spool_core::ids::ResponseId;
+use spool_store::{Create, NewResponse, WriteOp};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+
+/// Events a `store: false` run may be ahead of its client.
+pub const DIRECT_CAPACITY: usize = 256;
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Appends a stored run's events to the durable log.
+pub struct DurableSink {
+    response_id: ResponseId,
+    writer: mpsc::Sender<WriterMessage>,
+    permit: Option<mpsc::OwnedPermit<WriterMessage>>,
+    /// The response row, written together with the first event.
+    create: Option<NewResponse>,
+    /// Set by the runtime when the writer could not store this run's log.
+    storage_failed: Arc<AtomicBool>,
+}
+
+impl DurableSink {
+    pub fn new(
+        create: NewResponse,
+        writer: mpsc::Sender<WriterMessage>,
+        storage_failed: Arc<AtomicBool>,
+    ) -> Self {
+        Self {
+            response_id: create.id.clone(),
+            writer,
+            permit: None,
+            create: Some(create),
+            storage_failed,
+        }
+    }
+}
+
+#[async_trait]
+impl EventSink for DurableSink {
+    async fn ready(&mut self) -> Result<(), SinkError> {
+        if self.storage_failed.load(Ordering::Relaxed) {
+            return Err(SinkError::Storage("the log could not be written".into()));
+        }
+        if self.permit.is_none() {
+            let permit = self
+                .writer
+                .clone()
+                .reserve_owned()
+                .await
+                .map_err(|_| SinkError::Closed)?;
+            self.permit = Some(permit);
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, envelope: Envelope) -> Result<(), SinkError> {
+        let permit = self.permit.take().ok_or(SinkError::Closed)?;
+        let op = match (self.create.take(), &envelope.event) {
+            (Some(response), Event::RunCreated { .. }) => WriteOp::Create(Box::new(Create {
+                response,
+                first_event: envelope,
+            })),
+            (create, _) => {
+                self.create = create;
+                WriteOp::Append {
+                    response_id: self.response_id.clone(),
+                    envelope,
+                }
+            }
+        };
+        permit.send(WriterMessage::Op(op));
+        Ok(())
+    }
+
+    fn now_ms(&self) -> i64 {
+        now_ms()
+    }
+}
+
+/// Hands a `store: false` run's events straight to its client.
+pub struct DirectSink {
+    tx: mpsc::Sender<Arc<Envelope>>,
+    permit: Option<mpsc::OwnedPermit<Arc<Envelope>>>,
+}
+
+impl DirectSink {
+    pub fn new(tx: mpsc::Sender<Arc<Envelope>>) -> Self {
+        Self { tx, permit: None }
+    }
+}
+
+#[async_trait]
+impl EventSink for DirectSink {
+    async fn ready(&mut self) -> Result<(), SinkError> {
+        if self.permit.is_none() {
+            let permit = self
+                .tx
+                .clone()
+                .reserve_owned()
+                .await
+                .map_err(|_| SinkError::Closed)?;
+            self.permit = Some(permit);
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, envelope: Envelope) -> Result<(), SinkError> {
+        let permit = self.permit.take().ok_or(SinkError::Closed)?;
+        permit.send(Arc::new(envelope));
+        Ok(())
+    }
+
+    fn now_ms(&self) -> i64 {
+        now_ms()
+    }
+}
