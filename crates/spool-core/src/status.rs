@@ -41,11 +41,14 @@ impl RunStatus {
     /// end any way. Re-entering the current non-terminal state is a no-op.
     pub fn transition(self, to: RunStatus) -> Result<RunStatus, TransitionError> {
         use RunStatus::*;
-        let allowed = match (self, to) {
-            (Queued, Queued | InProgress | Failed | Cancelled) => true,
-            (InProgress, InProgress | Completed | Failed | Cancelled | Incomplete) => true,
-            _ => false,
-        };
+        let allowed = matches!(
+            (self, to),
+            (Queued, Queued | InProgress | Failed | Cancelled)
+                | (
+                    InProgress,
+                    InProgress | Completed | Failed | Cancelled | Incomplete
+                )
+        );
         if allowed {
             Ok(to)
         } else {

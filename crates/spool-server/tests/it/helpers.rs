@@ -1,0 +1,285 @@
+//! Spawning spool for a test, and reading its answers.
+
+use crate::upstream::Upstream;
+use futures::StreamExt;
+use serde_json::Value;
+use spool_server::{App, ServeConfig};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A running spool on a loopback port with its own database and upstream.
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub upstream: Upstream,
+    pub db_path: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// A fresh, empty database path.
+pub fn temp_db() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("spool-test-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("spool.db")
+}
+
+fn uuid_like() -> String {
+    spool_core::ids::new_id("t")
+}
+
+pub fn config(db: &std::path::Path, upstream: Option<&str>) -> ServeConfig {
+    ServeConfig {
+        addr: "127.0.0.1:0".into(),
+        database_url: format!("sqlite://{}", db.display()),
+        upstream_url: upstream.map(str::to_owned),
+        upstream_api_key: Some("sk-test".into()),
+        upstream_timeout_secs: 2,
+        upstream_connect_timeout_secs: 2,
+        max_body_bytes: 64 * 1024,
+        sse_done: true,
+        sse_keepalive_secs: 0,
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    let upstream = Upstream::start().await;
+    spawn_with(config(&temp_db(), Some(&upstream.base_url)), upstream).await
+}
+
+pub async fn spawn_with(config: ServeConfig, upstream: Upstream) -> TestApp {
+    let db_path = PathBuf::from(config.database_url.trim_start_matches("sqlite://"));
+    let app = App::build(&config).await.expect("spool builds");
+    let addr = app.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        app.run_until_stopped(async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    TestApp {
+        base: format!("http://{addr}"),
+        http: crate::helpers::http_client(),
+        upstream,
+        db_path,
+        stop: Some(stop),
+        server: Some(server),
+    }
+}
+
+/// One SSE frame as received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    pub event: Option<String>,
+    pub data: String,
+}
+
+impl Frame {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data).unwrap()
+    }
+}
+
+pub fn parse_sse(text: &str) -> Vec<Frame> {
+    text.split("\n\n")
+        .filter(|f| !f.trim().is_empty() && !f.starts_with(':'))
+        .map(|f| {
+            let mut event = None;
+            let mut data = Vec::new();
+            for line in f.lines() {
+                if let Some(v) = line.strip_prefix("event: ") {
+                    event = Some(v.to_owned());
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data.push(v);
+                }
+            }
+            assert_eq!(data.len(), 1, "one data line per frame: {f:?}");
+            Frame {
+                event,
+                data: data[0].to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// The frames of an SSE stream, `[DONE]` removed; asserts it was last.
+pub fn events_of(frames: Vec<Frame>) -> Vec<Frame> {
+    let done = frames.iter().position(|f| f.data == "[DONE]");
+    if let Some(i) = done {
+        assert_eq!(i, frames.len() - 1, "[DONE] must be the last frame");
+    }
+    frames.into_iter().filter(|f| f.data != "[DONE]").collect()
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let bytes = r.bytes().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let bytes = r.bytes().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.http.get(self.url(path)).send().await.unwrap();
+        let status = r.status().as_u16();
+        let bytes = r.bytes().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        let r = self.http.delete(self.url(path)).send().await.unwrap();
+        let status = r.status().as_u16();
+        let bytes = r.bytes().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// POSTs a streaming request and reads the whole stream.
+    pub async fn stream(&self, body: &Value) -> Vec<Frame> {
+        let r = self
+            .http
+            .post(self.url("/v1/responses"))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "text/event-stream");
+        let text = tokio::time::timeout(Duration::from_secs(20), r.text())
+            .await
+            .expect("stream ends")
+            .unwrap();
+        parse_sse(&text)
+    }
+
+    /// GETs a stored response's stream and reads it whole.
+    pub async fn replay(&self, id: &str, starting_after: Option<i64>) -> Vec<Frame> {
+        let mut url = self.url(&format!("/v1/responses/{id}?stream=true"));
+        if let Some(n) = starting_after {
+            url.push_str(&format!("&starting_after={n}"));
+        }
+        let r = self.http.get(url).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let text = tokio::time::timeout(Duration::from_secs(20), r.text())
+            .await
+            .expect("replay ends")
+            .unwrap();
+        parse_sse(&text)
+    }
+
+    /// Opens a stream and returns its first `n` frames, dropping the
+    /// connection after them.
+    pub async fn stream_first(&self, body: &Value, n: usize) -> Vec<Frame> {
+        let r = self
+            .http
+            .post(self.url("/v1/responses"))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let mut bytes = r.bytes_stream();
+        let mut text = String::new();
+        loop {
+            let frames = parse_sse(&text);
+            let complete = if text.ends_with("\n\n") {
+                frames.len()
+            } else {
+                frames.len().saturating_sub(1)
+            };
+            if complete >= n {
+                return frames.into_iter().take(n).collect();
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(20), bytes.next())
+                .await
+                .expect("more frames")
+                .expect("stream open")
+                .unwrap();
+            text.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+
+    /// Polls until the response reaches a terminal status.
+    pub async fn wait_terminal(&self, id: &str) -> Value {
+        for _ in 0..200 {
+            let (status, body) = self.get(&format!("/v1/responses/{id}")).await;
+            assert_eq!(status, 200, "{body}");
+            let s = body["status"].as_str().unwrap().to_owned();
+            if !["queued", "in_progress"].contains(&s.as_str()) {
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("response {id} did not end");
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(Duration::from_secs(15), server)
+                .await
+                .expect("server stops")
+                .unwrap();
+        }
+    }
+}
+
+/// Asserts the error shape and returns the inner error.
+pub fn assert_error(status: u16, body: &Value, expected_status: u16) -> Value {
+    assert_eq!(status, expected_status, "{body}");
+    let e = &body["error"];
+    for key in ["message", "type", "param", "code"] {
+        assert!(e.get(key).is_some(), "error.{key} missing: {body}");
+    }
+    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()));
+    e.clone()
+}
+
+/// An HTTP client for tests (reqwest is built without a default TLS crypto
+/// provider, so one is installed first).
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}

@@ -1,0 +1,12 @@
+//! Integration tests: spool on a loopback port, talking HTTP to a scripted
+//! OpenAI-compatible upstream, so the real provider code runs.
+
+mod cancel;
+mod chaining;
+mod errors;
+mod helpers;
+mod replay;
+mod restart;
+mod streaming;
+mod upstream;
+mod upstream_failures;
