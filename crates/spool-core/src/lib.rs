@@ -32,3 +32,6 @@ pub mod projection;
 pub mod request;
 pub mod response;
 pub mod status;
+
+#[cfg(test)]
+mod replay_props;

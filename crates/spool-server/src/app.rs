@@ -4,7 +4,7 @@ use crate::config::ServeConfig;
 use crate::http::AppState;
 use crate::http::router::router;
 use crate::http::sse::SseOptions;
-use crate::runtime::{Runtime, recovery};
+use crate::runtime::{Agents, Runtime, recovery};
 use anyhow::Context;
 use spool_provider::openai_chat::{OpenAiChat, OpenAiChatConfig};
 use spool_provider::{ModelProvider, ModelRouter};
@@ -40,6 +40,12 @@ impl App {
     /// binds the listener. The server answers once [`App::run_until_stopped`]
     /// runs.
     pub async fn build(config: &ServeConfig) -> anyhow::Result<Self> {
+        Self::build_with_agents(config, Agents::default()).await
+    }
+
+    /// Like [`App::build`], also hosting `agents`: a request whose `model`
+    /// is an agent's name runs that agent.
+    pub async fn build_with_agents(config: &ServeConfig, agents: Agents) -> anyhow::Result<Self> {
         let store = open_store(&config.database_url).await?;
         let recovered = recovery::recover(store.as_ref())
             .await
@@ -81,7 +87,7 @@ impl App {
                 None
             }
         };
-        let (runtime, writer_task) = Runtime::new(store, ModelRouter::new(upstream));
+        let (runtime, writer_task) = Runtime::new(store, ModelRouter::new(upstream), agents);
         let state = AppState {
             runtime: runtime.clone(),
             sse: SseOptions {

@@ -15,3 +15,4 @@ pub mod runtime;
 
 pub use app::App;
 pub use config::ServeConfig;
+pub use runtime::Agents;

@@ -115,12 +115,32 @@ pub struct RuntimeConfig {
     pub finish_timeout: Duration,
 }
 
+/// Agents hosted by name: a request whose `model` names one runs it
+/// instead of the built-in model agent.
+#[derive(Clone, Default)]
+pub struct Agents {
+    by_name: HashMap<String, Arc<dyn Agent>>,
+}
+
+impl Agents {
+    /// Hosts `agent` under `name`.
+    pub fn with(mut self, name: impl Into<String>, agent: Arc<dyn Agent>) -> Self {
+        self.by_name.insert(name.into(), agent);
+        self
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Agent>> {
+        self.by_name.get(name).cloned()
+    }
+}
+
 /// The run manager. Cheap to share behind an `Arc`.
 pub struct Runtime {
     store: Arc<dyn Store>,
     writer: Writer,
     bus: Arc<Bus>,
     models: ModelRouter,
+    agents: Agents,
     active: Mutex<HashMap<ResponseId, ActiveRun>>,
     tracker: TaskTracker,
     /// Cancelled when the server stops: runs end `failed` with
@@ -132,6 +152,7 @@ impl Runtime {
     pub fn new(
         store: Arc<dyn Store>,
         models: ModelRouter,
+        agents: Agents,
     ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
         let bus = Arc::new(Bus::default());
         let (writer, writer_task) = Writer::spawn(store.clone(), bus.clone());
@@ -140,6 +161,7 @@ impl Runtime {
             writer,
             bus,
             models,
+            agents,
             active: Mutex::new(HashMap::new()),
             tracker: TaskTracker::new(),
             shutdown: CancellationToken::new(),
@@ -161,15 +183,18 @@ impl Runtime {
         self.active().contains_key(id)
     }
 
-    /// Starts a run of the built-in model agent for `request`.
+    /// Starts a run for `request`: of the hosted agent its `model` names,
+    /// else of the built-in model agent with the model's provider.
     pub async fn start(self: &Arc<Self>, request: RunRequest) -> Result<StartedRun, StartError> {
-        let provider = self.models.resolve(&request.model)?;
-        self.start_agent(request, Arc::new(ModelAgent::new(provider)))
-            .await
+        let agent = match self.agents.get(&request.model) {
+            Some(agent) => agent,
+            None => Arc::new(ModelAgent::new(self.models.resolve(&request.model)?)),
+        };
+        self.start_agent(request, agent).await
     }
 
     /// Starts a run of `agent` for `request`.
-    pub async fn start_agent(
+    async fn start_agent(
         self: &Arc<Self>,
         request: RunRequest,
         agent: Arc<dyn Agent>,

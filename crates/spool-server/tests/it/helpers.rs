@@ -3,7 +3,7 @@
 use crate::upstream::Upstream;
 use futures::StreamExt;
 use serde_json::Value;
-use spool_server::{App, ServeConfig};
+use spool_server::{Agents, App, ServeConfig};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -48,8 +48,14 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_with(config: ServeConfig, upstream: Upstream) -> TestApp {
+    spawn_with_agents(config, upstream, Agents::default()).await
+}
+
+pub async fn spawn_with_agents(config: ServeConfig, upstream: Upstream, agents: Agents) -> TestApp {
     let db_path = PathBuf::from(config.database_url.trim_start_matches("sqlite://"));
-    let app = App::build(&config).await.expect("spool builds");
+    let app = App::build_with_agents(&config, agents)
+        .await
+        .expect("spool builds");
     let addr = app.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {

@@ -227,3 +227,34 @@ async fn a_store_false_run_streams_but_leaves_nothing_retrievable() {
     assert_eq!(status, 200);
     assert_eq!(body["status"], "completed");
 }
+
+#[tokio::test]
+async fn the_done_marker_can_be_turned_off_and_idle_streams_get_keep_alives() {
+    let upstream = crate::upstream::Upstream::start().await;
+    let mut config = crate::helpers::config(&crate::helpers::temp_db(), Some(&upstream.base_url));
+    config.sse_done = false;
+    config.sse_keepalive_secs = 1;
+    upstream.push(crate::upstream::slow_script(
+        1,
+        std::time::Duration::from_millis(1500),
+    ));
+    let app = crate::helpers::spawn_with(config, upstream).await;
+    let text = app
+        .http
+        .post(app.url("/v1/responses"))
+        .header("content-type", "application/json")
+        .body(json!({"model": "up", "input": "x", "stream": true}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("\n\n: keep-alive\n\n"), "{text}");
+    assert!(!text.contains("[DONE]"));
+    let frames = crate::helpers::parse_sse(&text);
+    assert_eq!(
+        frames.last().unwrap().event.as_deref(),
+        Some("response.completed")
+    );
+}

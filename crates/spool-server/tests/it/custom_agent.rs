@@ -1,0 +1,102 @@
+//! Agents hosted through the handler trait run like the built-in one.
+
+use crate::helpers::{config, events_of, spawn_with_agents, temp_db};
+use async_trait::async_trait;
+use serde_json::json;
+use spool_core::agent::{Agent, RunContext, RunOutcome};
+use spool_core::emit::RunWriter;
+use spool_core::response::RunError;
+use spool_server::Agents;
+use std::sync::Arc;
+
+/// Writes a fixed answer and a client function call.
+struct Scripted;
+
+#[async_trait]
+impl Agent for Scripted {
+    async fn run(&self, ctx: RunContext, out: &mut RunWriter<'_>) -> Result<RunOutcome, RunError> {
+        let err = |e: spool_core::emit::EmitError| RunError::new("server_error", e.to_string());
+        let turns = ctx.history.len();
+        out.message_text(&format!("history has {turns} items"))
+            .await
+            .map_err(err)?;
+        let mut call = out.function_call("call_x", "lookup").await.map_err(err)?;
+        call.arguments_delta("{}").await.map_err(err)?;
+        call.done().await.map_err(err)?;
+        Ok(RunOutcome::Completed)
+    }
+}
+
+/// Fails with its own error code.
+struct Failing;
+
+#[async_trait]
+impl Agent for Failing {
+    async fn run(&self, _: RunContext, out: &mut RunWriter<'_>) -> Result<RunOutcome, RunError> {
+        let mut m = out
+            .message()
+            .await
+            .map_err(|e| RunError::new("server_error", e.to_string()))?;
+        m.text("halfway").await.ok();
+        Err(RunError::new("tool_failed", "the lookup service is down"))
+    }
+}
+
+/// Panics mid-run.
+struct Panicking;
+
+#[async_trait]
+impl Agent for Panicking {
+    async fn run(&self, _: RunContext, _: &mut RunWriter<'_>) -> Result<RunOutcome, RunError> {
+        panic!("agent bug");
+    }
+}
+
+#[tokio::test]
+async fn hosted_agents_serve_by_name_and_end_as_they_say() {
+    let agents = Agents::default()
+        .with("scripted", Arc::new(Scripted))
+        .with("failing", Arc::new(Failing))
+        .with("panicking", Arc::new(Panicking));
+    let upstream = crate::upstream::Upstream::start().await;
+    let app = spawn_with_agents(config(&temp_db(), None), upstream, agents).await;
+
+    let events = events_of(
+        app.stream(&json!({"model": "scripted", "input": "hi", "stream": true}))
+            .await,
+    );
+    let response = events.last().unwrap().json()["response"].clone();
+    assert_eq!(response["status"], "completed");
+    assert_eq!(
+        response["output"][0]["content"][0]["text"],
+        "history has 0 items"
+    );
+    assert_eq!(response["output"][1]["name"], "lookup");
+    let (_, next) = app
+        .post(
+            "/v1/responses",
+            &json!({"model": "scripted", "previous_response_id": response["id"],
+            "input": [{"type": "function_call_output", "call_id": "call_x", "output": "42"}]}),
+        )
+        .await;
+    // history: the first turn's input (1) and output (2).
+    assert_eq!(
+        next["output"][0]["content"][0]["text"],
+        "history has 3 items"
+    );
+
+    let (_, failed) = app
+        .post("/v1/responses", &json!({"model": "failing", "input": "x"}))
+        .await;
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["error"]["code"], "tool_failed");
+    assert_eq!(failed["output"][0]["status"], "incomplete");
+
+    let events = events_of(
+        app.stream(&json!({"model": "panicking", "input": "x", "stream": true}))
+            .await,
+    );
+    let last = events.last().unwrap().json();
+    assert_eq!(last["type"], "response.failed");
+    assert_eq!(last["response"]["error"]["code"], "server_error");
+}
