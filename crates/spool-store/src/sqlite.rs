@@ -435,7 +435,7 @@ mod tests {
         assert!(all.iter().enumerate().all(|(i, e)| e.seq == i as u64));
         let tail = s.events(&id, Some(497)).await.unwrap();
         assert_eq!(tail.iter().map(|e| e.seq).collect::<Vec<_>>(), [498, 499]);
-        assert_eq!(s.unfinished().await.unwrap(), [id.clone()]);
+        assert_eq!(s.unfinished().await.unwrap(), std::slice::from_ref(&id));
         let record = s.response(&id).await.unwrap().unwrap();
         assert_eq!(record.status, RunStatus::InProgress);
         assert_eq!(record.snapshot, None);
