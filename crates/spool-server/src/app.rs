@@ -6,6 +6,7 @@ use crate::http::router::router;
 use crate::http::sse::SseOptions;
 use crate::runtime::{Agents, Runtime, recovery};
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use spool_provider::openai_chat::{OpenAiChat, OpenAiChatConfig};
 use spool_provider::{ModelProvider, ModelRouter};
 use spool_store::{SqliteStore, Store};
@@ -128,6 +129,13 @@ impl App {
         } = self;
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let runtime_for_stop = runtime.clone();
+        // Each SSE frame is its own small write; without TCP_NODELAY, Nagle's
+        // algorithm holds it back until the client's delayed ACK (~40 ms).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
         let server = axum::serve(listener, router).with_graceful_shutdown(async move {
             stop.await;
             tracing::info!("stopping: ending live runs");
