@@ -1,9 +1,9 @@
 //! Serving a run's log as a Responses API event stream.
 //!
-//! Frames are `event: <type>\ndata: <one-line JSON>\n\n`, one frame per
-//! body chunk; after the terminal event a `data: [DONE]` frame follows when
-//! enabled. Idle streams get `: keep-alive` comments so proxies keep them
-//! open. If the run's log fails mid-stream, the stream still ends with a
+//! Frames are `event: <type>\ndata: <one-line JSON>\n\n`; frames that are
+//! ready together go out in one write, and a frame is never split. After
+//! the terminal event a `data: [DONE]` frame follows when enabled. Idle
+//! streams get `: keep-alive` comments so proxies keep them open. If the run's log fails mid-stream, the stream still ends with a
 //! terminal `response.failed`, synthesized from the fold, so no client hangs.
 
 use crate::runtime::Runtime;
@@ -34,6 +34,8 @@ pub struct SseOptions {
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
 const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
+/// Most bytes of ready frames joined into one write.
+const COALESCE_BYTES: usize = 64 * 1024;
 
 /// One SSE frame for a wire event.
 pub fn frame(event: &WireEvent) -> Bytes {
@@ -144,18 +146,41 @@ impl StreamState {
                 },
                 None => self.events.next().await,
             };
-            match next {
-                Some(Ok(envelope)) => self.project(&envelope),
-                Some(Err(SubscribeError::RunAborted(error))) => self.abort(error),
-                Some(Err(SubscribeError::Store(e))) => {
-                    tracing::error!(error = %e, "reading a log failed mid-stream");
-                    self.abort(RunError::new(
-                        "storage_error",
-                        "The response's log could not be read.",
-                    ));
+            self.take(next);
+            // Events that arrived together go out in one write: a frame per
+            // write costs a syscall per token under load.
+            while !self.finished && self.pending_bytes() < COALESCE_BYTES {
+                match self.events.next_ready() {
+                    Some(next) => self.take(Some(next)),
+                    None => break,
                 }
-                None => self.end(),
             }
+            if self.pending.len() > 1 {
+                let mut chunk = Vec::with_capacity(self.pending_bytes());
+                for frame in self.pending.drain(..) {
+                    chunk.extend_from_slice(&frame);
+                }
+                return Some(Bytes::from(chunk));
+            }
+        }
+    }
+
+    fn pending_bytes(&self) -> usize {
+        self.pending.iter().map(Bytes::len).sum()
+    }
+
+    fn take(&mut self, next: Option<Result<Arc<Envelope>, SubscribeError>>) {
+        match next {
+            Some(Ok(envelope)) => self.project(&envelope),
+            Some(Err(SubscribeError::RunAborted(error))) => self.abort(error),
+            Some(Err(SubscribeError::Store(e))) => {
+                tracing::error!(error = %e, "reading a log failed mid-stream");
+                self.abort(RunError::new(
+                    "storage_error",
+                    "The response's log could not be read.",
+                ));
+            }
+            None => self.end(),
         }
     }
 }

@@ -82,12 +82,7 @@ impl Subscription {
     /// The next envelope, or `None` after the terminal event.
     pub async fn next(&mut self) -> Option<Result<Arc<Envelope>, SubscribeError>> {
         loop {
-            if let Some(envelope) = self.buffer.pop_front() {
-                self.next_seq = envelope.seq + 1;
-                if envelope.event.is_terminal() {
-                    self.done = true;
-                    self.buffer.clear();
-                }
+            if let Some(envelope) = self.pop() {
                 return Some(Ok(envelope));
             }
             if self.done {
@@ -100,64 +95,143 @@ impl Subscription {
         }
     }
 
+    /// The next envelope if one is already here, without waiting; lets a
+    /// reader batch what arrived together into one write.
+    pub fn next_ready(&mut self) -> Option<Result<Arc<Envelope>, SubscribeError>> {
+        loop {
+            if let Some(envelope) = self.pop() {
+                return Some(Ok(envelope));
+            }
+            if self.done {
+                return None;
+            }
+            let next_seq = self.next_seq;
+            let received = match &mut self.source {
+                Source::Direct(rx) => match rx.try_recv() {
+                    Ok(e) => {
+                        self.buffer.push_back(e);
+                        continue;
+                    }
+                    // Waiting (or a closed channel) is for `next` to handle.
+                    Err(_) => return None,
+                },
+                Source::Stored { live, behind, .. } => {
+                    let Some(rx) = live else { return None };
+                    if *behind {
+                        return None;
+                    }
+                    match rx.try_recv() {
+                        Ok(message) => Ok(message),
+                        Err(broadcast::error::TryRecvError::Empty) => return None,
+                        Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                            Err(broadcast::error::RecvError::Lagged(n))
+                        }
+                        Err(broadcast::error::TryRecvError::Closed) => {
+                            Err(broadcast::error::RecvError::Closed)
+                        }
+                    }
+                }
+            };
+            match self.take_live(received, next_seq) {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+
+    fn pop(&mut self) -> Option<Arc<Envelope>> {
+        let envelope = self.buffer.pop_front()?;
+        self.next_seq = envelope.seq + 1;
+        if envelope.event.is_terminal() {
+            self.done = true;
+            self.buffer.clear();
+        }
+        Some(envelope)
+    }
+
+    /// Handles one message from the bus. `Ok(true)` when an envelope was
+    /// buffered or an old one skipped, `Ok(false)` when the store must be
+    /// read first.
+    fn take_live(
+        &mut self,
+        received: Result<BusMessage, broadcast::error::RecvError>,
+        next_seq: u64,
+    ) -> Result<bool, SubscribeError> {
+        let Source::Stored { live, behind, .. } = &mut self.source else {
+            return Ok(false);
+        };
+        match received {
+            Ok(BusMessage::Event(e)) if e.seq < next_seq => Ok(true),
+            Ok(BusMessage::Event(e)) if e.seq == next_seq => {
+                self.buffer.push_back(e);
+                Ok(true)
+            }
+            // A gap: events were committed before we subscribed, or we
+            // lagged. Either way the store has them.
+            Ok(BusMessage::Event(_)) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                *behind = true;
+                Ok(false)
+            }
+            Ok(BusMessage::StorageFailed(error)) => Err(SubscribeError::RunAborted(error)),
+            Err(broadcast::error::RecvError::Closed) => {
+                *live = None;
+                *behind = true;
+                Ok(false)
+            }
+        }
+    }
+
     /// Puts at least one envelope in the buffer, or fails.
     async fn fill(&mut self) -> Result<(), SubscribeError> {
-        match &mut self.source {
-            Source::Direct(rx) => match rx.recv().await {
-                Some(e) => {
-                    self.buffer.push_back(e);
-                    Ok(())
+        loop {
+            let next_seq = self.next_seq;
+            let received = match &mut self.source {
+                Source::Direct(rx) => {
+                    return match rx.recv().await {
+                        Some(e) => {
+                            self.buffer.push_back(e);
+                            Ok(())
+                        }
+                        // The run dropped its sink without a terminal event:
+                        // it was aborted (the process is stopping).
+                        None => Err(SubscribeError::RunAborted(RunError::new(
+                            "server_error",
+                            "The run stopped without ending.",
+                        ))),
+                    };
                 }
-                // The run dropped its sink without a terminal event: it was
-                // aborted (the process is stopping).
-                None => Err(SubscribeError::RunAborted(RunError::new(
-                    "server_error",
-                    "The run stopped without ending.",
-                ))),
-            },
-            Source::Stored {
-                id,
-                store,
-                live,
-                behind,
-            } => loop {
-                if *behind {
-                    let after = self.next_seq.checked_sub(1);
-                    let events = store.events(id, after).await?;
-                    *behind = false;
-                    if !events.is_empty() {
-                        self.buffer.extend(events.into_iter().map(Arc::new));
-                        return Ok(());
+                Source::Stored {
+                    id,
+                    store,
+                    live,
+                    behind,
+                } => {
+                    if *behind {
+                        let events = store.events(id, next_seq.checked_sub(1)).await?;
+                        *behind = false;
+                        if !events.is_empty() {
+                            self.buffer.extend(events.into_iter().map(Arc::new));
+                            return Ok(());
+                        }
                     }
+                    let Some(rx) = live else {
+                        // Not live here and nothing more in the log: the run
+                        // was cut off without a stored end (its log failed).
+                        return Err(SubscribeError::RunAborted(RunError::new(
+                            "storage_error",
+                            "The response's log ends without a terminal event; it will be ended when the server restarts.",
+                        )));
+                    };
+                    rx.recv().await
                 }
-                let Some(rx) = live else {
-                    // Not live here and nothing more in the log: the run was
-                    // cut off without a stored end (its log failed).
-                    return Err(SubscribeError::RunAborted(RunError::new(
-                        "storage_error",
-                        "The response's log ends without a terminal event; it will be ended when the server restarts.",
-                    )));
-                };
-                match rx.recv().await {
-                    Ok(BusMessage::Event(e)) if e.seq < self.next_seq => {}
-                    Ok(BusMessage::Event(e)) if e.seq == self.next_seq => {
-                        self.buffer.push_back(e);
-                        return Ok(());
-                    }
-                    // A gap: events were committed before we subscribed,
-                    // or we lagged. Either way the store has them.
-                    Ok(BusMessage::Event(_)) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                        *behind = true;
-                    }
-                    Ok(BusMessage::StorageFailed(error)) => {
-                        return Err(SubscribeError::RunAborted(error));
-                    }
-                    Err(broadcast::error::RecvError::Closed) => {
-                        *live = None;
-                        *behind = true;
-                    }
-                }
-            },
+            };
+            if self.take_live(received, next_seq)? && !self.buffer.is_empty() {
+                return Ok(());
+            }
         }
     }
 }
