@@ -1,0 +1,363 @@
+//! The benchmark scenarios. Each appends its figures to the report.
+
+use crate::load::{self, first_byte, last_byte, percentiles};
+use crate::process::Spool;
+use crate::report::Row;
+use futures::StreamExt;
+use serde_json::json;
+use spool_core::event::{Envelope, Event};
+use spool_core::ids::ResponseId;
+use spool_server::runtime::bus::Bus;
+use spool_server::runtime::writer::Writer;
+use spool_store::{SqliteStore, Store, WriteOp};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// What every HTTP scenario needs.
+pub struct Bench {
+    pub client: reqwest::Client,
+    pub spool: Spool,
+    pub upstream: String,
+}
+
+impl Bench {
+    fn direct_url(&self) -> String {
+        format!("{}/chat/completions", self.upstream)
+    }
+
+    fn spool_url(&self) -> String {
+        format!("{}/v1/responses", self.spool.base)
+    }
+
+    /// The model name tells the bench upstream what to stream.
+    fn direct_body(tokens: usize, delay_ms: u64) -> String {
+        json!({"model": format!("t{tokens}d{delay_ms}"), "stream": true,
+               "messages": [{"role": "user", "content": "bench"}]})
+        .to_string()
+    }
+
+    fn spool_body(tokens: usize, delay_ms: u64) -> String {
+        json!({"model": format!("t{tokens}d{delay_ms}"), "stream": true, "input": "bench"})
+            .to_string()
+    }
+
+    pub async fn warm_up(&self) -> anyhow::Result<()> {
+        load::run(
+            &self.client,
+            &self.direct_url(),
+            Some(&Self::direct_body(20, 0)),
+            100,
+            8,
+        )
+        .await?;
+        load::run(
+            &self.client,
+            &self.spool_url(),
+            Some(&Self::spool_body(20, 0)),
+            100,
+            8,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Added latency: first and last byte of a 20-token stream, direct and
+    /// through spool, at concurrency 1 and `concurrency`; at the higher
+    /// concurrency also responses per second.
+    pub async fn latency(
+        &self,
+        rows: &mut Vec<Row>,
+        sequential: usize,
+        total: usize,
+        concurrency: usize,
+    ) -> anyhow::Result<()> {
+        let (direct, spool) = (Self::direct_body(20, 0), Self::spool_body(20, 0));
+        for (c, n) in [(1, sequential), (concurrency, total)] {
+            let (d, d_wall) =
+                load::run(&self.client, &self.direct_url(), Some(&direct), n, c).await?;
+            let (s, s_wall) =
+                load::run(&self.client, &self.spool_url(), Some(&spool), n, c).await?;
+            let (df, sf) = (percentiles(&d, first_byte), percentiles(&s, first_byte));
+            let (dl, sl) = (percentiles(&d, last_byte), percentiles(&s, last_byte));
+            let high = c > 1;
+            rows.push(
+                Row::new("latency", format!("first byte c{c} p50"), "ms", ms(sf.p50))
+                    .direct(ms(df.p50))
+                    .target(if high { "added <= 1 ms" } else { "" }),
+            );
+            rows.push(
+                Row::new("latency", format!("first byte c{c} p99"), "ms", ms(sf.p99))
+                    .direct(ms(df.p99))
+                    .target(if high { "added <= 5 ms" } else { "" }),
+            );
+            rows.push(
+                Row::new("latency", format!("last byte c{c} p50"), "ms", ms(sl.p50))
+                    .direct(ms(dl.p50)),
+            );
+            rows.push(
+                Row::new("latency", format!("last byte c{c} p99"), "ms", ms(sl.p99))
+                    .direct(ms(dl.p99)),
+            );
+            if high {
+                rows.push(
+                    Row::new(
+                        "latency",
+                        format!("20-token responses/s c{c}"),
+                        "1/s",
+                        n as f64 / s_wall.as_secs_f64(),
+                    )
+                    .direct(n as f64 / d_wall.as_secs_f64())
+                    .target(">= 2000"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Throughput at saturation: 200-token responses, every event persisted.
+    pub async fn throughput(
+        &self,
+        rows: &mut Vec<Row>,
+        total: usize,
+        tokens: usize,
+        concurrencies: &[usize],
+    ) -> anyhow::Result<()> {
+        let (direct, spool) = (Self::direct_body(tokens, 0), Self::spool_body(tokens, 0));
+        for &c in concurrencies {
+            let (_, d_wall) =
+                load::run(&self.client, &self.direct_url(), Some(&direct), total, c).await?;
+            let before = self.spool.persisted_events().await?;
+            let (_, s_wall) =
+                load::run(&self.client, &self.spool_url(), Some(&spool), total, c).await?;
+            let events = self.spool.persisted_events().await? - before;
+            rows.push(
+                Row::new(
+                    "throughput",
+                    format!("{tokens}-token responses/s c{c}"),
+                    "1/s",
+                    total as f64 / s_wall.as_secs_f64(),
+                )
+                .direct(total as f64 / d_wall.as_secs_f64()),
+            );
+            rows.push(
+                Row::new(
+                    "throughput",
+                    format!("persisted events/s c{c}"),
+                    "1/s",
+                    events as f64 / s_wall.as_secs_f64(),
+                )
+                .target(">= 100000"),
+            );
+        }
+        Ok(())
+    }
+
+    /// Replay of a finished response of about `events` events.
+    pub async fn replay(
+        &self,
+        rows: &mut Vec<Row>,
+        events: usize,
+        repeats: usize,
+    ) -> anyhow::Result<()> {
+        let body = json!({"model": format!("t{}d0", events.saturating_sub(8)), "input": "bench"})
+            .to_string();
+        let created: serde_json::Value = serde_json::from_slice(
+            &self
+                .client
+                .post(self.spool_url())
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await?
+                .bytes()
+                .await?,
+        )?;
+        let id = created["id"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("no id: {created}"))?
+            .to_owned();
+        let url = format!("{}/v1/responses/{id}?stream=true", self.spool.base);
+        let middle = format!("{url}&starting_after={}", events / 2);
+        let (full, _) = load::run(&self.client, &url, None, repeats, 1).await?;
+        let (half, _) = load::run(&self.client, &middle, None, repeats, 1).await?;
+        let (_, wall) = load::run(&self.client, &url, None, repeats * 4, 4).await?;
+        let snapshot = format!("{}/v1/responses/{id}", self.spool.base);
+        let (get, _) = load::run(&self.client, &snapshot, None, repeats, 1).await?;
+        rows.push(
+            Row::new(
+                "replay",
+                format!("{events} events from the start p50"),
+                "ms",
+                ms(percentiles(&full, last_byte).p50),
+            )
+            .target("<= 20 ms"),
+        );
+        rows.push(Row::new(
+            "replay",
+            format!("{events} events from the middle p50"),
+            "ms",
+            ms(percentiles(&half, last_byte).p50),
+        ));
+        rows.push(Row::new(
+            "replay",
+            "replays/s, 4 concurrent",
+            "1/s",
+            (repeats * 4) as f64 / wall.as_secs_f64(),
+        ));
+        rows.push(Row::new(
+            "replay",
+            "GET the finished object p50",
+            "ms",
+            ms(percentiles(&get, last_byte).p50),
+        ));
+        Ok(())
+    }
+
+    /// Many slow streams open at once: memory per stream and CPU.
+    pub async fn open_streams(&self, rows: &mut Vec<Row>, streams: usize) -> anyhow::Result<()> {
+        let idle_rss = self.spool.rss_kib()?;
+        // 30 tokens, one every 100 ms: each stream stays open ~3 s.
+        let body = Self::spool_body(30, 100);
+        let opened = Arc::new(AtomicUsize::new(0));
+        let url = self.spool_url();
+        let all = futures::stream::iter(0..streams)
+            .map(|_| {
+                let (client, url, body, opened) = (
+                    self.client.clone(),
+                    url.clone(),
+                    body.clone(),
+                    opened.clone(),
+                );
+                async move {
+                    let response = client
+                        .post(url)
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await?;
+                    let mut stream = response.bytes_stream();
+                    let mut counted = false;
+                    while let Some(chunk) = stream.next().await {
+                        chunk?;
+                        if !counted {
+                            opened.fetch_add(1, Ordering::Relaxed);
+                            counted = true;
+                        }
+                    }
+                    anyhow::Ok(())
+                }
+            })
+            .buffer_unordered(streams)
+            .collect::<Vec<_>>();
+        let sample = async {
+            let start = Instant::now();
+            while opened.load(Ordering::Relaxed) < streams
+                && start.elapsed() < Duration::from_secs(60)
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let rss = self.spool.rss_kib().unwrap_or(0);
+            let (cpu0, t0) = (self.spool.cpu_seconds().unwrap_or(0.0), Instant::now());
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+            let cpu = (self.spool.cpu_seconds().unwrap_or(0.0) - cpu0) / t0.elapsed().as_secs_f64();
+            (rss, cpu, opened.load(Ordering::Relaxed))
+        };
+        let (results, (open_rss, cpu, opened_count)) = tokio::join!(all, sample);
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        let per_stream = open_rss.saturating_sub(idle_rss) as f64 / streams as f64;
+        rows.push(Row::new(
+            "open",
+            format!("streams open at once (of {streams})"),
+            "count",
+            opened_count as f64,
+        ));
+        rows.push(
+            Row::new(
+                "open",
+                format!("resident memory, {streams} open"),
+                "MiB",
+                open_rss as f64 / 1024.0,
+            )
+            .target("<= 1024 MiB"),
+        );
+        rows.push(Row::new(
+            "open",
+            "resident memory per open stream",
+            "KiB",
+            per_stream,
+        ));
+        rows.push(Row::new(
+            "open",
+            "CPU while open (1.0 = one core)",
+            "cores",
+            cpu,
+        ));
+        if failed > 0 {
+            rows.push(Row::new(
+                "open",
+                "streams that failed",
+                "count",
+                failed as f64,
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Raw appends through the store with the server's group-commit writer.
+pub async fn store(rows: &mut Vec<Row>, events: usize, producers: usize) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("spool-bench-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&format!("sqlite://{}", dir.join("s.db").display())).await?);
+    let (writer, task) = Writer::spawn(store, Arc::new(Bus::default()));
+    let per_producer = events / producers;
+    let start = Instant::now();
+    let handles: Vec<_> = (0..producers)
+        .map(|_| {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                let id = ResponseId::generate();
+                for seq in 0..per_producer as u64 {
+                    let envelope = Envelope {
+                        seq,
+                        ts_ms: 0,
+                        event: Event::PartDelta {
+                            output_index: 0,
+                            content_index: 0,
+                            delta: " token".into(),
+                        },
+                    };
+                    writer
+                        .send(WriteOp::Append {
+                            response_id: id.clone(),
+                            envelope,
+                        })
+                        .await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await??;
+    }
+    writer.flush().await.map_err(anyhow::Error::msg)?;
+    let elapsed = start.elapsed();
+    drop(writer);
+    let _ = task.await;
+    rows.push(Row::new(
+        "store",
+        format!("appends/s, {producers} producers, group commit"),
+        "1/s",
+        (per_producer * producers) as f64 / elapsed.as_secs_f64(),
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
