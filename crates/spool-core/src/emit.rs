@@ -5,9 +5,11 @@
 //! hands it to an [`EventSink`] (the runtime's durable or direct log). The
 //! runtime owns the emitter and the run's lifecycle (created, started, the
 //! terminal event); an [`Agent`](crate::agent::Agent) gets a [`RunWriter`],
-//! which can only add output, through typed builders that borrow the writer
-//! while an item or part is open, so a second item cannot start before the
-//! first is done and a part cannot outlive its item.
+//! which can only add output. Its typed builders borrow the writer while an
+//! item or part is open, so the compiler keeps a second item from starting
+//! before the first is done; what the borrow cannot see (a builder dropped
+//! without `done()`) the fold refuses at run time, and the runtime closes
+//! such items when the run ends.
 
 use crate::event::{Envelope, Event};
 use crate::fold::{OrderError, RunFold};

@@ -52,7 +52,7 @@ pub enum OrderError {
     PartStillOpen(u32),
     #[error("an item must complete as completed or incomplete")]
     ItemStillInProgress,
-    #[error("item {0} is still open; close every item before the run completes")]
+    #[error("item {0} is still open; complete it first")]
     ItemStillOpen(u32),
 }
 
@@ -135,6 +135,11 @@ impl RunFold {
                 .map_err(Into::into),
             Event::ItemStarted { output_index, item } => {
                 item_events_allowed()?;
+                // Items stream one after another: the Responses stream (and
+                // Open Responses) require item i done before i + 1 is added.
+                if let Some(open) = self.first_open_item() {
+                    return Err(OrderError::ItemStillOpen(open));
+                }
                 let expected = self.output.len() as u32;
                 if *output_index != expected {
                     return Err(OrderError::ItemIndex {
@@ -359,10 +364,6 @@ impl RunFold {
         self.next_seq
     }
 
-    pub fn header(&self) -> Option<&ResponseHeader> {
-        self.header.as_deref()
-    }
-
     /// The run's status; `None` before `run.created`.
     pub fn status(&self) -> Option<RunStatus> {
         self.status
@@ -375,10 +376,6 @@ impl RunFold {
     /// Every output item, including ones still open.
     pub fn output(&self) -> &[Item] {
         &self.output
-    }
-
-    pub fn usage(&self) -> Option<&Usage> {
-        self.usage.as_ref()
     }
 
     /// The open items, in output order, each with its open content part.
@@ -558,6 +555,26 @@ mod tests {
                 item: Item::function_call("c1", "f"),
             },
             Event::RunCompleted,
+        ];
+        assert_eq!(
+            RunFold::from_events(&log(events)).unwrap_err(),
+            OrderError::ItemStillOpen(0)
+        );
+    }
+
+    #[test]
+    fn an_item_cannot_start_while_another_is_open() {
+        let events = vec![
+            created(),
+            Event::RunStarted,
+            Event::ItemStarted {
+                output_index: 0,
+                item: Item::function_call("c1", "f"),
+            },
+            Event::ItemStarted {
+                output_index: 1,
+                item: Item::function_call("c2", "g"),
+            },
         ];
         assert_eq!(
             RunFold::from_events(&log(events)).unwrap_err(),

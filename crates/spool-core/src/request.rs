@@ -378,11 +378,24 @@ pub fn normalize_input(input: Value) -> Result<Vec<Item>, RequestError> {
             role: Role::User,
             content: vec![ContentPart::InputText { text }],
         })]),
-        Value::Array(items) => items
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| normalize_item(v, &format!("input[{i}]")))
-            .collect(),
+        Value::Array(items) => {
+            let items: Vec<Item> = items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| normalize_item(v, &format!("input[{i}]")))
+                .collect::<Result<_, _>>()?;
+            // Item ids are cursors for paging; two items may not share one.
+            let mut seen = std::collections::HashSet::new();
+            for (i, item) in items.iter().enumerate() {
+                if !seen.insert(item.id()) {
+                    return Err(RequestError::invalid(
+                        format!("input[{i}].id"),
+                        format!("Duplicate item id '{}' in input.", item.id()),
+                    ));
+                }
+            }
+            Ok(items)
+        }
         _ => Err(RequestError::invalid(
             "input",
             "input must be a string or an array of items.",
@@ -717,8 +730,19 @@ fn parse_text(text: Option<Value>) -> Result<(TextFormat, Value), RequestError> 
         },
     };
     let mut echo = obj.clone();
-    echo.entry("format")
-        .or_insert_with(|| json!({"type": "text"}));
+    // The format is echoed in its full form, every key present.
+    let format_echo = match &format {
+        TextFormat::Text => json!({"type": "text"}),
+        TextFormat::JsonObject => json!({"type": "json_object"}),
+        TextFormat::JsonSchema {
+            name,
+            schema,
+            description,
+            strict,
+        } => json!({"type": "json_schema", "name": name, "schema": schema,
+                    "description": description, "strict": strict}),
+    };
+    echo.insert("format".into(), format_echo);
     echo.entry("verbosity").or_insert_with(|| json!("medium"));
     Ok((format, Value::Object(echo)))
 }
@@ -854,6 +878,30 @@ mod tests {
         let many: BTreeMap<String, String> = (0..17).map(|i| (i.to_string(), "v".into())).collect();
         let e = parse(json!({"model": "m", "input": "x", "metadata": many})).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("metadata"));
+    }
+
+    #[test]
+    fn two_input_items_may_not_share_an_id() {
+        let e = parse(json!({"model": "m", "input": [
+            {"id": "msg_a", "role": "user", "content": "x"},
+            {"id": "msg_a", "role": "user", "content": "y"}
+        ]}))
+        .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("input[1].id"));
+    }
+
+    #[test]
+    fn a_json_schema_format_is_echoed_with_every_key() {
+        let r = parse(json!({"model": "m", "input": "x",
+            "text": {"format": {"type": "json_schema", "name": "n", "schema": {"type": "object"}}}}))
+        .unwrap();
+        let h = r.header(ResponseId::generate(), 0);
+        assert_eq!(
+            h.text["format"],
+            json!({"type": "json_schema", "name": "n", "schema": {"type": "object"},
+                   "description": null, "strict": null})
+        );
+        assert_eq!(h.text["verbosity"], "medium");
     }
 
     #[test]

@@ -48,6 +48,16 @@ impl App {
     /// is an agent's name runs that agent.
     pub async fn build_with_agents(config: &ServeConfig, agents: Agents) -> anyhow::Result<Self> {
         let store = open_store(&config.database_url).await?;
+        Self::build_with_store(config, store, agents).await
+    }
+
+    /// Like [`App::build_with_agents`] over a store the caller opened
+    /// (`config.database_url` is not used).
+    pub async fn build_with_store(
+        config: &ServeConfig,
+        store: Arc<dyn Store>,
+        agents: Agents,
+    ) -> anyhow::Result<Self> {
         let recovered = recovery::recover(store.as_ref())
             .await
             .context("cannot recover unfinished runs")?;

@@ -111,8 +111,12 @@ pub struct ItemPage {
 /// Why an item page could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {
-    #[error("no item '{0}' in this response")]
-    UnknownCursor(String),
+    #[error("no item '{id}' in this response")]
+    UnknownCursor {
+        /// `after` or `before`.
+        param: &'static str,
+        id: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

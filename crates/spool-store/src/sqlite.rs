@@ -28,7 +28,11 @@ const ROWS_PER_INSERT: usize = 200;
 /// The SQLite implementation of [`Store`].
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    /// One connection for every write: SQLite has one writer at a time, and
+    /// a dedicated connection means a commit never waits for a reader's.
+    writer: SqlitePool,
+    /// Connections for reads, which WAL lets run beside the writer.
+    readers: SqlitePool,
 }
 
 impl SqliteStore {
@@ -44,12 +48,16 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let readers = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { writer, readers })
     }
 }
 
@@ -163,7 +171,7 @@ fn parse_item(body: &str) -> Result<Item, StoreError> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn write(&self, batch: &[WriteOp]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         // Consecutive appends are gathered into multi-row inserts; creates
         // and finishes keep their place in the order.
         let mut pending: Vec<(&ResponseId, &Envelope)> = Vec::new();
@@ -204,7 +212,7 @@ impl Store for SqliteStore {
              FROM responses WHERE id = ?",
         )
         .bind(id.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.readers)
         .await?;
         let Some(row) = row else { return Ok(None) };
         let previous: Option<String> = row.try_get("previous_response_id")?;
@@ -229,7 +237,7 @@ impl Store for SqliteStore {
         )
         .bind(id.as_str())
         .bind(from)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.readers)
         .await?;
         rows.iter()
             .map(|row| {
@@ -250,7 +258,7 @@ impl Store for SqliteStore {
         id: &ResponseId,
         query: &ItemPageQuery,
     ) -> Result<ItemPage, PageError> {
-        let position_of = |item_id: &str| {
+        let position_of = |item_id: &str, param: &'static str| {
             let item_id = item_id.to_owned();
             async move {
                 sqlx::query_scalar::<_, i64>(
@@ -258,24 +266,24 @@ impl Store for SqliteStore {
                 )
                 .bind(id.as_str())
                 .bind(&item_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.readers)
                 .await
                 .map_err(StoreError::from)?
-                .ok_or(PageError::UnknownCursor(item_id))
+                .ok_or(PageError::UnknownCursor { param, id: item_id })
             }
         };
         // `after` and `before` are in the requested order, so in position
         // terms they swap when the order is descending.
         let (mut lo, mut hi) = (i64::MIN, i64::MAX);
         if let Some(after) = &query.after {
-            let p = position_of(after).await?;
+            let p = position_of(after, "after").await?;
             match query.order {
                 Order::Asc => lo = p,
                 Order::Desc => hi = p,
             }
         }
         if let Some(before) = &query.before {
-            let p = position_of(before).await?;
+            let p = position_of(before, "before").await?;
             match query.order {
                 Order::Asc => hi = p,
                 Order::Desc => lo = p,
@@ -296,7 +304,7 @@ impl Store for SqliteStore {
             .bind(lo)
             .bind(hi)
             .bind(i64::from(query.limit) + 1)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.readers)
             .await
             .map_err(StoreError::from)?;
         let has_more = bodies.len() > query.limit as usize;
@@ -314,13 +322,13 @@ impl Store for SqliteStore {
              ORDER BY CASE kind WHEN 'input' THEN 0 ELSE 1 END, position",
         )
         .bind(id.as_str())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.readers)
         .await?;
         bodies.iter().map(|b| parse_item(b)).collect()
     }
 
     async fn delete(&self, id: &ResponseId) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let deleted = sqlx::query("DELETE FROM responses WHERE id = ?")
             .bind(id.as_str())
             .execute(&mut *tx)
@@ -342,7 +350,7 @@ impl Store for SqliteStore {
         let ids: Vec<String> = sqlx::query_scalar(
             "SELECT id FROM responses WHERE status IN ('queued', 'in_progress') ORDER BY id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.readers)
         .await?;
         ids.iter().map(|s| parse_id(s)).collect()
     }
@@ -527,7 +535,7 @@ mod tests {
         };
         assert!(matches!(
             s.input_items(&id, &unknown).await,
-            Err(PageError::UnknownCursor(_))
+            Err(PageError::UnknownCursor { param: "after", .. })
         ));
     }
 

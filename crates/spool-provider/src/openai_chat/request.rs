@@ -68,8 +68,10 @@ pub fn chat_body(request: &ModelRequest) -> Value {
             body.insert(key.into(), json!(v));
         }
     }
+    // `max_completion_tokens` is OpenAI's current name (its reasoning
+    // models refuse `max_tokens`); vLLM and others accept it too.
     if let Some(n) = request.max_output_tokens {
-        body.insert("max_tokens".into(), json!(n));
+        body.insert("max_completion_tokens".into(), json!(n));
     }
     if let Some(effort) = &request.reasoning_effort {
         body.insert("reasoning_effort".into(), json!(effort));
@@ -243,7 +245,7 @@ mod tests {
             json!({"role": "user", "content": "hi"})
         );
         assert_eq!(body["temperature"], 0.5);
-        assert_eq!(body["max_tokens"], 100);
+        assert_eq!(body["max_completion_tokens"], 100);
         assert_eq!(body["stream_options"]["include_usage"], true);
         assert!(body.get("tools").is_none());
     }

@@ -170,7 +170,7 @@ impl From<CancelError> for ApiError {
             CancelError::NotBackground | CancelError::AlreadyEnded(_) => {
                 Self::bad_request(e.to_string(), None, Some("invalid_state"))
             }
-            CancelError::Timeout | CancelError::Store(_) => Self::internal(e),
+            CancelError::NotStopped | CancelError::Store(_) => Self::internal(e),
         }
     }
 }
@@ -188,9 +188,9 @@ impl From<DeleteError> for ApiError {
 impl From<PageError> for ApiError {
     fn from(e: PageError) -> Self {
         match e {
-            PageError::UnknownCursor(id) => Self::bad_request(
+            PageError::UnknownCursor { param, id } => Self::bad_request(
                 format!("No input item with id '{id}' in this response."),
-                Some("after"),
+                Some(param),
                 Some("invalid_value"),
             ),
             PageError::Store(e) => Self::internal(e),

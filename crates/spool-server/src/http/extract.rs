@@ -39,6 +39,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 Some("invalid_json"),
             ));
         }
+        // serde would read a struct from a JSON array too; the API takes
+        // objects only.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::bad_request(
+                "The request body must be a JSON object.",
+                None,
+                Some("invalid_json"),
+            ));
+        }
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         match serde_path_to_error::deserialize(&mut de) {
             Ok(value) => Ok(Self(value)),

@@ -36,6 +36,7 @@ use spool_provider::{ModelAgent, ModelRouter, ModelUnavailable};
 use spool_store::{Finish, NewResponse, Store, StoreError, WriteOp};
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use subscribe::{SubscribeError, Subscription};
@@ -46,6 +47,8 @@ use writer::Writer;
 
 /// Longest a cancel request waits for the run to record its end.
 const CANCEL_WAIT: Duration = Duration::from_secs(10);
+/// Attempts at ending a run whose log failed.
+const END_ATTEMPTS: u32 = 5;
 /// Longest `previous_response_id` chain followed, against cycles and abuse.
 const MAX_CHAIN: usize = 10_000;
 
@@ -75,8 +78,8 @@ pub enum CancelError {
     NotBackground,
     #[error("Cannot cancel a {0} response.")]
     AlreadyEnded(RunStatus),
-    #[error("the run did not stop within {} seconds", CANCEL_WAIT.as_secs())]
-    Timeout,
+    #[error("the run did not record its end within {} seconds", CANCEL_WAIT.as_secs())]
+    NotStopped,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -210,8 +213,10 @@ impl Runtime {
         let created_at = sink::now_ms().div_euclid(1000);
         let header = request.header(id.clone(), created_at);
         let modes = request.modes;
+        let mut storage_failed = None;
         let (sink, events): (Box<dyn EventSink>, Subscription) = if modes.store {
-            let (live, storage_failed) = self.bus.open(&id);
+            let (live, failed) = self.bus.open(&id);
+            storage_failed = Some(failed.clone());
             let create = NewResponse {
                 id: id.clone(),
                 created_at,
@@ -224,7 +229,7 @@ impl Runtime {
                 previous_response_id: request.previous_response_id.clone(),
                 input: request.input.clone(),
             };
-            let sink = DurableSink::new(create, self.writer.sender().clone(), storage_failed);
+            let sink = DurableSink::new(create, self.writer.sender().clone(), failed);
             let events = Subscription::stored(id.clone(), self.store.clone(), Some(live));
             (Box::new(sink), events)
         } else {
@@ -249,15 +254,23 @@ impl Runtime {
         let runtime = self.clone();
         let run_id = id.clone();
         self.tracker.spawn(async move {
-            let store = ctx.request.modes.store;
             let mut emitter = RunEmitter::new(sink);
             runtime
                 .drive(&mut emitter, header, ctx, agent, cancel)
                 .await;
-            if store {
+            if let Some(storage_failed) = storage_failed {
                 let finish = finish_op(emitter.fold());
                 drop(emitter);
-                runtime.finish(finish).await;
+                let stored = match finish {
+                    Some(finish) => runtime.finish(finish).await,
+                    None => false,
+                };
+                if !stored || storage_failed.load(Ordering::Relaxed) {
+                    runtime.end_failed_log(&run_id).await;
+                }
+                // Normally closed by the writer after the end is committed;
+                // closed here too so no subscriber waits on a run that is gone.
+                runtime.bus.close(&run_id);
             }
             runtime.active().remove(&run_id);
             let _ = done_tx.send(true);
@@ -332,11 +345,8 @@ impl Runtime {
     }
 
     /// Stores a stored run's final object and output with its terminal
-    /// event, and waits for the commit.
-    async fn finish(&self, op: Option<Finish>) {
-        let Some(op) = op else {
-            return;
-        };
+    /// event, and waits for the commit. False if it could not be stored.
+    async fn finish(&self, op: Finish) -> bool {
         let id = op.response_id.clone();
         if self
             .writer
@@ -345,11 +355,44 @@ impl Runtime {
             .is_err()
         {
             tracing::error!(response_id = %id, "the log writer stopped before the run ended");
-            return;
+            return false;
         }
-        if let Err(e) = self.writer.flush().await {
-            tracing::error!(response_id = %id, error = %e, "the run's end could not be stored");
+        match self.writer.flush().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(response_id = %id, error = %e, "the run's end could not be stored");
+                false
+            }
         }
+    }
+
+    /// Ends a stored run whose log could not be written: after its last
+    /// stored event, directly in the store. If the store is still failing,
+    /// recovery at the next start ends it.
+    async fn end_failed_log(&self, id: &ResponseId) {
+        let error = RunError::new(
+            "storage_error",
+            "An internal error occurred while storing the response. \
+             Subsequent retrieval is not guaranteed. Please retry the request.",
+        );
+        // A failing store often recovers quickly (a busy or full disk being
+        // cleared); try for a few seconds before leaving it to recovery.
+        for attempt in 1..=END_ATTEMPTS {
+            match recovery::end_run(self.store.as_ref(), id, error.clone()).await {
+                Ok(ended) => {
+                    if ended {
+                        tracing::warn!(response_id = %id, "ended a run whose log failed");
+                    }
+                    break;
+                }
+                Err(e) if attempt == END_ATTEMPTS => tracing::error!(
+                    response_id = %id, error = %e,
+                    "cannot end a run whose log failed; it is ended at the next start"
+                ),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await,
+            }
+        }
+        self.writer.release(id.clone()).await;
     }
 
     /// The items of a `previous_response_id` chain, oldest turn first.
@@ -400,7 +443,7 @@ impl Runtime {
             if let Some(mut done) = done {
                 tokio::time::timeout(CANCEL_WAIT, done.wait_for(|d| *d))
                     .await
-                    .map_err(|_| CancelError::Timeout)?
+                    .map_err(|_| CancelError::NotStopped)?
                     .ok();
             }
         }
@@ -412,7 +455,7 @@ impl Runtime {
         match (record.status, record.snapshot) {
             (RunStatus::Cancelled, Some(snapshot)) => Ok(snapshot),
             (status, _) if status.is_terminal() => Err(CancelError::AlreadyEnded(status)),
-            _ => Err(CancelError::Timeout),
+            _ => Err(CancelError::NotStopped),
         }
     }
 

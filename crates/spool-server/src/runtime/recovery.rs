@@ -12,6 +12,7 @@ use super::finish_op;
 use super::sink::now_ms;
 use spool_core::event::{Envelope, Event};
 use spool_core::fold::RunFold;
+use spool_core::ids::ResponseId;
 use spool_core::response::RunError;
 use spool_store::{Store, StoreError, WriteOp};
 
@@ -20,41 +21,59 @@ pub async fn recover(store: &dyn Store) -> Result<usize, StoreError> {
     let unfinished = store.unfinished().await?;
     let mut ended = 0;
     for id in unfinished {
-        let events = store.events(&id, None).await?;
-        let mut fold = match RunFold::from_events(&events) {
-            Ok(fold) => fold,
-            Err(e) => {
-                tracing::error!(response_id = %id, error = %e, "skipping a corrupt log at recovery");
-                continue;
-            }
-        };
-        let mut ops = Vec::new();
-        if !fold.is_terminal() {
-            let envelope = Envelope {
-                seq: fold.next_seq(),
-                ts_ms: now_ms(),
-                event: Event::RunFailed {
-                    error: RunError::new(
-                        "server_error",
-                        "The server stopped while this response was running; it was ended when the server restarted.",
-                    ),
-                },
-            };
-            if let Err(e) = fold.apply(&envelope) {
-                tracing::error!(response_id = %id, error = %e, "cannot end a log at recovery");
-                continue;
-            }
-            ops.push(WriteOp::Append {
-                response_id: id.clone(),
-                envelope,
-            });
+        if end_run(store, &id, interrupted()).await? {
+            tracing::warn!(response_id = %id, "ended a run left unfinished by a previous process");
+            ended += 1;
         }
-        if let Some(finish) = finish_op(&fold) {
-            ops.push(WriteOp::Finish(Box::new(finish)));
-        }
-        store.write(&ops).await?;
-        tracing::warn!(response_id = %id, "ended a run left unfinished by a previous process");
-        ended += 1;
     }
     Ok(ended)
+}
+
+fn interrupted() -> RunError {
+    RunError::new(
+        "server_error",
+        "The server stopped while this response was running; it was ended when the server restarted.",
+    )
+}
+
+/// Ends one stored run that has no terminal event with `error`, after the
+/// longest valid prefix of its log (a log whose writes failed may stop at a
+/// gap), and writes its final object. Returns whether anything was written.
+pub async fn end_run(
+    store: &dyn Store,
+    id: &ResponseId,
+    error: RunError,
+) -> Result<bool, StoreError> {
+    let events = store.events(id, None).await?;
+    let mut fold = RunFold::new();
+    for envelope in &events {
+        if let Err(e) = fold.apply(envelope) {
+            tracing::error!(response_id = %id, seq = envelope.seq, error = %e, "the log is cut at an invalid event");
+            break;
+        }
+    }
+    if fold.status().is_none() {
+        tracing::error!(response_id = %id, "a stored response has no run.created event; leaving it");
+        return Ok(false);
+    }
+    let mut ops = Vec::new();
+    if !fold.is_terminal() {
+        let envelope = Envelope {
+            seq: fold.next_seq(),
+            ts_ms: now_ms(),
+            event: Event::RunFailed { error },
+        };
+        if fold.apply(&envelope).is_err() {
+            return Ok(false);
+        }
+        ops.push(WriteOp::Append {
+            response_id: id.clone(),
+            envelope,
+        });
+    }
+    if let Some(finish) = finish_op(&fold) {
+        ops.push(WriteOp::Finish(Box::new(finish)));
+    }
+    store.write(&ops).await?;
+    Ok(true)
 }

@@ -235,3 +235,189 @@ impl Subscription {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::bus::Bus;
+    use async_trait::async_trait;
+    use spool_core::event::Event;
+    use spool_core::item::Item;
+    use spool_store::{ItemPage, ItemPageQuery, PageError, ResponseRecord, WriteOp};
+    use std::sync::Mutex;
+
+    /// A store holding one run's log in memory.
+    #[derive(Default)]
+    struct MemoryLog(Mutex<Vec<Envelope>>);
+
+    impl MemoryLog {
+        fn push(&self, envelope: Envelope) {
+            self.0.lock().unwrap().push(envelope);
+        }
+    }
+
+    #[async_trait]
+    impl Store for MemoryLog {
+        async fn write(&self, _: &[WriteOp]) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn response(&self, _: &ResponseId) -> Result<Option<ResponseRecord>, StoreError> {
+            Ok(None)
+        }
+        async fn events(
+            &self,
+            _: &ResponseId,
+            after: Option<u64>,
+        ) -> Result<Vec<Envelope>, StoreError> {
+            let from = after.map_or(0, |a| a + 1);
+            Ok(self
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|e| e.seq >= from)
+                .cloned()
+                .collect())
+        }
+        async fn input_items(
+            &self,
+            _: &ResponseId,
+            _: &ItemPageQuery,
+        ) -> Result<ItemPage, PageError> {
+            Ok(ItemPage {
+                items: vec![],
+                has_more: false,
+            })
+        }
+        async fn turn_items(&self, _: &ResponseId) -> Result<Vec<Item>, StoreError> {
+            Ok(vec![])
+        }
+        async fn delete(&self, _: &ResponseId) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        async fn unfinished(&self) -> Result<Vec<ResponseId>, StoreError> {
+            Ok(vec![])
+        }
+    }
+
+    fn envelope(seq: u64, last: u64) -> Envelope {
+        let event = if seq == last {
+            Event::RunCompleted
+        } else {
+            Event::RunStarted
+        };
+        Envelope {
+            seq,
+            ts_ms: 0,
+            event,
+        }
+    }
+
+    /// Commits `seqs` the way the writer does: store first, then the bus.
+    fn commit(log: &MemoryLog, bus: &Bus, id: &ResponseId, seqs: std::ops::Range<u64>, last: u64) {
+        let events: Vec<_> = seqs.map(|s| envelope(s, last)).collect();
+        for e in &events {
+            log.push(e.clone());
+        }
+        bus.publish(id, events.into_iter().map(Arc::new));
+    }
+
+    async fn drain(sub: &mut Subscription) -> Result<Vec<u64>, SubscribeError> {
+        let mut seqs = Vec::new();
+        while let Some(next) = sub.next().await {
+            seqs.push(next?.seq);
+        }
+        Ok(seqs)
+    }
+
+    fn setup() -> (Arc<MemoryLog>, Bus, ResponseId) {
+        (
+            Arc::new(MemoryLog::default()),
+            Bus::default(),
+            ResponseId::generate(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_lags_catches_up_from_the_store() {
+        let (log, bus, id) = setup();
+        let (rx, _) = bus.open(&id);
+        let mut sub = Subscription::stored(id.clone(), log.clone(), Some(rx));
+        commit(&log, &bus, &id, 0..5, 599);
+        // Read the log so far (from the store), then fall far behind live:
+        // more events than the topic holds arrive before the next read.
+        let mut seqs = Vec::new();
+        for _ in 0..5 {
+            seqs.push(sub.next().await.unwrap().unwrap().seq);
+        }
+        commit(&log, &bus, &id, 5..600, 599);
+        seqs.extend(drain(&mut sub).await.unwrap());
+        assert_eq!(seqs, (0..600).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_joins_between_commits_has_no_gap_and_no_duplicate() {
+        let (log, bus, id) = setup();
+        let _creator = bus.open(&id);
+        commit(&log, &bus, &id, 0..10, 19);
+        let mut sub = Subscription::stored(id.clone(), log.clone(), bus.subscribe(&id));
+        let first = sub.next().await.unwrap().unwrap();
+        assert_eq!(first.seq, 0);
+        commit(&log, &bus, &id, 10..20, 19);
+        let mut seqs = vec![first.seq];
+        seqs.extend(drain(&mut sub).await.unwrap());
+        assert_eq!(seqs, (0..20).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_run_that_goes_away_without_a_terminal_event_ends_the_subscription() {
+        let (log, bus, id) = setup();
+        let (rx, _) = bus.open(&id);
+        let mut sub = Subscription::stored(id.clone(), log.clone(), Some(rx));
+        commit(&log, &bus, &id, 0..5, 100);
+        bus.close(&id);
+        let mut seqs = Vec::new();
+        let error = loop {
+            match sub.next().await {
+                Some(Ok(e)) => seqs.push(e.seq),
+                Some(Err(e)) => break e,
+                None => panic!("ended without an error"),
+            }
+        };
+        assert_eq!(seqs, [0, 1, 2, 3, 4]);
+        assert!(matches!(error, SubscribeError::RunAborted(e) if e.code == "storage_error"));
+        assert!(sub.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_storage_failure_reaches_live_subscribers() {
+        let (log, bus, id) = setup();
+        let (rx, failed) = bus.open(&id);
+        let mut sub = Subscription::stored(id.clone(), log.clone(), Some(rx));
+        commit(&log, &bus, &id, 0..2, 100);
+        bus.storage_failed(&id, RunError::new("storage_error", "disk full"));
+        assert!(failed.load(std::sync::atomic::Ordering::Relaxed));
+        assert_eq!(sub.next().await.unwrap().unwrap().seq, 0);
+        assert_eq!(sub.next().await.unwrap().unwrap().seq, 1);
+        let error = sub.next().await.unwrap().unwrap_err();
+        assert!(matches!(error, SubscribeError::RunAborted(e) if e.message == "disk full"));
+    }
+
+    #[tokio::test]
+    async fn next_ready_hands_out_what_is_here_without_waiting() {
+        let (log, bus, id) = setup();
+        let (rx, _) = bus.open(&id);
+        let mut sub = Subscription::stored(id.clone(), log.clone(), Some(rx));
+        commit(&log, &bus, &id, 0..3, 10);
+        assert_eq!(sub.next().await.unwrap().unwrap().seq, 0);
+        assert_eq!(sub.next_ready().unwrap().unwrap().seq, 1);
+        assert_eq!(sub.next_ready().unwrap().unwrap().seq, 2);
+        assert!(sub.next_ready().is_none(), "nothing more is here yet");
+        commit(&log, &bus, &id, 3..11, 10);
+        let rest: Vec<u64> = std::iter::from_fn(|| sub.next_ready())
+            .map(|e| e.unwrap().seq)
+            .collect();
+        assert_eq!(rest, (3..11).collect::<Vec<_>>());
+        assert!(sub.next().await.is_none(), "the terminal event ends it");
+    }
+}

@@ -30,6 +30,8 @@ pub enum WriterMessage {
     Op(WriteOp),
     /// Acknowledged once every op sent before it is committed.
     Flush(oneshot::Sender<Result<(), String>>),
+    /// The run whose log failed has ended; stop dropping its ops.
+    Release(ResponseId),
 }
 
 /// A handle to the writer task.
@@ -63,6 +65,11 @@ impl Writer {
             .map_err(|_| WriterClosed)
     }
 
+    /// Tells the writer a run whose log failed has ended.
+    pub async fn release(&self, id: ResponseId) {
+        let _ = self.tx.send(WriterMessage::Release(id)).await;
+    }
+
     /// Waits until everything sent so far is committed.
     pub async fn flush(&self) -> Result<(), String> {
         let (ack, done) = oneshot::channel();
@@ -77,12 +84,21 @@ impl Writer {
 async fn run(store: Arc<dyn Store>, bus: Arc<Bus>, mut rx: mpsc::Receiver<WriterMessage>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut acks = Vec::new();
+    // Runs whose log could not be written: their later ops are dropped, so
+    // a log never has a gap (the run is ended after its last stored event).
+    let mut failed: HashSet<ResponseId> = HashSet::new();
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
-                WriterMessage::Op(op) => batch.push(op),
+                WriterMessage::Op(op) if failed.is_empty() || !failed.contains(op_id(&op)) => {
+                    batch.push(op)
+                }
+                WriterMessage::Op(_) => {}
                 WriterMessage::Flush(ack) => acks.push(ack),
+                WriterMessage::Release(id) => {
+                    failed.remove(&id);
+                }
             }
             if batch.len() < MAX_BATCH {
                 next = rx.try_recv().ok();
@@ -98,9 +114,10 @@ async fn run(store: Arc<dyn Store>, bus: Arc<Bus>, mut rx: mpsc::Receiver<Writer
                     "An internal error occurred while storing the response. \
                      Subsequent retrieval is not guaranteed. Please retry the request.",
                 );
-                let failed: HashSet<ResponseId> = batch.drain(..).map(op_response_id).collect();
-                for id in failed {
-                    bus.storage_failed(&id, error.clone());
+                for id in batch.drain(..).map(op_response_id) {
+                    if failed.insert(id.clone()) {
+                        bus.storage_failed(&id, error.clone());
+                    }
                 }
             }
         }
@@ -122,6 +139,14 @@ async fn write_with_retries(store: &dyn Store, batch: &[WriteOp]) -> Result<(), 
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+fn op_id(op: &WriteOp) -> &ResponseId {
+    match op {
+        WriteOp::Create(c) => &c.response.id,
+        WriteOp::Append { response_id, .. } => response_id,
+        WriteOp::Finish(f) => &f.response_id,
     }
 }
 

@@ -60,6 +60,9 @@ async fn invalid_bodies_are_400s_that_name_the_parameter_and_write_nothing() {
     assert_error(status, &answer, 400);
     let (status, answer) = app.post_raw("/v1/responses", "").await;
     assert_error(status, &answer, 400);
+    let (status, answer) = app.post_raw("/v1/responses", "[1, 2]").await;
+    let e = assert_error(status, &answer, 400);
+    assert_eq!(e["message"], "The request body must be a JSON object.");
     assert_eq!(stored_responses(&app).await, 0);
     assert!(app.upstream.requests().is_empty());
 }
@@ -86,6 +89,7 @@ async fn bad_query_parameters_are_400s() {
         ("limit=ten", "limit"),
         ("order=sideways", "order"),
         ("after=msg_unknown", "after"),
+        ("before=msg_unknown", "before"),
     ] {
         let (status, body) = app
             .get(&format!("/v1/responses/{id}/input_items?{query}"))

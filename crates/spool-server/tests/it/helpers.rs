@@ -52,10 +52,26 @@ pub async fn spawn_with(config: ServeConfig, upstream: Upstream) -> TestApp {
 }
 
 pub async fn spawn_with_agents(config: ServeConfig, upstream: Upstream, agents: Agents) -> TestApp {
-    let db_path = PathBuf::from(config.database_url.trim_start_matches("sqlite://"));
     let app = App::build_with_agents(&config, agents)
         .await
         .expect("spool builds");
+    serve(app, &config, upstream)
+}
+
+/// Spawns spool over a store the test opened.
+pub async fn spawn_with_store(
+    config: ServeConfig,
+    upstream: Upstream,
+    store: std::sync::Arc<dyn spool_store::Store>,
+) -> TestApp {
+    let app = App::build_with_store(&config, store, Agents::default())
+        .await
+        .expect("spool builds");
+    serve(app, &config, upstream)
+}
+
+fn serve(app: App, config: &ServeConfig, upstream: Upstream) -> TestApp {
+    let db_path = PathBuf::from(config.database_url.trim_start_matches("sqlite://"));
     let addr = app.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {

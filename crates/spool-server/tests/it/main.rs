@@ -8,6 +8,7 @@ mod errors;
 mod helpers;
 mod replay;
 mod restart;
+mod storage_failure;
 mod streaming;
 mod upstream;
 mod upstream_failures;

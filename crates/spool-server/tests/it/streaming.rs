@@ -78,7 +78,7 @@ async fn the_request_reaches_the_upstream_as_chat_messages() {
         ])
     );
     assert_eq!(sent["temperature"], 0.2);
-    assert_eq!(sent["max_tokens"], 50);
+    assert_eq!(sent["max_completion_tokens"], 50);
 }
 
 #[tokio::test]
@@ -101,6 +101,22 @@ async fn streamed_tool_calls_become_function_call_items() {
         app.stream(&json!({"model": "up", "input": "weather?", "tools": tools, "stream": true}))
             .await,
     );
+    // Items stream one after another even though the upstream interleaved
+    // the two calls: item 0 is done before item 1 is added.
+    let item_events: Vec<(String, u64)> = events
+        .iter()
+        .filter_map(|f| {
+            let v = f.json();
+            v.get("output_index")
+                .and_then(serde_json::Value::as_u64)
+                .map(|i| (f.event.clone().unwrap(), i))
+        })
+        .collect();
+    let last_of_0 = item_events.iter().rposition(|(_, i)| *i == 0).unwrap();
+    let first_of_1 = item_events.iter().position(|(_, i)| *i == 1).unwrap();
+    assert!(last_of_0 < first_of_1, "{item_events:?}");
+    assert_eq!(item_events[last_of_0].0, "response.output_item.done");
+    assert_eq!(item_events[first_of_1].0, "response.output_item.added");
     let done: Vec<_> = events
         .iter()
         .filter(|f| f.event.as_deref() == Some("response.function_call_arguments.done"))
@@ -172,6 +188,8 @@ async fn hitting_max_output_tokens_ends_incomplete() {
         response["incomplete_details"]["reason"],
         "max_output_tokens"
     );
+    // The message the model was cut off in is incomplete too.
+    assert_eq!(response["output"][0]["status"], "incomplete");
 }
 
 #[tokio::test]

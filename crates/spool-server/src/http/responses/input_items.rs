@@ -74,12 +74,12 @@ pub async fn list_input_items(
     Path(id): Path<String>,
     query: QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
-    let page_query = parse_page_query(&query)?;
     let id = parse_response_id(&id)?;
     let store = state.runtime.store();
     if store.response(&id).await?.is_none() {
         return Err(ApiError::response_not_found(id.as_str()));
     }
+    let page_query = parse_page_query(&query)?;
     let page = store.input_items(&id, &page_query).await?;
     Ok(Json(json!({
         "object": "list",

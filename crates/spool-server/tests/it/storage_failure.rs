@@ -1,0 +1,115 @@
+//! A log that cannot be written: the run still ends, its clients get a
+//! terminal event, and once the store works again the stored run is failed
+//! with `storage_error` after its last stored event, with no gap.
+
+use crate::helpers::{config, events_of, parse_sse, spawn_with_store, temp_db};
+use crate::upstream::{Upstream, slow_script};
+use async_trait::async_trait;
+use serde_json::json;
+use spool_core::event::Envelope;
+use spool_core::ids::ResponseId;
+use spool_core::item::Item;
+use spool_store::{
+    ItemPage, ItemPageQuery, PageError, ResponseRecord, SqliteStore, Store, StoreError, WriteOp,
+};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// SQLite whose writes fail while `failing` is set.
+struct FlakyStore {
+    inner: SqliteStore,
+    failing: AtomicBool,
+}
+
+#[async_trait]
+impl Store for FlakyStore {
+    async fn write(&self, batch: &[WriteOp]) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Corrupt("injected write failure".into()));
+        }
+        self.inner.write(batch).await
+    }
+    async fn response(&self, id: &ResponseId) -> Result<Option<ResponseRecord>, StoreError> {
+        self.inner.response(id).await
+    }
+    async fn events(
+        &self,
+        id: &ResponseId,
+        after: Option<u64>,
+    ) -> Result<Vec<Envelope>, StoreError> {
+        self.inner.events(id, after).await
+    }
+    async fn input_items(&self, id: &ResponseId, q: &ItemPageQuery) -> Result<ItemPage, PageError> {
+        self.inner.input_items(id, q).await
+    }
+    async fn turn_items(&self, id: &ResponseId) -> Result<Vec<Item>, StoreError> {
+        self.inner.turn_items(id).await
+    }
+    async fn delete(&self, id: &ResponseId) -> Result<bool, StoreError> {
+        self.inner.delete(id).await
+    }
+    async fn unfinished(&self) -> Result<Vec<ResponseId>, StoreError> {
+        self.inner.unfinished().await
+    }
+}
+
+#[tokio::test]
+async fn a_run_whose_log_fails_ends_for_its_clients_and_in_the_store() {
+    let db = temp_db();
+    let store = Arc::new(FlakyStore {
+        inner: SqliteStore::open(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap(),
+        failing: AtomicBool::new(false),
+    });
+    let upstream = Upstream::start().await;
+    upstream.push(slow_script(40, Duration::from_millis(50)));
+    let app = spawn_with_store(
+        config(&db, Some(&upstream.base_url)),
+        upstream,
+        store.clone(),
+    )
+    .await;
+
+    let live = app
+        .http
+        .post(app.url("/v1/responses"))
+        .header("content-type", "application/json")
+        .body(json!({"model": "up", "input": "x", "stream": true, "background": true}).to_string())
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    store.failing.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    store.failing.store(false, Ordering::SeqCst);
+
+    // The live client is told, and its stream ends.
+    let text = tokio::time::timeout(Duration::from_secs(10), live.text())
+        .await
+        .expect("the live stream ends")
+        .unwrap();
+    let live = events_of(parse_sse(&text));
+    let last = live.last().unwrap().json();
+    assert_eq!(last["type"], "response.failed");
+    assert_eq!(last["response"]["error"]["code"], "storage_error");
+    let id = last["response"]["id"].as_str().unwrap().to_owned();
+
+    // The stored run is ended after its last stored event, with no gap.
+    let stored = app.wait_terminal(&id).await;
+    assert_eq!(stored["status"], "failed");
+    assert_eq!(stored["error"]["code"], "storage_error");
+    let replay = events_of(app.replay(&id, None).await);
+    for (i, f) in replay.iter().enumerate() {
+        assert_eq!(f.json()["sequence_number"], i as u64);
+    }
+    assert_eq!(replay.last().unwrap().json()["response"], stored);
+
+    // The server goes on serving.
+    let (status, body) = app
+        .post("/v1/responses", &json!({"model": "up", "input": "x"}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "completed");
+}
