@@ -45,6 +45,9 @@ struct Args {
     requests: usize,
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Concurrency levels of the throughput scenario.
+    #[arg(long, default_value = "64,256", value_delimiter = ',')]
+    saturation: Vec<usize>,
     /// Concurrent open streams in the `open` scenario.
     #[arg(long, default_value_t = 10_000)]
     open_streams: usize,

@@ -230,7 +230,7 @@ impl Runtime {
                 input: request.input.clone(),
             };
             let sink = DurableSink::new(create, self.writer.sender().clone(), failed);
-            let events = Subscription::stored(id.clone(), self.store.clone(), Some(live));
+            let events = Subscription::creator(id.clone(), self.store.clone(), live);
             (Box::new(sink), events)
         } else {
             let (tx, rx) = mpsc::channel(DIRECT_CAPACITY);

@@ -69,6 +69,21 @@ impl Subscription {
         }
     }
 
+    /// Reads a run's log as its creator: subscribed to the bus before the
+    /// first event was written, so there is nothing to read from the store
+    /// unless the subscriber falls behind.
+    pub fn creator(
+        id: ResponseId,
+        store: Arc<dyn Store>,
+        live: broadcast::Receiver<BusMessage>,
+    ) -> Self {
+        let mut subscription = Self::stored(id, store, Some(live));
+        if let Source::Stored { behind, .. } = &mut subscription.source {
+            *behind = false;
+        }
+        subscription
+    }
+
     /// Reads a `store: false` run's events as it emits them.
     pub fn direct(rx: mpsc::Receiver<Arc<Envelope>>) -> Self {
         Self {
