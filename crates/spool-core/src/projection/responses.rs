@@ -24,7 +24,7 @@ pub struct WireEvent {
 }
 
 /// Projects a canonical log into Responses API stream events.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ResponsesProjection {
     fold: RunFold,
     next_sequence_number: u64,
