@@ -5,7 +5,7 @@
 //! `baseline/json_small` serializes a three-field struct; compare the other
 //! figures to it rather than to absolute times, which vary between runs.
 
-use criterion::{BatchSize, Criterion, black_box, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use spool_core::emit::{MemorySink, RunEmitter};
 use spool_core::event::{Envelope, Event};
 use spool_core::fold::RunFold;
@@ -16,6 +16,7 @@ use spool_core::request::{CreateResponseBody, RunRequest};
 use spool_provider::openai_chat::decode_chunk;
 use spool_provider::sse::SseDecoder;
 use spool_server::http::sse::frame;
+use std::hint::black_box;
 
 const CHUNK: &str = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":" token"},"finish_reason":null}]}"#;
 
@@ -58,8 +59,7 @@ fn text_log(tokens: usize) -> Vec<Envelope> {
         }
         e.complete().await.unwrap();
     });
-    let log = events.lock().unwrap().clone();
-    log
+    events.lock().unwrap().clone()
 }
 
 fn delta(seq: u64) -> Envelope {

@@ -86,11 +86,11 @@ impl Spool {
 
     /// Events stored in the log so far.
     pub async fn persisted_events(&self) -> anyhow::Result<i64> {
-        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", self.db.display())).await?;
-        let n = sqlx::query_scalar("SELECT COUNT(*) FROM events")
-            .fetch_one(&pool)
-            .await?;
-        pool.close().await;
-        Ok(n)
+        let db = self.db.clone();
+        Ok(tokio::task::spawn_blocking(move || {
+            rusqlite::Connection::open(db)?
+                .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+        })
+        .await??)
     }
 }

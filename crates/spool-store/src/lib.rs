@@ -20,9 +20,9 @@ pub use sqlite::SqliteStore;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Database(#[from] rusqlite::Error),
+    #[error("the database's worker thread has stopped")]
+    Closed,
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("invalid database URL '{url}': {reason}")]

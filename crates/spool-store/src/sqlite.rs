@@ -1,67 +1,84 @@
 //! The embedded SQLite store.
 //!
-//! WAL mode with `synchronous=NORMAL`: a commit survives a killed process
-//! (only power loss can take the last commits), readers never block the
-//! writer, and each batch from the group-commit writer costs one fsync-free
-//! commit. Events are inserted with multi-row statements, so a batch of
-//! hundreds of events is a handful of statements.
+//! One thread owns the only writing connection and applies each batch in
+//! one transaction with cached prepared statements; reads run on a small
+//! pool of reader connections on tokio's blocking threads. WAL mode with
+//! `synchronous=NORMAL`: a commit survives a killed process (only power loss
+//! can take the last commits), readers never block the writer, and a batch
+//! costs one commit, not one per event. Events and items are serialized to
+//! JSON before they reach the writer thread, so it does only database work.
 
 use crate::{
-    Finish, ItemPage, ItemPageQuery, NewResponse, Order, PageError, ResponseRecord, Store,
-    StoreError, WriteOp,
+    ItemPage, ItemPageQuery, NewResponse, Order, PageError, ResponseRecord, Store, StoreError,
+    WriteOp,
 };
 use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use spool_core::event::{Envelope, Event};
 use spool_core::ids::ResponseId;
 use spool_core::item::Item;
 use spool_core::status::RunStatus;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
-use std::str::FromStr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::Duration;
+use tokio::sync::oneshot;
 
-/// Rows per multi-row INSERT; 5 binds a row stays far below SQLite's limit.
-const ROWS_PER_INSERT: usize = 200;
+/// Schema migrations, applied in order; `PRAGMA user_version` counts them.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_init.sql")];
+/// Reader connections kept open between reads.
+const MAX_IDLE_READERS: usize = 8;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The SQLite implementation of [`Store`].
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    /// One connection for every write: SQLite has one writer at a time, and
-    /// a dedicated connection means a commit never waits for a reader's.
-    writer: SqlitePool,
-    /// Connections for reads, which WAL lets run beside the writer.
-    readers: SqlitePool,
+    inner: Arc<Inner>,
 }
 
-impl SqliteStore {
-    /// Opens (creating if missing) the database at `url`, e.g.
-    /// `sqlite://./spool.db`, and brings its schema up to date.
-    pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Url {
-                url: url.to_owned(),
-                reason: e.to_string(),
-            })?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            // Runs append to many places of the log's B-tree at once; a
-            // larger page cache keeps those pages hot (the default is 2 MiB).
-            .pragma("cache_size", "-65536");
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
-        let readers = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await?;
-        Ok(Self { writer, readers })
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    /// Jobs for the writer thread, which owns the only writing connection.
+    jobs: Mutex<mpsc::Sender<Job>>,
+    /// Idle reader connections.
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// Work for the writer thread, with where to send the answer.
+enum Job {
+    Write(Vec<Prepared>, oneshot::Sender<Result<(), StoreError>>),
+    Delete(String, oneshot::Sender<Result<bool, StoreError>>),
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Job")
     }
+}
+
+/// A write op with everything serialized, ready for the writer thread.
+enum Prepared {
+    Create {
+        id: String,
+        created_at: i64,
+        status: &'static str,
+        background: bool,
+        previous_response_id: Option<String>,
+        input: Vec<(String, String)>,
+    },
+    Append {
+        response_id: String,
+        seq: i64,
+        ts_ms: i64,
+        event_type: &'static str,
+        payload: String,
+    },
+    Finish {
+        response_id: String,
+        status: &'static str,
+        snapshot: String,
+        output: Vec<(String, String)>,
+    },
 }
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
@@ -72,92 +89,201 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(corrupt)
 }
 
-async fn insert_items(
-    tx: &mut Transaction<'_, Sqlite>,
+fn item_rows(items: &[Item]) -> Result<Vec<(String, String)>, StoreError> {
+    items
+        .iter()
+        .map(|i| Ok((i.id().to_owned(), to_json(i)?)))
+        .collect()
+}
+
+fn append(response_id: &ResponseId, envelope: &Envelope) -> Result<Prepared, StoreError> {
+    Ok(Prepared::Append {
+        response_id: response_id.as_str().to_owned(),
+        seq: envelope.seq as i64,
+        ts_ms: envelope.ts_ms,
+        event_type: envelope.event.type_name(),
+        payload: to_json(&envelope.event)?,
+    })
+}
+
+fn prepare(batch: &[WriteOp]) -> Result<Vec<Prepared>, StoreError> {
+    let mut out = Vec::with_capacity(batch.len() + 1);
+    for op in batch {
+        match op {
+            WriteOp::Create(c) => {
+                let r: &NewResponse = &c.response;
+                out.push(Prepared::Create {
+                    id: r.id.as_str().to_owned(),
+                    created_at: r.created_at,
+                    status: r.status.as_str(),
+                    background: r.background,
+                    previous_response_id: r
+                        .previous_response_id
+                        .as_ref()
+                        .map(|p| p.as_str().to_owned()),
+                    input: item_rows(&r.input)?,
+                });
+                out.push(append(&r.id, &c.first_event)?);
+            }
+            WriteOp::Append {
+                response_id,
+                envelope,
+            } => out.push(append(response_id, envelope)?),
+            WriteOp::Finish(f) => out.push(Prepared::Finish {
+                response_id: f.response_id.as_str().to_owned(),
+                status: f.status.as_str(),
+                snapshot: f.snapshot.clone(),
+                output: item_rows(&f.output)?,
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// Parses `sqlite://PATH` or `sqlite:PATH` into a file path.
+fn database_path(url: &str) -> Result<PathBuf, StoreError> {
+    let bad = |reason: &str| StoreError::Url {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| bad("expected sqlite://PATH"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Err(bad(
+            "the log must be a file: give a path, e.g. sqlite://./spool.db",
+        ));
+    }
+    Ok(PathBuf::from(path))
+}
+
+fn open_connection(path: &PathBuf, writer: bool) -> Result<Connection, StoreError> {
+    let flags = if writer {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+    } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    if writer {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Runs append to many places of the log's B-tree at once; a larger
+        // page cache keeps those pages hot (the default is 2 MiB).
+        conn.pragma_update(None, "cache_size", -65536)?;
+    }
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+// === the writer thread ===
+
+fn run_writer(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
+    while let Ok(job) = jobs.recv() {
+        match job {
+            Job::Write(batch, reply) => {
+                let _ = reply.send(write_batch(&mut conn, &batch).map_err(StoreError::from));
+            }
+            Job::Delete(id, reply) => {
+                let _ = reply.send(delete_response(&mut conn, &id).map_err(StoreError::from));
+            }
+        }
+    }
+}
+
+fn insert_items(
+    tx: &rusqlite::Transaction<'_>,
     response_id: &str,
     kind: &str,
-    items: &[Item],
-) -> Result<(), StoreError> {
-    let bodies = items.iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
-    for (chunk_no, chunk) in items.chunks(ROWS_PER_INSERT).enumerate() {
-        let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new("INSERT INTO items (response_id, kind, position, item_id, body) ");
-        qb.push_values(chunk.iter().enumerate(), |mut b, (i, item)| {
-            let position = chunk_no * ROWS_PER_INSERT + i;
-            b.push_bind(response_id)
-                .push_bind(kind)
-                .push_bind(position as i64)
-                .push_bind(item.id())
-                .push_bind(bodies[position].as_str());
-        });
-        qb.build().execute(&mut **tx).await?;
+    items: &[(String, String)],
+) -> rusqlite::Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO items (response_id, kind, position, item_id, body) VALUES (?, ?, ?, ?, ?)",
+    )?;
+    for (position, (item_id, body)) in items.iter().enumerate() {
+        insert.execute(params![response_id, kind, position as i64, item_id, body])?;
     }
     Ok(())
 }
 
-async fn insert_events(
-    tx: &mut Transaction<'_, Sqlite>,
-    events: &[(&ResponseId, &Envelope)],
-) -> Result<(), StoreError> {
-    let payloads = events
-        .iter()
-        .map(|(_, e)| to_json(&e.event))
-        .collect::<Result<Vec<_>, _>>()?;
-    for (chunk, payloads) in events
-        .chunks(ROWS_PER_INSERT)
-        .zip(payloads.chunks(ROWS_PER_INSERT))
+fn write_batch(conn: &mut Connection, batch: &[Prepared]) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
-        let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new("INSERT INTO events (response_id, seq, ts_ms, type, payload) ");
-        qb.push_values(chunk.iter().zip(payloads), |mut b, ((id, e), payload)| {
-            b.push_bind(id.as_str())
-                .push_bind(e.seq as i64)
-                .push_bind(e.ts_ms)
-                .push_bind(e.event.type_name())
-                .push_bind(payload.as_str());
-        });
-        qb.build().execute(&mut **tx).await?;
+        let mut insert_event = tx.prepare_cached(
+            "INSERT INTO events (response_id, seq, ts_ms, type, payload) VALUES (?, ?, ?, ?, ?)",
+        )?;
+        for op in batch {
+            match op {
+                Prepared::Create {
+                    id,
+                    created_at,
+                    status,
+                    background,
+                    previous_response_id,
+                    input,
+                } => {
+                    tx.prepare_cached(
+                        "INSERT INTO responses (id, created_at, status, background, previous_response_id) \
+                         VALUES (?, ?, ?, ?, ?)",
+                    )?
+                    .execute(params![id, created_at, status, background, previous_response_id])?;
+                    insert_items(&tx, id, "input", input)?;
+                }
+                Prepared::Append {
+                    response_id,
+                    seq,
+                    ts_ms,
+                    event_type,
+                    payload,
+                } => {
+                    insert_event.execute(params![response_id, seq, ts_ms, event_type, payload])?;
+                    if *event_type == "run.started" {
+                        tx.prepare_cached(
+                            "UPDATE responses SET status = 'in_progress' WHERE id = ?",
+                        )?
+                        .execute([response_id])?;
+                    }
+                }
+                Prepared::Finish {
+                    response_id,
+                    status,
+                    snapshot,
+                    output,
+                } => {
+                    tx.prepare_cached(
+                        "UPDATE responses SET status = ?, snapshot = ? WHERE id = ?",
+                    )?
+                    .execute(params![status, snapshot, response_id])?;
+                    insert_items(&tx, response_id, "output", output)?;
+                }
+            }
+        }
     }
-    Ok(())
+    tx.commit()
 }
 
-async fn create(tx: &mut Transaction<'_, Sqlite>, r: &NewResponse) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO responses (id, created_at, status, background, previous_response_id) \
-         VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(r.id.as_str())
-    .bind(r.created_at)
-    .bind(r.status.as_str())
-    .bind(r.background)
-    .bind(r.previous_response_id.as_ref().map(ResponseId::as_str))
-    .execute(&mut **tx)
-    .await?;
-    insert_items(tx, r.id.as_str(), "input", &r.input).await
+fn delete_response(conn: &mut Connection, id: &str) -> rusqlite::Result<bool> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let deleted = tx.execute("DELETE FROM responses WHERE id = ?", [id])?;
+    tx.execute("DELETE FROM items WHERE response_id = ?", [id])?;
+    tx.execute("DELETE FROM events WHERE response_id = ?", [id])?;
+    tx.commit()?;
+    Ok(deleted > 0)
 }
 
-async fn finish(tx: &mut Transaction<'_, Sqlite>, f: &Finish) -> Result<(), StoreError> {
-    sqlx::query("UPDATE responses SET status = ?, snapshot = ? WHERE id = ?")
-        .bind(f.status.as_str())
-        .bind(f.snapshot.as_str())
-        .bind(f.response_id.as_str())
-        .execute(&mut **tx)
-        .await?;
-    insert_items(tx, f.response_id.as_str(), "output", &f.output).await
-}
-
-async fn set_status(
-    tx: &mut Transaction<'_, Sqlite>,
-    id: &ResponseId,
-    status: RunStatus,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE responses SET status = ? WHERE id = ?")
-        .bind(status.as_str())
-        .bind(id.as_str())
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
+// === reads ===
 
 fn parse_status(s: &str) -> Result<RunStatus, StoreError> {
     RunStatus::parse(s).ok_or_else(|| corrupt(format!("unknown status '{s}'")))
@@ -171,62 +297,114 @@ fn parse_item(body: &str) -> Result<Item, StoreError> {
     serde_json::from_str(body).map_err(|e| corrupt(format!("bad item: {e}")))
 }
 
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url`, e.g.
+    /// `sqlite://./spool.db`, and brings its schema up to date.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let path = database_path(url)?;
+        let opened = path.clone();
+        let writer = tokio::task::spawn_blocking(move || {
+            let mut conn = open_connection(&opened, true)?;
+            migrate(&mut conn)?;
+            Ok::<_, StoreError>(conn)
+        })
+        .await
+        .map_err(|_| StoreError::Closed)??;
+        let (jobs, receiver) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("spool-sqlite-writer".into())
+            .spawn(move || run_writer(writer, receiver))
+            .map_err(|e| corrupt(format!("cannot start the writer thread: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                jobs: Mutex::new(jobs),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    async fn to_writer<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Job,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send(job(reply))
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `read` on a reader connection on a blocking thread.
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let idle = inner
+                .readers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop();
+            let conn = match idle {
+                Some(conn) => conn,
+                None => open_connection(&inner.path, false)?,
+            };
+            let result = read(&conn);
+            let mut idle = inner.readers.lock().unwrap_or_else(PoisonError::into_inner);
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn write(&self, batch: &[WriteOp]) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
-        // Consecutive appends are gathered into multi-row inserts; creates
-        // and finishes keep their place in the order.
-        let mut pending: Vec<(&ResponseId, &Envelope)> = Vec::new();
-        for op in batch {
-            match op {
-                WriteOp::Append {
-                    response_id,
-                    envelope,
-                } => {
-                    pending.push((response_id, envelope));
-                    if matches!(envelope.event, Event::RunStarted) {
-                        insert_events(&mut tx, &pending).await?;
-                        pending.clear();
-                        set_status(&mut tx, response_id, RunStatus::InProgress).await?;
-                    }
-                }
-                WriteOp::Create(c) => {
-                    insert_events(&mut tx, &pending).await?;
-                    pending.clear();
-                    create(&mut tx, &c.response).await?;
-                    pending.push((&c.response.id, &c.first_event));
-                }
-                WriteOp::Finish(f) => {
-                    insert_events(&mut tx, &pending).await?;
-                    pending.clear();
-                    finish(&mut tx, f).await?;
-                }
-            }
-        }
-        insert_events(&mut tx, &pending).await?;
-        tx.commit().await?;
-        Ok(())
+        let prepared = prepare(batch)?;
+        self.to_writer(|reply| Job::Write(prepared, reply)).await
     }
 
     async fn response(&self, id: &ResponseId) -> Result<Option<ResponseRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, created_at, status, background, previous_response_id, snapshot \
-             FROM responses WHERE id = ?",
-        )
-        .bind(id.as_str())
-        .fetch_optional(&self.readers)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let previous: Option<String> = row.try_get("previous_response_id")?;
-        Ok(Some(ResponseRecord {
-            id: parse_id(row.try_get("id")?)?,
-            created_at: row.try_get("created_at")?,
-            status: parse_status(row.try_get("status")?)?,
-            background: row.try_get("background")?,
-            previous_response_id: previous.as_deref().map(parse_id).transpose()?,
-            snapshot: row.try_get("snapshot")?,
-        }))
+        let id = id.as_str().to_owned();
+        self.read(move |conn| {
+            let row = conn
+                .prepare_cached(
+                    "SELECT id, created_at, status, background, previous_response_id, snapshot \
+                     FROM responses WHERE id = ?",
+                )?
+                .query_row([&id], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, bool>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                        r.get::<_, Option<String>>(5)?,
+                    ))
+                })
+                .optional()?;
+            let Some((id, created_at, status, background, previous, snapshot)) = row else {
+                return Ok(None);
+            };
+            Ok(Some(ResponseRecord {
+                id: parse_id(&id)?,
+                created_at,
+                status: parse_status(&status)?,
+                background,
+                previous_response_id: previous.as_deref().map(parse_id).transpose()?,
+                snapshot,
+            }))
+        })
+        .await
     }
 
     async fn events(
@@ -234,26 +412,28 @@ impl Store for SqliteStore {
         id: &ResponseId,
         after: Option<u64>,
     ) -> Result<Vec<Envelope>, StoreError> {
+        let id = id.clone();
         let from = after.map_or(0, |a| a as i64 + 1);
-        let rows = sqlx::query(
-            "SELECT seq, ts_ms, payload FROM events WHERE response_id = ? AND seq >= ? ORDER BY seq",
-        )
-        .bind(id.as_str())
-        .bind(from)
-        .fetch_all(&self.readers)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let payload: &str = row.try_get("payload")?;
-                let seq: i64 = row.try_get("seq")?;
-                Ok(Envelope {
+        self.read(move |conn| {
+            let mut query = conn.prepare_cached(
+                "SELECT seq, ts_ms, payload FROM events WHERE response_id = ? AND seq >= ? ORDER BY seq",
+            )?;
+            let mut rows = query.query(params![id.as_str(), from])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                let seq: i64 = row.get(0)?;
+                let payload = row.get_ref(2)?.as_str().map_err(|e| corrupt(e.to_string()))?;
+                let event: Event = serde_json::from_str(payload)
+                    .map_err(|e| corrupt(format!("bad event {id}/{seq}: {e}")))?;
+                out.push(Envelope {
                     seq: seq as u64,
-                    ts_ms: row.try_get("ts_ms")?,
-                    event: serde_json::from_str(payload)
-                        .map_err(|e| corrupt(format!("bad event {id}/{seq}: {e}")))?,
-                })
-            })
-            .collect()
+                    ts_ms: row.get(1)?,
+                    event,
+                });
+            }
+            Ok(out)
+        })
+        .await
     }
 
     async fn input_items(
@@ -261,108 +441,108 @@ impl Store for SqliteStore {
         id: &ResponseId,
         query: &ItemPageQuery,
     ) -> Result<ItemPage, PageError> {
-        let position_of = |item_id: &str, param: &'static str| {
-            let item_id = item_id.to_owned();
-            async move {
-                sqlx::query_scalar::<_, i64>(
-                    "SELECT position FROM items WHERE response_id = ? AND kind = 'input' AND item_id = ?",
-                )
-                .bind(id.as_str())
-                .bind(&item_id)
-                .fetch_optional(&self.readers)
-                .await
-                .map_err(StoreError::from)?
-                .ok_or(PageError::UnknownCursor { param, id: item_id })
-            }
-        };
-        // `after` and `before` are in the requested order, so in position
-        // terms they swap when the order is descending.
-        let (mut lo, mut hi) = (i64::MIN, i64::MAX);
-        if let Some(after) = &query.after {
-            let p = position_of(after, "after").await?;
-            match query.order {
-                Order::Asc => lo = p,
-                Order::Desc => hi = p,
-            }
-        }
-        if let Some(before) = &query.before {
-            let p = position_of(before, "before").await?;
-            match query.order {
-                Order::Asc => hi = p,
-                Order::Desc => lo = p,
-            }
-        }
-        let sql = match query.order {
-            Order::Asc => {
-                "SELECT body FROM items WHERE response_id = ? AND kind = 'input' \
-                 AND position > ? AND position < ? ORDER BY position ASC LIMIT ?"
-            }
-            Order::Desc => {
-                "SELECT body FROM items WHERE response_id = ? AND kind = 'input' \
-                 AND position > ? AND position < ? ORDER BY position DESC LIMIT ?"
-            }
-        };
-        let bodies: Vec<String> = sqlx::query_scalar(sql)
-            .bind(id.as_str())
-            .bind(lo)
-            .bind(hi)
-            .bind(i64::from(query.limit) + 1)
-            .fetch_all(&self.readers)
-            .await
-            .map_err(StoreError::from)?;
-        let has_more = bodies.len() > query.limit as usize;
-        let items = bodies
-            .iter()
-            .take(query.limit as usize)
-            .map(|b| parse_item(b))
-            .collect::<Result<_, _>>()?;
-        Ok(ItemPage { items, has_more })
+        let id = id.as_str().to_owned();
+        let query = query.clone();
+        self.read(move |conn| {
+                let position_of = |item_id: &str, param: &'static str| -> Result<Result<i64, PageError>, StoreError> {
+                    let position = conn
+                        .prepare_cached(
+                            "SELECT position FROM items WHERE response_id = ? AND kind = 'input' AND item_id = ? \
+                             ORDER BY position LIMIT 1",
+                        )?
+                        .query_row([&id, item_id], |r| r.get::<_, i64>(0))
+                        .optional()?;
+                    Ok(position.ok_or_else(|| PageError::UnknownCursor {
+                        param,
+                        id: item_id.to_owned(),
+                    }))
+                };
+                // `after` and `before` are in the requested order, so in
+                // position terms they swap when the order is descending.
+                let (mut lo, mut hi) = (i64::MIN, i64::MAX);
+                if let Some(after) = &query.after {
+                    let p = match position_of(after, "after")? {
+                        Ok(p) => p,
+                        Err(e) => return Ok(Err(e)),
+                    };
+                    match query.order {
+                        Order::Asc => lo = p,
+                        Order::Desc => hi = p,
+                    }
+                }
+                if let Some(before) = &query.before {
+                    let p = match position_of(before, "before")? {
+                        Ok(p) => p,
+                        Err(e) => return Ok(Err(e)),
+                    };
+                    match query.order {
+                        Order::Asc => hi = p,
+                        Order::Desc => lo = p,
+                    }
+                }
+                let sql = match query.order {
+                    Order::Asc => {
+                        "SELECT body FROM items WHERE response_id = ? AND kind = 'input' \
+                         AND position > ? AND position < ? ORDER BY position ASC LIMIT ?"
+                    }
+                    Order::Desc => {
+                        "SELECT body FROM items WHERE response_id = ? AND kind = 'input' \
+                         AND position > ? AND position < ? ORDER BY position DESC LIMIT ?"
+                    }
+                };
+                let mut statement = conn.prepare_cached(sql)?;
+                let bodies = statement
+                    .query_map(params![id, lo, hi, i64::from(query.limit) + 1], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                let has_more = bodies.len() > query.limit as usize;
+                let items = bodies
+                    .iter()
+                    .take(query.limit as usize)
+                    .map(|b| parse_item(b))
+                    .collect::<Result<_, _>>()?;
+                Ok(Ok(ItemPage { items, has_more }))
+            })
+            .await?
     }
 
     async fn turn_items(&self, id: &ResponseId) -> Result<Vec<Item>, StoreError> {
-        let bodies: Vec<String> = sqlx::query_scalar(
-            "SELECT body FROM items WHERE response_id = ? \
-             ORDER BY CASE kind WHEN 'input' THEN 0 ELSE 1 END, position",
-        )
-        .bind(id.as_str())
-        .fetch_all(&self.readers)
-        .await?;
-        bodies.iter().map(|b| parse_item(b)).collect()
+        let id = id.as_str().to_owned();
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT body FROM items WHERE response_id = ? \
+                 ORDER BY CASE kind WHEN 'input' THEN 0 ELSE 1 END, position",
+            )?;
+            let bodies = statement
+                .query_map([&id], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            bodies.iter().map(|b| parse_item(b)).collect()
+        })
+        .await
     }
 
     async fn delete(&self, id: &ResponseId) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let deleted = sqlx::query("DELETE FROM responses WHERE id = ?")
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        sqlx::query("DELETE FROM items WHERE response_id = ?")
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM events WHERE response_id = ?")
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(deleted > 0)
+        let id = id.as_str().to_owned();
+        self.to_writer(|reply| Job::Delete(id, reply)).await
     }
 
     async fn unfinished(&self) -> Result<Vec<ResponseId>, StoreError> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM responses WHERE status IN ('queued', 'in_progress') ORDER BY id",
-        )
-        .fetch_all(&self.readers)
-        .await?;
-        ids.iter().map(|s| parse_id(s)).collect()
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT id FROM responses WHERE status IN ('queued', 'in_progress') ORDER BY id",
+            )?;
+            let ids = statement
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            ids.iter().map(|s| parse_id(s)).collect()
+        })
+        .await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Create, ItemPageQuery};
+    use crate::{Create, Finish, ItemPageQuery};
     use spool_core::item::{ContentPart, ItemStatus, MessageItem, Role};
     use spool_core::response::RunError;
 

@@ -5,17 +5,12 @@ use crate::helpers::{assert_error, spawn_app};
 use serde_json::json;
 
 async fn stored_responses(app: &crate::helpers::TestApp) -> i64 {
-    let url = format!("sqlite://{}", app.db_path.display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM responses")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    n + events
+    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
+    let count = |table: &str| -> i64 {
+        conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    count("responses") + count("events")
 }
 
 #[tokio::test]
