@@ -57,6 +57,33 @@ pub async fn run(
     Ok((timings.into_iter().collect::<anyhow::Result<_>>()?, elapsed))
 }
 
+/// Sends `total` requests at a steady `rate` per second whatever the
+/// answers do (an open loop), so latency is measured under load without
+/// the queueing a closed loop at saturation adds by construction.
+pub async fn paced(
+    client: &reqwest::Client,
+    url: &str,
+    body: &str,
+    total: usize,
+    rate: f64,
+) -> anyhow::Result<Vec<Timing>> {
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut running = Vec::with_capacity(total);
+    for _ in 0..total {
+        ticks.tick().await;
+        let (client, url, body) = (client.clone(), url.to_owned(), body.to_owned());
+        running.push(tokio::spawn(async move {
+            timed(&client, &url, Some(&body)).await
+        }));
+    }
+    let mut timings = Vec::with_capacity(total);
+    for r in running {
+        timings.push(r.await??);
+    }
+    Ok(timings)
+}
+
 /// p50 and p99 of one measure.
 #[derive(Debug, Clone, Copy)]
 pub struct Percentiles {

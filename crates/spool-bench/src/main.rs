@@ -7,6 +7,8 @@
 //!   group-commit writer;
 //! - `latency`: time to first and last byte of a 20-token stream, direct
 //!   and through spool, at concurrency 1 and 64, and responses per second;
+//! - `paced`: the same streams arriving at a steady rate below saturation
+//!   (an open loop), for the latency spool adds under load;
 //! - `throughput`: 200-token responses and persisted events per second at
 //!   saturation;
 //! - `replay`: replaying a finished 10,000-event response;
@@ -48,6 +50,9 @@ struct Args {
     /// Concurrency levels of the throughput scenario.
     #[arg(long, default_value = "64,256", value_delimiter = ',')]
     saturation: Vec<usize>,
+    /// Requests per second offered in the `paced` scenario.
+    #[arg(long, default_value_t = 1000.0)]
+    rate: f64,
     /// Concurrent open streams in the `open` scenario.
     #[arg(long, default_value_t = 10_000)]
     open_streams: usize,
@@ -91,6 +96,10 @@ async fn main() -> anyhow::Result<()> {
         bench
             .latency(&mut rows, args.sequential, args.requests, args.concurrency)
             .await?;
+    }
+    if run("paced") {
+        eprintln!("paced latency…");
+        bench.paced_latency(&mut rows, args.rate, 3.0).await?;
     }
     if run("throughput") {
         eprintln!("throughput…");

@@ -119,6 +119,65 @@ impl Bench {
         Ok(())
     }
 
+    /// Added latency under a steady load below saturation: 20-token streams
+    /// arriving at `rate` per second, direct and through spool.
+    pub async fn paced_latency(
+        &self,
+        rows: &mut Vec<Row>,
+        rate: f64,
+        seconds: f64,
+    ) -> anyhow::Result<()> {
+        let total = (rate * seconds) as usize;
+        let d = load::paced(
+            &self.client,
+            &self.direct_url(),
+            &Self::direct_body(20, 0),
+            total,
+            rate,
+        )
+        .await?;
+        let s = load::paced(
+            &self.client,
+            &self.spool_url(),
+            &Self::spool_body(20, 0),
+            total,
+            rate,
+        )
+        .await?;
+        let (df, sf) = (percentiles(&d, first_byte), percentiles(&s, first_byte));
+        let (dl, sl) = (percentiles(&d, last_byte), percentiles(&s, last_byte));
+        let label = format!("{rate:.0}/s offered");
+        rows.push(
+            Row::new(
+                "paced",
+                format!("first byte p50, {label}"),
+                "ms",
+                ms(sf.p50),
+            )
+            .direct(ms(df.p50))
+            .target("added <= 1 ms"),
+        );
+        rows.push(
+            Row::new(
+                "paced",
+                format!("first byte p99, {label}"),
+                "ms",
+                ms(sf.p99),
+            )
+            .direct(ms(df.p99))
+            .target("added <= 5 ms"),
+        );
+        rows.push(
+            Row::new("paced", format!("last byte p50, {label}"), "ms", ms(sl.p50))
+                .direct(ms(dl.p50)),
+        );
+        rows.push(
+            Row::new("paced", format!("last byte p99, {label}"), "ms", ms(sl.p99))
+                .direct(ms(dl.p99)),
+        );
+        Ok(())
+    }
+
     /// Throughput at saturation: 200-token responses, every event persisted.
     pub async fn throughput(
         &self,

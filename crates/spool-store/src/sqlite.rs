@@ -25,6 +25,8 @@ use tokio::sync::oneshot;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts them.
 const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_init.sql")];
+/// How often the checkpointer copies the WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 /// Reader connections kept open between reads.
 const MAX_IDLE_READERS: usize = 8;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -159,20 +161,37 @@ fn database_path(url: &str) -> Result<PathBuf, StoreError> {
     Ok(PathBuf::from(path))
 }
 
-fn open_connection(path: &PathBuf, writer: bool) -> Result<Connection, StoreError> {
-    let flags = if writer {
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
-    } else {
-        OpenFlags::SQLITE_OPEN_READ_ONLY
+/// What a connection is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Writer,
+    /// Copies the WAL into the database file: needs write access, writes no rows.
+    Checkpointer,
+    Reader,
+}
+
+fn open_connection(path: &PathBuf, role: Role) -> Result<Connection, StoreError> {
+    let flags = match role {
+        Role::Writer => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        Role::Checkpointer => OpenFlags::SQLITE_OPEN_READ_WRITE,
+        Role::Reader => OpenFlags::SQLITE_OPEN_READ_ONLY,
     } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    if writer {
+    if role == Role::Writer {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         // Runs append to many places of the log's B-tree at once; a larger
         // page cache keeps those pages hot (the default is 2 MiB).
         conn.pragma_update(None, "cache_size", -65536)?;
+        // Checkpoints copy the WAL into the database file; done by the
+        // commit that crosses the threshold, they stall the writer (and
+        // so every client's next event) for milliseconds. The checkpointer
+        // thread does them beside it instead.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // The WAL file is reused from its start after each full
+        // checkpoint; this bounds what it keeps on disk between bursts.
+        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     }
     Ok(conn)
 }
@@ -199,6 +218,18 @@ fn run_writer(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
             Job::Delete(id, reply) => {
                 let _ = reply.send(delete_response(&mut conn, &id).map_err(StoreError::from));
             }
+        }
+    }
+}
+
+/// Copies the WAL into the database file now and then, without blocking the
+/// writer (a passive checkpoint copies what no reader still needs), until
+/// the writer thread ends.
+fn run_checkpoints(conn: Connection, stop: mpsc::Receiver<()>) {
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        let checkpoint = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        if let Err(e) = checkpoint {
+            tracing::warn!(error = %e, "a WAL checkpoint failed");
         }
     }
 }
@@ -304,17 +335,26 @@ impl SqliteStore {
         let path = database_path(url)?;
         let opened = path.clone();
         let writer = tokio::task::spawn_blocking(move || {
-            let mut conn = open_connection(&opened, true)?;
+            let mut conn = open_connection(&opened, Role::Writer)?;
             migrate(&mut conn)?;
             Ok::<_, StoreError>(conn)
         })
         .await
         .map_err(|_| StoreError::Closed)??;
         let (jobs, receiver) = mpsc::channel();
+        let (stop_checkpoints, stopped) = mpsc::channel::<()>();
+        let checkpointer = open_connection(&path, Role::Checkpointer)?;
         std::thread::Builder::new()
             .name("spool-sqlite-writer".into())
-            .spawn(move || run_writer(writer, receiver))
+            .spawn(move || {
+                run_writer(writer, receiver);
+                drop(stop_checkpoints);
+            })
             .map_err(|e| corrupt(format!("cannot start the writer thread: {e}")))?;
+        std::thread::Builder::new()
+            .name("spool-sqlite-checkpoint".into())
+            .spawn(move || run_checkpoints(checkpointer, stopped))
+            .map_err(|e| corrupt(format!("cannot start the checkpoint thread: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
@@ -352,7 +392,7 @@ impl SqliteStore {
                 .pop();
             let conn = match idle {
                 Some(conn) => conn,
-                None => open_connection(&inner.path, false)?,
+                None => open_connection(&inner.path, Role::Reader)?,
             };
             let result = read(&conn);
             let mut idle = inner.readers.lock().unwrap_or_else(PoisonError::into_inner);
@@ -630,6 +670,35 @@ mod tests {
         let record = s.response(&id).await.unwrap().unwrap();
         assert_eq!(record.status, RunStatus::InProgress);
         assert_eq!(record.snapshot, None);
+    }
+
+    #[tokio::test]
+    async fn the_wal_is_checkpointed_into_the_database_file() {
+        let dir = std::env::temp_dir().join(spool_core::ids::new_id("store-test"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.db");
+        let s = SqliteStore::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        let id = ResponseId::generate();
+        let mut batch = vec![create(&id, vec![message("a")])];
+        for seq in 1..2000 {
+            batch.push(append(
+                &id,
+                seq,
+                Event::Usage {
+                    usage: Default::default(),
+                },
+            ));
+        }
+        s.write(&batch).await.unwrap();
+        let before = std::fs::metadata(&path).unwrap().len();
+        tokio::time::sleep(CHECKPOINT_EVERY * 3).await;
+        let after = std::fs::metadata(&path).unwrap().len();
+        assert!(
+            after > before,
+            "the database file did not grow: {before} -> {after}"
+        );
     }
 
     #[tokio::test]
