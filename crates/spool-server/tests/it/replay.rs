@@ -142,3 +142,51 @@ async fn input_items_are_normalized_and_paginated() {
         .await;
     assert_eq!(p0["data"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_neither_slows_the_run_nor_loses_events() {
+    let app = spawn_app().await;
+    // Far more than the socket buffers (~13 MB of frames) and the live
+    // topic (3,009 events) hold.
+    let pieces: Vec<String> = (0..3000)
+        .map(|i| format!("{i:05}{} ", "x".repeat(1000)))
+        .collect();
+    let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    app.upstream.push(crate::upstream::text_script(&refs));
+    let stalled = app
+        .http
+        .post(app.url("/v1/responses"))
+        .header("content-type", "application/json")
+        .body(json!({"model": "up", "input": "x", "stream": true, "background": true}).to_string())
+        .send()
+        .await
+        .unwrap();
+    // Find the run without reading the stalled stream: the newest response.
+    let id = loop {
+        let conn = rusqlite::Connection::open(&app.db_path).unwrap();
+        let newest: Option<String> = conn
+            .query_row(
+                "SELECT id FROM responses ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .ok();
+        if let Some(id) = newest {
+            break id;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // The run completes while its client reads nothing.
+    let done = app.wait_terminal(&id).await;
+    assert_eq!(done["status"], "completed");
+    // The stalled client then gets every event, in order, as a replay does.
+    let text = tokio::time::timeout(Duration::from_secs(20), stalled.text())
+        .await
+        .unwrap()
+        .unwrap();
+    let live = events_of(crate::helpers::parse_sse(&text));
+    assert_eq!(live, events_of(app.replay(&id, None).await));
+    // created, queued, in_progress, item and part added, the deltas, text
+    // and part and item done, completed.
+    assert_eq!(live.len(), 3000 + 9);
+}
