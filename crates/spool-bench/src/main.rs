@@ -35,7 +35,7 @@ struct Args {
     /// Scenarios to run, comma-separated.
     #[arg(
         long,
-        default_value = "store,latency,throughput,replay,open",
+        default_value = "store,latency,paced,throughput,replay,open",
         value_delimiter = ','
     )]
     only: Vec<String>,
@@ -53,8 +53,10 @@ struct Args {
     /// Requests per second offered in the `paced` scenario.
     #[arg(long, default_value_t = 1000.0)]
     rate: f64,
-    /// Concurrent open streams in the `open` scenario.
-    #[arg(long, default_value_t = 10_000)]
+    /// Concurrent open streams in the `open` scenario. Each takes two
+    /// sockets in spool (client and upstream); the default fits an
+    /// open-file limit of 20,000.
+    #[arg(long, default_value_t = 9_000)]
     open_streams: usize,
     /// Events in the replayed response.
     #[arg(long, default_value_t = 10_000)]

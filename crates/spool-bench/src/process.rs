@@ -10,6 +10,19 @@ pub struct Spool {
     child: Child,
     pub base: String,
     pub db: PathBuf,
+    /// /proc files opened once: with thousands of sockets open the bench
+    /// may have no descriptor left to open them later.
+    proc_status: std::sync::Mutex<std::fs::File>,
+    proc_stat: std::sync::Mutex<std::fs::File>,
+}
+
+fn reread(file: &std::sync::Mutex<std::fs::File>) -> anyhow::Result<String> {
+    use std::io::{Read, Seek};
+    let mut file = file.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    file.rewind()?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    Ok(text)
 }
 
 impl Drop for Spool {
@@ -39,10 +52,13 @@ impl Spool {
             .stderr(Stdio::inherit())
             .spawn()
             .with_context(|| format!("cannot start {}", bin.display()))?;
+        let pid = child.id();
         let spool = Self {
             child,
             base: format!("http://127.0.0.1:{port}"),
             db,
+            proc_status: std::sync::Mutex::new(std::fs::File::open(format!("/proc/{pid}/status"))?),
+            proc_stat: std::sync::Mutex::new(std::fs::File::open(format!("/proc/{pid}/stat"))?),
         };
         let client = reqwest::Client::new();
         for _ in 0..200 {
@@ -61,7 +77,7 @@ impl Spool {
 
     /// Resident memory, in KiB.
     pub fn rss_kib(&self) -> anyhow::Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let status = reread(&self.proc_status)?;
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -71,7 +87,7 @@ impl Spool {
 
     /// CPU time used so far (user + system), in seconds.
     pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        let stat = reread(&self.proc_stat)?;
         // Fields after the command name, which is in parentheses.
         let rest = stat.rsplit_once(')').context("bad stat")?.1;
         let fields: Vec<&str> = rest.split_whitespace().collect();
