@@ -84,6 +84,39 @@ impl AsRef<str> for ResponseId {
     }
 }
 
+/// The id of a conversation: `conv_…`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ConversationId(String);
+
+impl ConversationId {
+    pub const PREFIX: &'static str = "conv";
+
+    /// A new, unique conversation id.
+    pub fn generate() -> Self {
+        Self(new_id(Self::PREFIX))
+    }
+
+    /// Parses an id that came from outside the process.
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        check_id_chars(s)?;
+        if !s.starts_with("conv_") {
+            return Err(IdError::WrongPrefix(Self::PREFIX));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ConversationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Parses an item id from outside (`after`/`before` cursors, item references).
 /// Item ids have several prefixes (`msg_`, `fc_`, …) and clients may send
 /// their own, so only the character set and length are checked.

@@ -6,12 +6,12 @@
 //! [`RequestError`] naming the offending parameter. Input in any shorthand
 //! form is normalized here into [`Item`]s with ids.
 
-use crate::ids::{ResponseId, new_id};
+use crate::ids::{ConversationId, ResponseId, new_id};
 use crate::item::{
     ContentPart, FunctionCallItem, FunctionCallOutputItem, Item, ItemStatus, MessageItem,
     ReasoningItem, Role,
 };
-use crate::response::ResponseHeader;
+use crate::response::{ConversationRef, ResponseHeader};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -128,6 +128,9 @@ pub struct RunRequest {
     /// This request's input, normalized, every item with an id.
     pub input: Vec<Item>,
     pub previous_response_id: Option<ResponseId>,
+    /// The conversation this turn belongs to: its items are the history, and
+    /// this turn's input and output are appended to it.
+    pub conversation: Option<ConversationId>,
     pub tools: Vec<FunctionTool>,
     pub tool_choice: ToolChoice,
     pub parallel_tool_calls: bool,
@@ -196,10 +199,11 @@ impl RunRequest {
                 "stream_options may only be set when stream is true.",
             ));
         }
-        if body.conversation.is_some() {
-            return Err(RequestError::unsupported(
+        let conversation = body.conversation.map(parse_conversation).transpose()?;
+        if conversation.is_some() && body.previous_response_id.is_some() {
+            return Err(RequestError::invalid(
                 "conversation",
-                "Conversations are not supported by this server yet; use previous_response_id.",
+                "conversation and previous_response_id cannot be used together.",
             ));
         }
         if body.prompt.is_some() {
@@ -223,7 +227,7 @@ impl RunRequest {
             None | Some(Value::Null) => Vec::new(),
             Some(v) => normalize_input(v)?,
         };
-        if input.is_empty() && previous_response_id.is_none() {
+        if input.is_empty() && previous_response_id.is_none() && conversation.is_none() {
             return Err(RequestError {
                 message: "Missing required parameter: 'input'.".into(),
                 param: Some("input".into()),
@@ -268,6 +272,7 @@ impl RunRequest {
             instructions: body.instructions,
             input,
             previous_response_id,
+            conversation,
             tools,
             tool_choice,
             parallel_tool_calls: body.parallel_tool_calls.unwrap_or(true),
@@ -328,8 +333,24 @@ impl RunRequest {
             safety_identifier: self.echo.safety_identifier.clone(),
             prompt_cache_key: self.echo.prompt_cache_key.clone(),
             user: self.echo.user.clone(),
+            conversation: self.conversation.clone().map(|id| ConversationRef { id }),
         }
     }
+}
+
+/// `conversation` is an id or `{"id": …}`.
+fn parse_conversation(v: Value) -> Result<ConversationId, RequestError> {
+    let raw = match &v {
+        Value::String(s) => s.as_str(),
+        Value::Object(o) => o.get("id").and_then(Value::as_str).unwrap_or_default(),
+        _ => "",
+    };
+    ConversationId::parse(raw).map_err(|e| {
+        RequestError::invalid(
+            "conversation",
+            format!("conversation must be a conversation id or {{\"id\": …}}: {e}."),
+        )
+    })
 }
 
 fn check_range(param: &str, v: Option<f64>, lo: f64, hi: f64) -> Result<(), RequestError> {
@@ -342,7 +363,9 @@ fn check_range(param: &str, v: Option<f64>, lo: f64, hi: f64) -> Result<(), Requ
     }
 }
 
-fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<(), RequestError> {
+/// Checks `metadata` against the API's limits (16 pairs, 64-character keys,
+/// 512-character values).
+pub fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<(), RequestError> {
     if metadata.len() > METADATA_MAX_PAIRS {
         return Err(RequestError::invalid(
             "metadata",
@@ -378,29 +401,32 @@ pub fn normalize_input(input: Value) -> Result<Vec<Item>, RequestError> {
             role: Role::User,
             content: vec![ContentPart::InputText { text }],
         })]),
-        Value::Array(items) => {
-            let items: Vec<Item> = items
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| normalize_item(v, &format!("input[{i}]")))
-                .collect::<Result<_, _>>()?;
-            // Item ids are cursors for paging; two items may not share one.
-            let mut seen = std::collections::HashSet::new();
-            for (i, item) in items.iter().enumerate() {
-                if !seen.insert(item.id()) {
-                    return Err(RequestError::invalid(
-                        format!("input[{i}].id"),
-                        format!("Duplicate item id '{}' in input.", item.id()),
-                    ));
-                }
-            }
-            Ok(items)
-        }
+        Value::Array(items) => normalize_items(items, "input"),
         _ => Err(RequestError::invalid(
             "input",
             "input must be a string or an array of items.",
         )),
     }
+}
+
+/// Normalizes a list of items given as the request field `field` (errors
+/// name `field[i]…`); item ids must be unique, as they are paging cursors.
+pub fn normalize_items(items: Vec<Value>, field: &str) -> Result<Vec<Item>, RequestError> {
+    let items: Vec<Item> = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| normalize_item(v, &format!("{field}[{i}]")))
+        .collect::<Result<_, _>>()?;
+    let mut seen = std::collections::HashSet::new();
+    for (i, item) in items.iter().enumerate() {
+        if !seen.insert(item.id()) {
+            return Err(RequestError::invalid(
+                format!("{field}[{i}].id"),
+                format!("Duplicate item id '{}' in {field}.", item.id()),
+            ));
+        }
+    }
+    Ok(items)
 }
 
 fn take_string(obj: &mut Map<String, Value>, key: &str, at: &str) -> Result<String, RequestError> {
@@ -902,6 +928,24 @@ mod tests {
                    "description": null, "strict": null})
         );
         assert_eq!(h.text["verbosity"], "medium");
+    }
+
+    #[test]
+    fn a_conversation_is_an_id_or_an_object_and_excludes_previous_response_id() {
+        let a = parse(json!({"model": "m", "input": "x", "conversation": "conv_1"})).unwrap();
+        let b =
+            parse(json!({"model": "m", "input": "x", "conversation": {"id": "conv_1"}})).unwrap();
+        assert_eq!(a.conversation, b.conversation);
+        let h = a.header(ResponseId::generate(), 0);
+        assert_eq!(
+            serde_json::to_value(&h.conversation).unwrap(),
+            json!({"id": "conv_1"})
+        );
+        let e = parse(json!({"model": "m", "input": "x", "conversation": "conv_1",
+            "previous_response_id": "resp_1"}))
+        .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("conversation"));
+        assert!(parse(json!({"model": "m", "input": "x", "conversation": 5})).is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! API response, every field present and `null` where the schema allows, so
 //! strict clients (the Open Responses schema) accept it.
 
-use crate::ids::ResponseId;
+use crate::ids::{ConversationId, ResponseId};
 use crate::item::Item;
 use crate::status::RunStatus;
 use serde::{Deserialize, Serialize};
@@ -44,6 +44,15 @@ pub struct ResponseHeader {
     pub safety_identifier: Option<String>,
     pub prompt_cache_key: Option<String>,
     pub user: Option<String>,
+    /// The conversation the response belongs to, if any.
+    #[serde(default)]
+    pub conversation: Option<ConversationRef>,
+}
+
+/// `{"id": "conv_…"}`: how a response names its conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationRef {
+    pub id: ConversationId,
 }
 
 /// Token counts, as the Responses API reports them.
@@ -111,6 +120,7 @@ pub struct ResponseObject<'a> {
     pub status: RunStatus,
     pub background: bool,
     pub completed_at: Option<i64>,
+    pub conversation: Option<&'a ConversationRef>,
     pub error: Option<&'a RunError>,
     pub incomplete_details: Option<&'a IncompleteDetails>,
     pub instructions: Option<&'a str>,
@@ -160,6 +170,7 @@ impl ResponseHeader {
             status: body.status,
             background: self.background,
             completed_at: body.completed_at,
+            conversation: self.conversation.as_ref(),
             error: body.error,
             incomplete_details: body.incomplete_details,
             instructions: self.instructions.as_deref(),
@@ -222,6 +233,7 @@ pub(crate) mod tests {
             safety_identifier: None,
             prompt_cache_key: None,
             user: None,
+            conversation: None,
         }
     }
 

@@ -10,9 +10,10 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use spool_core::event::Envelope;
-use spool_core::ids::ResponseId;
+use spool_core::ids::{ConversationId, ResponseId};
 use spool_core::item::Item;
 use spool_core::status::RunStatus;
+use std::collections::BTreeMap;
 
 pub use sqlite::SqliteStore;
 
@@ -37,6 +38,9 @@ pub struct NewResponse {
     pub status: RunStatus,
     pub background: bool,
     pub previous_response_id: Option<ResponseId>,
+    /// The conversation the input is appended to (and, when the run ends,
+    /// the output); the caller has claimed it for this response.
+    pub conversation: Option<ConversationId>,
     pub input: Vec<Item>,
 }
 
@@ -121,9 +125,107 @@ pub enum PageError {
     Store(#[from] StoreError),
 }
 
+/// A new conversation and its first items.
+#[derive(Debug, Clone)]
+pub struct NewConversation {
+    pub id: ConversationId,
+    pub created_at: i64,
+    pub metadata: BTreeMap<String, String>,
+    pub items: Vec<Item>,
+}
+
+/// A stored conversation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationRecord {
+    pub id: ConversationId,
+    pub created_at: i64,
+    pub metadata: BTreeMap<String, String>,
+    /// The response running on it, if any.
+    pub active_response: Option<ResponseId>,
+}
+
+/// The answer to a write that needs the conversation to be idle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConversationAccess {
+    Done,
+    NotFound,
+    /// A response is running on the conversation.
+    Busy(ResponseId),
+}
+
+/// Conversations: item lists that responses continue from and append to.
+#[async_trait]
+pub trait ConversationStore: Send + Sync + 'static {
+    async fn create_conversation(&self, conversation: &NewConversation) -> Result<(), StoreError>;
+
+    async fn conversation(
+        &self,
+        id: &ConversationId,
+    ) -> Result<Option<ConversationRecord>, StoreError>;
+
+    /// Replaces the metadata. False if there is no such conversation.
+    async fn update_conversation(
+        &self,
+        id: &ConversationId,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes the conversation and its item list. False if it did not exist.
+    async fn delete_conversation(&self, id: &ConversationId) -> Result<bool, StoreError>;
+
+    /// Appends items, unless a response is running on the conversation.
+    async fn append_conversation_items(
+        &self,
+        id: &ConversationId,
+        items: &[Item],
+    ) -> Result<ConversationAccess, StoreError>;
+
+    async fn conversation_items(
+        &self,
+        id: &ConversationId,
+        query: &ItemPageQuery,
+    ) -> Result<ItemPage, PageError>;
+
+    async fn conversation_item(
+        &self,
+        id: &ConversationId,
+        item_id: &str,
+    ) -> Result<Option<Item>, StoreError>;
+
+    /// False if there was no such item.
+    async fn delete_conversation_item(
+        &self,
+        id: &ConversationId,
+        item_id: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Every item, oldest first: what the next turn's model sees.
+    async fn conversation_history(&self, id: &ConversationId) -> Result<Vec<Item>, StoreError>;
+
+    /// Marks `response` as running on the conversation, unless another is.
+    async fn claim_conversation(
+        &self,
+        id: &ConversationId,
+        response: &ResponseId,
+    ) -> Result<ConversationAccess, StoreError>;
+
+    /// Clears `response`'s claim, if it still holds it. (A finished run's
+    /// claim is cleared with its `Finish`; this is for runs that never got
+    /// that far.)
+    async fn release_conversation(
+        &self,
+        id: &ConversationId,
+        response: &ResponseId,
+    ) -> Result<(), StoreError>;
+
+    /// Clears claims held by responses that are not running, e.g. after a
+    /// crash between a claim and the response's creation.
+    async fn release_stale_claims(&self) -> Result<(), StoreError>;
+}
+
 /// Everything spool keeps durably.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: ConversationStore {
     /// Applies a batch of writes in order, in one transaction: all or none.
     async fn write(&self, batch: &[WriteOp]) -> Result<(), StoreError>;
 

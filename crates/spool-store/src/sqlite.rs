@@ -9,22 +9,26 @@
 //! JSON before they reach the writer thread, so it does only database work.
 
 use crate::{
-    ItemPage, ItemPageQuery, NewResponse, Order, PageError, ResponseRecord, Store, StoreError,
-    WriteOp,
+    ConversationAccess, ConversationRecord, ConversationStore, ItemPage, ItemPageQuery,
+    NewConversation, NewResponse, Order, PageError, ResponseRecord, Store, StoreError, WriteOp,
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use spool_core::event::{Envelope, Event};
-use spool_core::ids::ResponseId;
+use spool_core::ids::{ConversationId, ResponseId};
 use spool_core::item::Item;
 use spool_core::status::RunStatus;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts them.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/sqlite/0001_init.sql"),
+    include_str!("../migrations/sqlite/0002_conversations.sql"),
+];
 /// How often the checkpointer copies the WAL into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// Reader connections kept open between reads.
@@ -46,10 +50,11 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
 }
 
-/// Work for the writer thread, with where to send the answer.
+/// Work for the writer thread; each job sends its own answer.
 enum Job {
     Write(Vec<Prepared>, oneshot::Sender<Result<(), StoreError>>),
-    Delete(String, oneshot::Sender<Result<bool, StoreError>>),
+    /// Any other write: runs on the writing connection.
+    Run(Box<dyn FnOnce(&mut Connection) + Send>),
 }
 
 impl std::fmt::Debug for Job {
@@ -66,6 +71,7 @@ enum Prepared {
         status: &'static str,
         background: bool,
         previous_response_id: Option<String>,
+        conversation_id: Option<String>,
         input: Vec<(String, String)>,
     },
     Append {
@@ -123,6 +129,7 @@ fn prepare(batch: &[WriteOp]) -> Result<Vec<Prepared>, StoreError> {
                         .previous_response_id
                         .as_ref()
                         .map(|p| p.as_str().to_owned()),
+                    conversation_id: r.conversation.as_ref().map(|c| c.as_str().to_owned()),
                     input: item_rows(&r.input)?,
                 });
                 out.push(append(&r.id, &c.first_event)?);
@@ -215,9 +222,7 @@ fn run_writer(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
             Job::Write(batch, reply) => {
                 let _ = reply.send(write_batch(&mut conn, &batch).map_err(StoreError::from));
             }
-            Job::Delete(id, reply) => {
-                let _ = reply.send(delete_response(&mut conn, &id).map_err(StoreError::from));
-            }
+            Job::Run(job) => job(&mut conn),
         }
     }
 }
@@ -263,14 +268,19 @@ fn write_batch(conn: &mut Connection, batch: &[Prepared]) -> rusqlite::Result<()
                     status,
                     background,
                     previous_response_id,
+                    conversation_id,
                     input,
                 } => {
                     tx.prepare_cached(
-                        "INSERT INTO responses (id, created_at, status, background, previous_response_id) \
-                         VALUES (?, ?, ?, ?, ?)",
+                        "INSERT INTO responses \
+                         (id, created_at, status, background, previous_response_id, conversation_id) \
+                         VALUES (?, ?, ?, ?, ?, ?)",
                     )?
-                    .execute(params![id, created_at, status, background, previous_response_id])?;
+                    .execute(params![id, created_at, status, background, previous_response_id, conversation_id])?;
                     insert_items(&tx, id, "input", input)?;
+                    if let Some(conversation) = conversation_id {
+                        append_to_conversation(&tx, conversation, input)?;
+                    }
                 }
                 Prepared::Append {
                     response_id,
@@ -298,11 +308,42 @@ fn write_batch(conn: &mut Connection, batch: &[Prepared]) -> rusqlite::Result<()
                     )?
                     .execute(params![status, snapshot, response_id])?;
                     insert_items(&tx, response_id, "output", output)?;
+                    let conversation: Option<String> = tx
+                        .prepare_cached("SELECT conversation_id FROM responses WHERE id = ?")?
+                        .query_row([response_id], |r| r.get(0))
+                        .optional()?
+                        .flatten();
+                    if let Some(conversation) = conversation {
+                        append_to_conversation(&tx, &conversation, output)?;
+                        tx.prepare_cached(
+                            "UPDATE conversations SET active_response_id = NULL \
+                             WHERE id = ? AND active_response_id = ?",
+                        )?
+                        .execute([&conversation, response_id])?;
+                    }
                 }
             }
         }
     }
     tx.commit()
+}
+
+/// Appends items at the end of a conversation that still exists.
+fn append_to_conversation(
+    tx: &rusqlite::Transaction<'_>,
+    conversation_id: &str,
+    items: &[(String, String)],
+) -> rusqlite::Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO conversation_items (conversation_id, position, item_id, body) \
+         SELECT ?1, COALESCE((SELECT MAX(position) + 1 FROM conversation_items \
+                              WHERE conversation_id = ?1), 0), ?2, ?3 \
+         WHERE EXISTS (SELECT 1 FROM conversations WHERE id = ?1)",
+    )?;
+    for (item_id, body) in items {
+        insert.execute(params![conversation_id, item_id, body])?;
+    }
+    Ok(())
 }
 
 fn delete_response(conn: &mut Connection, id: &str) -> rusqlite::Result<bool> {
@@ -326,6 +367,74 @@ fn parse_id(s: &str) -> Result<ResponseId, StoreError> {
 
 fn parse_item(body: &str) -> Result<Item, StoreError> {
     serde_json::from_str(body).map_err(|e| corrupt(format!("bad item: {e}")))
+}
+
+/// One page of an ordered item list: `table` rows whose `key` column is
+/// `id` (and that pass `filter`), ordered by `position`. `after` and
+/// `before` are item ids in the requested order.
+fn page_items(
+    conn: &Connection,
+    table: &str,
+    key: &str,
+    filter: &str,
+    id: &str,
+    query: &ItemPageQuery,
+) -> Result<ItemPage, PageError> {
+    let position_of = |item_id: &str, param: &'static str| -> Result<i64, PageError> {
+        let sql = format!(
+            "SELECT position FROM {table} WHERE {key} = ? {filter} AND item_id = ? ORDER BY position LIMIT 1"
+        );
+        conn.prepare_cached(&sql)
+            .and_then(|mut q| {
+                q.query_row([id, item_id], |r| r.get::<_, i64>(0))
+                    .optional()
+            })
+            .map_err(StoreError::from)?
+            .ok_or_else(|| PageError::UnknownCursor {
+                param,
+                id: item_id.to_owned(),
+            })
+    };
+    // In position terms `after` and `before` swap when the order is descending.
+    let (mut lo, mut hi) = (i64::MIN, i64::MAX);
+    if let Some(after) = &query.after {
+        let p = position_of(after, "after")?;
+        match query.order {
+            Order::Asc => lo = p,
+            Order::Desc => hi = p,
+        }
+    }
+    if let Some(before) = &query.before {
+        let p = position_of(before, "before")?;
+        match query.order {
+            Order::Asc => hi = p,
+            Order::Desc => lo = p,
+        }
+    }
+    let direction = match query.order {
+        Order::Asc => "ASC",
+        Order::Desc => "DESC",
+    };
+    let sql = format!(
+        "SELECT body FROM {table} WHERE {key} = ? {filter} AND position > ? AND position < ? \
+         ORDER BY position {direction} LIMIT ?"
+    );
+    let bodies = conn
+        .prepare_cached(&sql)
+        .and_then(|mut q| {
+            q.query_map(params![id, lo, hi, i64::from(query.limit) + 1], |r| {
+                r.get::<_, String>(0)
+            })?
+            .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(StoreError::from)?;
+    let has_more = bodies.len() > query.limit as usize;
+    let items = bodies
+        .iter()
+        .take(query.limit as usize)
+        .map(|b| parse_item(b))
+        .collect::<Result<_, _>>()?;
+    Ok(ItemPage { items, has_more })
 }
 
 impl SqliteStore {
@@ -364,17 +473,24 @@ impl SqliteStore {
         })
     }
 
-    async fn to_writer<T>(
-        &self,
-        job: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Job,
-    ) -> Result<T, StoreError> {
-        let (reply, answer) = oneshot::channel();
+    fn send_job(&self, job: Job) -> Result<(), StoreError> {
         self.inner
             .jobs
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .send(job(reply))
-            .map_err(|_| StoreError::Closed)?;
+            .send(job)
+            .map_err(|_| StoreError::Closed)
+    }
+
+    /// Runs `write` on the writing connection, on the writer thread.
+    async fn on_writer<T: Send + 'static>(
+        &self,
+        write: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send_job(Job::Run(Box::new(move |conn| {
+            let _ = reply.send(write(conn));
+        })))?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -410,7 +526,9 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn write(&self, batch: &[WriteOp]) -> Result<(), StoreError> {
         let prepared = prepare(batch)?;
-        self.to_writer(|reply| Job::Write(prepared, reply)).await
+        let (reply, answer) = oneshot::channel();
+        self.send_job(Job::Write(prepared, reply))?;
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn response(&self, id: &ResponseId) -> Result<Option<ResponseRecord>, StoreError> {
@@ -484,65 +602,16 @@ impl Store for SqliteStore {
         let id = id.as_str().to_owned();
         let query = query.clone();
         self.read(move |conn| {
-                let position_of = |item_id: &str, param: &'static str| -> Result<Result<i64, PageError>, StoreError> {
-                    let position = conn
-                        .prepare_cached(
-                            "SELECT position FROM items WHERE response_id = ? AND kind = 'input' AND item_id = ? \
-                             ORDER BY position LIMIT 1",
-                        )?
-                        .query_row([&id, item_id], |r| r.get::<_, i64>(0))
-                        .optional()?;
-                    Ok(position.ok_or_else(|| PageError::UnknownCursor {
-                        param,
-                        id: item_id.to_owned(),
-                    }))
-                };
-                // `after` and `before` are in the requested order, so in
-                // position terms they swap when the order is descending.
-                let (mut lo, mut hi) = (i64::MIN, i64::MAX);
-                if let Some(after) = &query.after {
-                    let p = match position_of(after, "after")? {
-                        Ok(p) => p,
-                        Err(e) => return Ok(Err(e)),
-                    };
-                    match query.order {
-                        Order::Asc => lo = p,
-                        Order::Desc => hi = p,
-                    }
-                }
-                if let Some(before) = &query.before {
-                    let p = match position_of(before, "before")? {
-                        Ok(p) => p,
-                        Err(e) => return Ok(Err(e)),
-                    };
-                    match query.order {
-                        Order::Asc => hi = p,
-                        Order::Desc => lo = p,
-                    }
-                }
-                let sql = match query.order {
-                    Order::Asc => {
-                        "SELECT body FROM items WHERE response_id = ? AND kind = 'input' \
-                         AND position > ? AND position < ? ORDER BY position ASC LIMIT ?"
-                    }
-                    Order::Desc => {
-                        "SELECT body FROM items WHERE response_id = ? AND kind = 'input' \
-                         AND position > ? AND position < ? ORDER BY position DESC LIMIT ?"
-                    }
-                };
-                let mut statement = conn.prepare_cached(sql)?;
-                let bodies = statement
-                    .query_map(params![id, lo, hi, i64::from(query.limit) + 1], |r| r.get::<_, String>(0))?
-                    .collect::<Result<Vec<_>, _>>()?;
-                let has_more = bodies.len() > query.limit as usize;
-                let items = bodies
-                    .iter()
-                    .take(query.limit as usize)
-                    .map(|b| parse_item(b))
-                    .collect::<Result<_, _>>()?;
-                Ok(Ok(ItemPage { items, has_more }))
-            })
-            .await?
+            Ok(page_items(
+                conn,
+                "items",
+                "response_id",
+                "AND kind = 'input'",
+                &id,
+                &query,
+            ))
+        })
+        .await?
     }
 
     async fn turn_items(&self, id: &ResponseId) -> Result<Vec<Item>, StoreError> {
@@ -562,7 +631,8 @@ impl Store for SqliteStore {
 
     async fn delete(&self, id: &ResponseId) -> Result<bool, StoreError> {
         let id = id.as_str().to_owned();
-        self.to_writer(|reply| Job::Delete(id, reply)).await
+        self.on_writer(move |conn| Ok(delete_response(conn, &id)?))
+            .await
     }
 
     async fn unfinished(&self) -> Result<Vec<ResponseId>, StoreError> {
@@ -574,6 +644,254 @@ impl Store for SqliteStore {
                 .query_map([], |r| r.get::<_, String>(0))?
                 .collect::<Result<Vec<_>, _>>()?;
             ids.iter().map(|s| parse_id(s)).collect()
+        })
+        .await
+    }
+}
+
+fn conversation_access(active: Option<String>) -> Result<ConversationAccess, StoreError> {
+    match active {
+        Some(id) => Ok(ConversationAccess::Busy(parse_id(&id)?)),
+        None => Ok(ConversationAccess::Done),
+    }
+}
+
+#[async_trait]
+impl ConversationStore for SqliteStore {
+    async fn create_conversation(&self, c: &NewConversation) -> Result<(), StoreError> {
+        let id = c.id.as_str().to_owned();
+        let created_at = c.created_at;
+        let metadata = to_json(&c.metadata)?;
+        let items = item_rows(&c.items)?;
+        self.on_writer(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT INTO conversations (id, created_at, metadata) VALUES (?, ?, ?)",
+                params![id, created_at, metadata],
+            )?;
+            append_to_conversation(&tx, &id, &items)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn conversation(
+        &self,
+        id: &ConversationId,
+    ) -> Result<Option<ConversationRecord>, StoreError> {
+        let id = id.as_str().to_owned();
+        self.read(move |conn| {
+            let row = conn
+                .prepare_cached(
+                    "SELECT id, created_at, metadata, active_response_id FROM conversations WHERE id = ?",
+                )?
+                .query_row([&id], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                    ))
+                })
+                .optional()?;
+            let Some((id, created_at, metadata, active)) = row else {
+                return Ok(None);
+            };
+            Ok(Some(ConversationRecord {
+                id: ConversationId::parse(&id).map_err(corrupt)?,
+                created_at,
+                metadata: serde_json::from_str(&metadata).map_err(corrupt)?,
+                active_response: active.as_deref().map(parse_id).transpose()?,
+            }))
+        })
+        .await
+    }
+
+    async fn update_conversation(
+        &self,
+        id: &ConversationId,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<bool, StoreError> {
+        let id = id.as_str().to_owned();
+        let metadata = to_json(metadata)?;
+        self.on_writer(move |conn| {
+            Ok(conn.execute(
+                "UPDATE conversations SET metadata = ? WHERE id = ?",
+                [&metadata, &id],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn delete_conversation(&self, id: &ConversationId) -> Result<bool, StoreError> {
+        let id = id.as_str().to_owned();
+        self.on_writer(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let deleted = tx.execute("DELETE FROM conversations WHERE id = ?", [&id])?;
+            tx.execute(
+                "DELETE FROM conversation_items WHERE conversation_id = ?",
+                [&id],
+            )?;
+            tx.commit()?;
+            Ok(deleted > 0)
+        })
+        .await
+    }
+
+    async fn append_conversation_items(
+        &self,
+        id: &ConversationId,
+        items: &[Item],
+    ) -> Result<ConversationAccess, StoreError> {
+        let id = id.as_str().to_owned();
+        let items = item_rows(items)?;
+        self.on_writer(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let active: Option<Option<String>> = tx
+                .query_row(
+                    "SELECT active_response_id FROM conversations WHERE id = ?",
+                    [&id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(active) = active else {
+                return Ok(ConversationAccess::NotFound);
+            };
+            if active.is_some() {
+                return conversation_access(active);
+            }
+            append_to_conversation(&tx, &id, &items)?;
+            tx.commit()?;
+            Ok(ConversationAccess::Done)
+        })
+        .await
+    }
+
+    async fn conversation_items(
+        &self,
+        id: &ConversationId,
+        query: &ItemPageQuery,
+    ) -> Result<ItemPage, PageError> {
+        let id = id.as_str().to_owned();
+        let query = query.clone();
+        self.read(move |conn| {
+            Ok(page_items(
+                conn,
+                "conversation_items",
+                "conversation_id",
+                "",
+                &id,
+                &query,
+            ))
+        })
+        .await?
+    }
+
+    async fn conversation_item(
+        &self,
+        id: &ConversationId,
+        item_id: &str,
+    ) -> Result<Option<Item>, StoreError> {
+        let (id, item_id) = (id.as_str().to_owned(), item_id.to_owned());
+        self.read(move |conn| {
+            let body: Option<String> = conn
+                .prepare_cached(
+                    "SELECT body FROM conversation_items WHERE conversation_id = ? AND item_id = ? \
+                     ORDER BY position LIMIT 1",
+                )?
+                .query_row([&id, &item_id], |r| r.get(0))
+                .optional()?;
+            body.as_deref().map(parse_item).transpose()
+        })
+        .await
+    }
+
+    async fn delete_conversation_item(
+        &self,
+        id: &ConversationId,
+        item_id: &str,
+    ) -> Result<bool, StoreError> {
+        let (id, item_id) = (id.as_str().to_owned(), item_id.to_owned());
+        self.on_writer(move |conn| {
+            Ok(conn.execute(
+                "DELETE FROM conversation_items WHERE conversation_id = ? AND item_id = ?",
+                [&id, &item_id],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn conversation_history(&self, id: &ConversationId) -> Result<Vec<Item>, StoreError> {
+        let id = id.as_str().to_owned();
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT body FROM conversation_items WHERE conversation_id = ? ORDER BY position",
+            )?;
+            let bodies = statement
+                .query_map([&id], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            bodies.iter().map(|b| parse_item(b)).collect()
+        })
+        .await
+    }
+
+    async fn claim_conversation(
+        &self,
+        id: &ConversationId,
+        response: &ResponseId,
+    ) -> Result<ConversationAccess, StoreError> {
+        let (id, response) = (id.as_str().to_owned(), response.as_str().to_owned());
+        self.on_writer(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let active: Option<Option<String>> = tx
+                .query_row(
+                    "SELECT active_response_id FROM conversations WHERE id = ?",
+                    [&id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(active) = active else {
+                return Ok(ConversationAccess::NotFound);
+            };
+            if active.is_some() {
+                return conversation_access(active);
+            }
+            tx.execute(
+                "UPDATE conversations SET active_response_id = ? WHERE id = ?",
+                [&response, &id],
+            )?;
+            tx.commit()?;
+            Ok(ConversationAccess::Done)
+        })
+        .await
+    }
+
+    async fn release_conversation(
+        &self,
+        id: &ConversationId,
+        response: &ResponseId,
+    ) -> Result<(), StoreError> {
+        let (id, response) = (id.as_str().to_owned(), response.as_str().to_owned());
+        self.on_writer(move |conn| {
+            conn.execute(
+                "UPDATE conversations SET active_response_id = NULL WHERE id = ? AND active_response_id = ?",
+                [&id, &response],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release_stale_claims(&self) -> Result<(), StoreError> {
+        self.on_writer(|conn| {
+            conn.execute(
+                "UPDATE conversations SET active_response_id = NULL \
+                 WHERE active_response_id IS NOT NULL AND active_response_id NOT IN \
+                   (SELECT id FROM responses WHERE status IN ('queued', 'in_progress'))",
+                [],
+            )?;
+            Ok(())
         })
         .await
     }
@@ -619,6 +937,7 @@ mod tests {
                 status: RunStatus::InProgress,
                 background: false,
                 previous_response_id: None,
+                conversation: None,
                 input,
             },
             first_event: Envelope {

@@ -74,6 +74,17 @@ impl ApiError {
         Self::not_found(format!("Response with id '{id}' not found."))
     }
 
+    /// 409 when the request conflicts with work in progress.
+    pub fn conflict(message: impl Into<String>, code: &str) -> Self {
+        Self {
+            status: StatusCode::CONFLICT,
+            message: message.into(),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some(code.to_owned()),
+        }
+    }
+
     /// 413 for a body over the configured limit.
     pub fn payload_too_large(limit: usize) -> Self {
         Self {
@@ -157,6 +168,13 @@ impl From<StartError> for ApiError {
                 Some("previous_response_id"),
                 Some("previous_response_in_progress"),
             ),
+            StartError::ConversationNotFound(_) => Self {
+                param: Some("conversation".into()),
+                ..Self::not_found(e.to_string())
+            },
+            StartError::ConversationBusy(..) => {
+                Self::conflict(e.to_string(), "conversation_locked")
+            }
             StartError::Store(e) => Self::internal(e),
             StartError::ShuttingDown => Self::unavailable("The server is shutting down."),
         }

@@ -6,8 +6,10 @@
 //! - [`extract`]: JSON body and query extractors with clear errors.
 //! - [`sse`]: the Responses event stream over a run's log.
 //! - [`responses`]: one file per `/v1/responses` action.
+//! - [`conversations`]: one file per `/v1/conversations` action.
 //! - [`health`]: `GET /healthz`.
 
+pub mod conversations;
 pub mod error;
 pub mod extract;
 pub mod health;

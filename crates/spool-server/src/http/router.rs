@@ -1,6 +1,7 @@
 //! Every route spool serves, in one list.
 
 use super::AppState;
+use super::conversations as conv;
 use super::error::ApiError;
 use super::extract::BodyLimit;
 use super::health::healthz;
@@ -26,6 +27,21 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route(
             "/v1/responses/{id}/input_items",
             get(input_items::list_input_items),
+        )
+        .route("/v1/conversations", post(conv::create::create_conversation))
+        .route(
+            "/v1/conversations/{id}",
+            get(conv::retrieve::retrieve_conversation)
+                .post(conv::update::update_conversation)
+                .delete(conv::delete::delete_conversation),
+        )
+        .route(
+            "/v1/conversations/{id}/items",
+            get(conv::items_list::list_items).post(conv::items_create::create_items),
+        )
+        .route(
+            "/v1/conversations/{id}/items/{item_id}",
+            get(conv::item_retrieve::retrieve_item).delete(conv::item_delete::delete_item),
         )
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)

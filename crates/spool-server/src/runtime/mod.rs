@@ -27,13 +27,13 @@ use sink::{DIRECT_CAPACITY, DirectSink, DurableSink};
 use spool_core::agent::{Agent, RunContext, RunOutcome};
 use spool_core::emit::{EventSink, RunEmitter};
 use spool_core::fold::RunFold;
-use spool_core::ids::ResponseId;
+use spool_core::ids::{ConversationId, ResponseId};
 use spool_core::item::Item;
 use spool_core::request::RunRequest;
 use spool_core::response::RunError;
 use spool_core::status::RunStatus;
 use spool_provider::{ModelAgent, ModelRouter, ModelUnavailable};
-use spool_store::{Finish, NewResponse, Store, StoreError, WriteOp};
+use spool_store::{ConversationAccess, Finish, NewResponse, Store, StoreError, WriteOp};
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
@@ -63,6 +63,12 @@ pub enum StartError {
         "Previous response with id '{0}' is still in progress; wait for it to end before continuing from it."
     )]
     PreviousInProgress(ResponseId),
+    #[error("Conversation with id '{0}' not found.")]
+    ConversationNotFound(ConversationId),
+    #[error(
+        "Conversation '{0}' already has a response in progress ({1}); wait for it to end, or cancel it."
+    )]
+    ConversationBusy(ConversationId, ResponseId),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the server is shutting down")]
@@ -205,11 +211,12 @@ impl Runtime {
         if self.shutdown.is_cancelled() {
             return Err(StartError::ShuttingDown);
         }
-        let history = match &request.previous_response_id {
-            Some(prev) => self.history(prev).await?,
-            None => Vec::new(),
-        };
         let id = ResponseId::generate();
+        let history = match (&request.previous_response_id, &request.conversation) {
+            (Some(prev), _) => self.history(prev).await?,
+            (None, Some(conversation)) => self.claim_conversation(conversation, &id).await?,
+            (None, None) => Vec::new(),
+        };
         let created_at = sink::now_ms().div_euclid(1000);
         let header = request.header(id.clone(), created_at);
         let modes = request.modes;
@@ -227,6 +234,7 @@ impl Runtime {
                 },
                 background: modes.background,
                 previous_response_id: request.previous_response_id.clone(),
+                conversation: request.conversation.clone(),
                 input: request.input.clone(),
             };
             let sink = DurableSink::new(create, self.writer.sender().clone(), failed);
@@ -253,6 +261,7 @@ impl Runtime {
         };
         let runtime = self.clone();
         let run_id = id.clone();
+        let conversation = ctx.request.conversation.clone();
         self.tracker.spawn(async move {
             let mut emitter = RunEmitter::new(sink);
             runtime
@@ -271,6 +280,13 @@ impl Runtime {
                 // Normally closed by the writer after the end is committed;
                 // closed here too so no subscriber waits on a run that is gone.
                 runtime.bus.close(&run_id);
+            }
+            if let Some(conversation) = conversation {
+                // The run's end released its claim with its final items;
+                // this covers a run that never got that far.
+                if let Err(e) = runtime.store.release_conversation(&conversation, &run_id).await {
+                    tracing::error!(response_id = %run_id, error = %e, "cannot release the conversation");
+                }
             }
             runtime.active().remove(&run_id);
             let _ = done_tx.send(true);
@@ -393,6 +409,32 @@ impl Runtime {
             }
         }
         self.writer.release(id.clone()).await;
+    }
+
+    /// Claims a conversation for the response `id` and returns its items,
+    /// the history the run continues from. Only one response runs on a
+    /// conversation at a time, so turns never interleave their items.
+    async fn claim_conversation(
+        &self,
+        conversation: &ConversationId,
+        id: &ResponseId,
+    ) -> Result<Vec<Item>, StartError> {
+        match self.store.claim_conversation(conversation, id).await? {
+            ConversationAccess::Done => {}
+            ConversationAccess::NotFound => {
+                return Err(StartError::ConversationNotFound(conversation.clone()));
+            }
+            ConversationAccess::Busy(other) => {
+                return Err(StartError::ConversationBusy(conversation.clone(), other));
+            }
+        }
+        match self.store.conversation_history(conversation).await {
+            Ok(items) => Ok(items),
+            Err(e) => {
+                let _ = self.store.release_conversation(conversation, id).await;
+                Err(e.into())
+            }
+        }
     }
 
     /// The items of a `previous_response_id` chain, oldest turn first.

@@ -26,6 +26,9 @@ pub async fn recover(store: &dyn Store) -> Result<usize, StoreError> {
             ended += 1;
         }
     }
+    // Every run is ended now, so a conversation still claimed was claimed
+    // by a run that never started.
+    store.release_stale_claims().await?;
     Ok(ended)
 }
 

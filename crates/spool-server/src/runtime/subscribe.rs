@@ -272,6 +272,89 @@ mod tests {
     }
 
     #[async_trait]
+    impl spool_store::ConversationStore for MemoryLog {
+        async fn create_conversation(
+            &self,
+            _: &spool_store::NewConversation,
+        ) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn conversation(
+            &self,
+            _: &spool_core::ids::ConversationId,
+        ) -> Result<Option<spool_store::ConversationRecord>, StoreError> {
+            Ok(None)
+        }
+        async fn update_conversation(
+            &self,
+            _: &spool_core::ids::ConversationId,
+            _: &std::collections::BTreeMap<String, String>,
+        ) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        async fn delete_conversation(
+            &self,
+            _: &spool_core::ids::ConversationId,
+        ) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        async fn append_conversation_items(
+            &self,
+            _: &spool_core::ids::ConversationId,
+            _: &[Item],
+        ) -> Result<spool_store::ConversationAccess, StoreError> {
+            Ok(spool_store::ConversationAccess::NotFound)
+        }
+        async fn conversation_items(
+            &self,
+            _: &spool_core::ids::ConversationId,
+            _: &ItemPageQuery,
+        ) -> Result<ItemPage, PageError> {
+            Ok(ItemPage {
+                items: vec![],
+                has_more: false,
+            })
+        }
+        async fn conversation_item(
+            &self,
+            _: &spool_core::ids::ConversationId,
+            _: &str,
+        ) -> Result<Option<Item>, StoreError> {
+            Ok(None)
+        }
+        async fn delete_conversation_item(
+            &self,
+            _: &spool_core::ids::ConversationId,
+            _: &str,
+        ) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        async fn conversation_history(
+            &self,
+            _: &spool_core::ids::ConversationId,
+        ) -> Result<Vec<Item>, StoreError> {
+            Ok(vec![])
+        }
+        async fn claim_conversation(
+            &self,
+            _: &spool_core::ids::ConversationId,
+            _: &ResponseId,
+        ) -> Result<spool_store::ConversationAccess, StoreError> {
+            Ok(spool_store::ConversationAccess::NotFound)
+        }
+        async fn release_conversation(
+            &self,
+            _: &spool_core::ids::ConversationId,
+            _: &ResponseId,
+        ) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn release_stale_claims(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    #[async_trait]
     impl Store for MemoryLog {
         async fn write(&self, _: &[WriteOp]) -> Result<(), StoreError> {
             Ok(())

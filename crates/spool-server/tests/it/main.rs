@@ -3,6 +3,7 @@
 
 mod cancel;
 mod chaining;
+mod conversations;
 mod custom_agent;
 mod errors;
 mod helpers;

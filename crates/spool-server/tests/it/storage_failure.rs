@@ -7,11 +7,13 @@ use crate::upstream::{Upstream, slow_script};
 use async_trait::async_trait;
 use serde_json::json;
 use spool_core::event::Envelope;
-use spool_core::ids::ResponseId;
+use spool_core::ids::{ConversationId, ResponseId};
 use spool_core::item::Item;
 use spool_store::{
-    ItemPage, ItemPageQuery, PageError, ResponseRecord, SqliteStore, Store, StoreError, WriteOp,
+    ConversationAccess, ConversationRecord, ConversationStore, ItemPage, ItemPageQuery,
+    NewConversation, PageError, ResponseRecord, SqliteStore, Store, StoreError, WriteOp,
 };
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -51,6 +53,77 @@ impl Store for FlakyStore {
     }
     async fn unfinished(&self) -> Result<Vec<ResponseId>, StoreError> {
         self.inner.unfinished().await
+    }
+}
+
+#[async_trait]
+impl ConversationStore for FlakyStore {
+    async fn create_conversation(&self, c: &NewConversation) -> Result<(), StoreError> {
+        self.inner.create_conversation(c).await
+    }
+    async fn conversation(
+        &self,
+        id: &ConversationId,
+    ) -> Result<Option<ConversationRecord>, StoreError> {
+        self.inner.conversation(id).await
+    }
+    async fn update_conversation(
+        &self,
+        id: &ConversationId,
+        m: &BTreeMap<String, String>,
+    ) -> Result<bool, StoreError> {
+        self.inner.update_conversation(id, m).await
+    }
+    async fn delete_conversation(&self, id: &ConversationId) -> Result<bool, StoreError> {
+        self.inner.delete_conversation(id).await
+    }
+    async fn append_conversation_items(
+        &self,
+        id: &ConversationId,
+        items: &[Item],
+    ) -> Result<ConversationAccess, StoreError> {
+        self.inner.append_conversation_items(id, items).await
+    }
+    async fn conversation_items(
+        &self,
+        id: &ConversationId,
+        q: &ItemPageQuery,
+    ) -> Result<ItemPage, PageError> {
+        self.inner.conversation_items(id, q).await
+    }
+    async fn conversation_item(
+        &self,
+        id: &ConversationId,
+        item: &str,
+    ) -> Result<Option<Item>, StoreError> {
+        self.inner.conversation_item(id, item).await
+    }
+    async fn delete_conversation_item(
+        &self,
+        id: &ConversationId,
+        item: &str,
+    ) -> Result<bool, StoreError> {
+        self.inner.delete_conversation_item(id, item).await
+    }
+    async fn conversation_history(&self, id: &ConversationId) -> Result<Vec<Item>, StoreError> {
+        self.inner.conversation_history(id).await
+    }
+    async fn claim_conversation(
+        &self,
+        id: &ConversationId,
+        r: &ResponseId,
+    ) -> Result<ConversationAccess, StoreError> {
+        self.inner.claim_conversation(id, r).await
+    }
+    async fn release_conversation(
+        &self,
+        id: &ConversationId,
+        r: &ResponseId,
+    ) -> Result<(), StoreError> {
+        self.inner.release_conversation(id, r).await
+    }
+    async fn release_stale_claims(&self) -> Result<(), StoreError> {
+        self.inner.release_stale_claims().await
     }
 }
 
