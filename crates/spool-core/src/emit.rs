@@ -223,6 +223,23 @@ impl RunWriter<'_> {
         })
     }
 
+    /// Records where the agent loop is.
+    pub async fn status(
+        &mut self,
+        status: crate::tool::AgentStatus,
+        details: Option<serde_json::Value>,
+    ) -> Result<(), EmitError> {
+        self.emitter.emit(Event::Status { status, details }).await
+    }
+
+    /// Records a server-side tool's execution.
+    pub async fn tool_executed(
+        &mut self,
+        execution: crate::tool::ToolExecution,
+    ) -> Result<(), EmitError> {
+        self.emitter.emit(Event::ToolExecuted { execution }).await
+    }
+
     /// Records tokens a model call used.
     pub async fn usage(&mut self, usage: Usage) -> Result<(), EmitError> {
         self.emitter.emit(Event::Usage { usage }).await

@@ -10,7 +10,9 @@
 
 use crate::item::{Item, ItemStatus, PartKind};
 use crate::response::{ResponseHeader, RunError, Usage};
+use crate::tool::{AgentStatus, ToolExecution};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// One event of a run's log with its position and time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,6 +72,16 @@ pub enum Event {
     /// Tokens one model call used; a run's usage is the sum.
     #[serde(rename = "usage")]
     Usage { usage: Usage },
+    /// Where the agent loop is (tool call detected, tools executed, …).
+    #[serde(rename = "status")]
+    Status {
+        status: AgentStatus,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        details: Option<Value>,
+    },
+    /// A server-side tool ran: its result, success and runtime.
+    #[serde(rename = "tool.executed")]
+    ToolExecuted { execution: ToolExecution },
     #[serde(rename = "run.completed")]
     RunCompleted,
     /// The run stopped early, e.g. at `max_output_tokens`.
@@ -95,6 +107,8 @@ impl Event {
             Event::ArgumentsDelta { .. } => "arguments.delta",
             Event::ItemCompleted { .. } => "item.completed",
             Event::Usage { .. } => "usage",
+            Event::Status { .. } => "status",
+            Event::ToolExecuted { .. } => "tool.executed",
             Event::RunCompleted => "run.completed",
             Event::RunIncomplete { .. } => "run.incomplete",
             Event::RunFailed { .. } => "run.failed",

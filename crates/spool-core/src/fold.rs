@@ -222,7 +222,7 @@ impl RunFold {
                 }
                 Ok(())
             }
-            Event::Usage { .. } => Ok(()),
+            Event::Usage { .. } | Event::Status { .. } | Event::ToolExecuted { .. } => Ok(()),
             Event::RunCompleted | Event::RunIncomplete { .. } => {
                 let to = if matches!(event, Event::RunCompleted) {
                     RunStatus::Completed
@@ -318,6 +318,9 @@ impl RunFold {
                 self.tracks[i].open = false;
             }
             Event::Usage { usage } => self.usage.get_or_insert_with(Usage::default).add(usage),
+            // Recorded for the dialects that show them; the response
+            // object has no place for either.
+            Event::Status { .. } | Event::ToolExecuted { .. } => {}
             Event::RunCompleted => {
                 self.status = Some(RunStatus::Completed);
                 self.completed_at = Some(envelope.ts_ms.div_euclid(1000));

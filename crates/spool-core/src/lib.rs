@@ -21,6 +21,8 @@
 //!   [`emit::EventSink`] trait that the runtime implements.
 //! - [`agent`]: the [`agent::Agent`] trait through which Rust code hosts its
 //!   own agent logic.
+//! - [`tool`]: server-side tools, the agent status vocabulary and tool
+//!   execution records.
 
 pub mod agent;
 pub mod emit;
@@ -32,6 +34,7 @@ pub mod projection;
 pub mod request;
 pub mod response;
 pub mod status;
+pub mod tool;
 
 #[cfg(test)]
 mod replay_props;

@@ -48,6 +48,9 @@ pub struct CreateResponseBody {
     pub include: Option<Vec<String>>,
     pub conversation: Option<Value>,
     pub prompt: Option<Value>,
+    /// spool extension (as in llama-stack): the most model calls the run's
+    /// tool loop may make.
+    pub max_infer_iters: Option<u32>,
 }
 
 /// A request parameter that cannot be used, with the parameter's path.
@@ -143,6 +146,8 @@ pub struct RunRequest {
     pub text_format: TextFormat,
     /// `reasoning.effort`, passed to models that take it.
     pub reasoning_effort: Option<String>,
+    /// The most model calls the tool loop may make, if the request limits it.
+    pub max_infer_iters: Option<u32>,
     pub modes: ModeFlags,
     pub metadata: BTreeMap<String, String>,
     /// Parameters echoed back unchanged in the response object.
@@ -168,6 +173,7 @@ const METADATA_MAX_PAIRS: usize = 16;
 const METADATA_MAX_KEY: usize = 64;
 const METADATA_MAX_VALUE: usize = 512;
 const MIN_MAX_OUTPUT_TOKENS: u64 = 16;
+const MAX_INFER_ITERS: u32 = 100;
 
 impl RunRequest {
     /// Validates a parsed body. Nothing is looked up: ids such as
@@ -267,6 +273,14 @@ impl RunRequest {
         check_metadata(&metadata)?;
         let (text_format, text) = parse_text(body.text)?;
         let (reasoning_effort, reasoning) = parse_reasoning(body.reasoning)?;
+        if let Some(n) = body.max_infer_iters
+            && !(1..=MAX_INFER_ITERS).contains(&n)
+        {
+            return Err(RequestError::invalid(
+                "max_infer_iters",
+                format!("max_infer_iters must be between 1 and {MAX_INFER_ITERS}, got {n}."),
+            ));
+        }
         Ok(RunRequest {
             model,
             instructions: body.instructions,
@@ -284,6 +298,7 @@ impl RunRequest {
             max_tool_calls: body.max_tool_calls,
             text_format,
             reasoning_effort,
+            max_infer_iters: body.max_infer_iters,
             modes: ModeFlags {
                 stream,
                 store,

@@ -28,7 +28,7 @@ use spool_core::request::{FunctionTool, TextFormat, ToolChoice};
 use spool_core::response::{RunError, Usage};
 use std::sync::Arc;
 
-pub use model_agent::ModelAgent;
+pub use model_agent::{LoopLimits, ModelAgent};
 
 /// What a model is asked for one call.
 #[derive(Debug, Clone)]

@@ -269,7 +269,7 @@ impl ResponsesProjection {
                     item: it,
                 })?;
             }
-            Event::Usage { .. } => {}
+            Event::Usage { .. } | Event::Status { .. } | Event::ToolExecuted { .. } => {}
             Event::RunCompleted => lifecycle(&mut o, "response.completed")?,
             Event::RunIncomplete { .. } => lifecycle(&mut o, "response.incomplete")?,
             Event::RunFailed { .. } | Event::RunCancelled => lifecycle(&mut o, "response.failed")?,

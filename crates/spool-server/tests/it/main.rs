@@ -11,5 +11,6 @@ mod replay;
 mod restart;
 mod storage_failure;
 mod streaming;
+mod tool_loop;
 mod upstream;
 mod upstream_failures;

@@ -276,3 +276,67 @@ async fn the_done_marker_can_be_turned_off_and_idle_streams_get_keep_alives() {
         Some("response.completed")
     );
 }
+
+#[tokio::test]
+async fn streamed_reasoning_becomes_a_reasoning_item_and_usage_keeps_its_details() {
+    let app = spawn_app().await;
+    let reasoning = |text: &str| {
+        crate::upstream::Step::Chunk(
+            json!({"id":"c","object":"chat.completion.chunk","created":0,"model":"m",
+            "choices":[{"index":0,"delta":{"reasoning_content":text},"finish_reason":null}]}),
+        )
+    };
+    app.upstream.push(Script::Stream(vec![
+        reasoning("Let me"),
+        reasoning(" think."),
+        crate::upstream::text_chunk("42"),
+        finish_chunk("stop"),
+        crate::upstream::Step::Chunk(json!({"id":"c","object":"chat.completion.chunk","created":0,"model":"m",
+            "choices":[],"usage":{"prompt_tokens":10,"completion_tokens":6,"total_tokens":16,
+            "prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":3}}})),
+        DONE,
+    ]));
+    let events = events_of(
+        app.stream(&json!({"model": "up", "input": "x", "stream": true}))
+            .await,
+    );
+    let types: Vec<_> = events.iter().map(|f| f.event.clone().unwrap()).collect();
+    assert_eq!(
+        types
+            .iter()
+            .filter(|t| *t == "response.reasoning_text.delta")
+            .count(),
+        2
+    );
+    let done = events
+        .iter()
+        .find(|f| f.event.as_deref() == Some("response.reasoning_text.done"))
+        .unwrap()
+        .json();
+    assert_eq!(done["text"], "Let me think.");
+    let response = events.last().unwrap().json()["response"].clone();
+    assert_eq!(response["output"][0]["type"], "reasoning");
+    assert_eq!(
+        response["output"][0]["content"],
+        json!([{"type": "reasoning_text", "text": "Let me think."}])
+    );
+    assert_eq!(response["output"][0]["summary"], json!([]));
+    assert_eq!(response["output"][1]["content"][0]["text"], "42");
+    assert_eq!(
+        response["usage"]["input_tokens_details"]["cached_tokens"],
+        4
+    );
+    assert_eq!(
+        response["usage"]["output_tokens_details"]["reasoning_tokens"],
+        3
+    );
+    // The reasoning item is not sent back upstream on the next turn.
+    let id = response["id"].as_str().unwrap();
+    app.post(
+        "/v1/responses",
+        &json!({"model": "up", "input": "y", "previous_response_id": id}),
+    )
+    .await;
+    let sent = &app.upstream.requests()[1]["messages"];
+    assert_eq!(sent.as_array().unwrap().len(), 3, "{sent}");
+}

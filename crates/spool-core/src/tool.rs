@@ -1,0 +1,78 @@
+//! Server-side tools: functions spool runs itself inside a run's loop.
+//!
+//! A [`Tool`] has a definition (what the model is told) and a call. The
+//! built-in agent offers a run's tools to the model beside the caller's
+//! function tools; when the model calls one, spool runs it, records the
+//! result, and calls the model again. Calls of functions spool does not
+//! host are the caller's: the run ends with them, as for any client tool.
+
+use crate::request::FunctionTool;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A function spool runs itself.
+#[async_trait]
+pub trait Tool: Send + Sync + 'static {
+    /// The name, description and JSON Schema the model sees.
+    fn definition(&self) -> FunctionTool;
+
+    /// Runs the tool. `Ok` is the output the model reads next; `Err` is a
+    /// failure, reported to the model as the tool's output too.
+    async fn call(&self, arguments: Value) -> Result<String, String>;
+}
+
+/// The tools of a run, by name.
+#[derive(Clone, Default)]
+pub struct ToolSet {
+    by_name: BTreeMap<String, Arc<dyn Tool>>,
+}
+
+impl ToolSet {
+    pub fn with(mut self, tool: Arc<dyn Tool>) -> Self {
+        self.by_name.insert(tool.definition().name, tool);
+        self
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
+        self.by_name.get(name)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    pub fn definitions(&self) -> impl Iterator<Item = FunctionTool> + '_ {
+        self.by_name.values().map(|t| t.definition())
+    }
+}
+
+/// The agent status vocabulary (seed 001), recorded in the log as the
+/// tool loop moves: dialects that show agent status project it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStatus {
+    StartingGeneration,
+    ToolCallDetected,
+    ToolsExecuted,
+    ContinuingGeneration,
+    MaxDepthReached,
+}
+
+/// What one server-side tool execution did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolExecution {
+    pub call_id: String,
+    pub name: String,
+    pub success: bool,
+    /// The output the model was given (an error's text when it failed).
+    pub output: String,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+    /// When it started, in Unix milliseconds.
+    pub started_at_ms: i64,
+    /// Wall-clock time it ran.
+    pub runtime_ms: u64,
+}
