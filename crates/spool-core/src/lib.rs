@@ -19,12 +19,15 @@
 //!   Responses API stream is the first.
 //! - [`emit`]: the typed writer through which agents emit events, and the
 //!   [`emit::EventSink`] trait that the runtime implements.
+//! - [`agent_config`]: named agents (model, instructions, tools, defaults)
+//!   and how a request selects one.
 //! - [`agent`]: the [`agent::Agent`] trait through which Rust code hosts its
 //!   own agent logic.
 //! - [`tool`]: server-side tools, the agent status vocabulary and tool
 //!   execution records.
 
 pub mod agent;
+pub mod agent_config;
 pub mod emit;
 pub mod event;
 pub mod fold;

@@ -11,7 +11,7 @@ use crate::item::{
     ContentPart, FunctionCallItem, FunctionCallOutputItem, Item, ItemStatus, MessageItem,
     ReasoningItem, Role,
 };
-use crate::response::{ConversationRef, ResponseHeader};
+use crate::response::{AgentReference, ConversationRef, ResponseHeader};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -51,6 +51,8 @@ pub struct CreateResponseBody {
     /// spool extension (as in llama-stack): the most model calls the run's
     /// tool loop may make.
     pub max_infer_iters: Option<u32>,
+    /// `{"type": "agent_reference", "name": …}`: the named agent to run.
+    pub agent: Option<Value>,
 }
 
 /// A request parameter that cannot be used, with the parameter's path.
@@ -148,6 +150,8 @@ pub struct RunRequest {
     pub reasoning_effort: Option<String>,
     /// The most model calls the tool loop may make, if the request limits it.
     pub max_infer_iters: Option<u32>,
+    /// The named agent whose defaults the request was completed with.
+    pub agent: Option<String>,
     pub modes: ModeFlags,
     pub metadata: BTreeMap<String, String>,
     /// Parameters echoed back unchanged in the response object.
@@ -299,6 +303,12 @@ impl RunRequest {
             text_format,
             reasoning_effort,
             max_infer_iters: body.max_infer_iters,
+            agent: body
+                .agent
+                .as_ref()
+                .and_then(|a| a.get("name"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             modes: ModeFlags {
                 stream,
                 store,
@@ -349,6 +359,7 @@ impl RunRequest {
             prompt_cache_key: self.echo.prompt_cache_key.clone(),
             user: self.echo.user.clone(),
             conversation: self.conversation.clone().map(|id| ConversationRef { id }),
+            agent_reference: self.agent.clone().map(AgentReference::new),
         }
     }
 }

@@ -47,6 +47,26 @@ pub struct ResponseHeader {
     /// The conversation the response belongs to, if any.
     #[serde(default)]
     pub conversation: Option<ConversationRef>,
+    /// The named agent that ran, if any.
+    #[serde(default)]
+    pub agent_reference: Option<AgentReference>,
+}
+
+/// `{"type": "agent_reference", "name": …}`: which named agent ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentReference {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+}
+
+impl AgentReference {
+    pub fn new(name: String) -> Self {
+        Self {
+            kind: "agent_reference".into(),
+            name,
+        }
+    }
 }
 
 /// `{"id": "conv_…"}`: how a response names its conversation.
@@ -121,6 +141,9 @@ pub struct ResponseObject<'a> {
     pub background: bool,
     pub completed_at: Option<i64>,
     pub conversation: Option<&'a ConversationRef>,
+    /// Present only for runs of a named agent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_reference: Option<&'a AgentReference>,
     pub error: Option<&'a RunError>,
     pub incomplete_details: Option<&'a IncompleteDetails>,
     pub instructions: Option<&'a str>,
@@ -171,6 +194,7 @@ impl ResponseHeader {
             background: self.background,
             completed_at: body.completed_at,
             conversation: self.conversation.as_ref(),
+            agent_reference: self.agent_reference.as_ref(),
             error: body.error,
             incomplete_details: body.incomplete_details,
             instructions: self.instructions.as_deref(),
@@ -234,6 +258,7 @@ pub(crate) mod tests {
             prompt_cache_key: None,
             user: None,
             conversation: None,
+            agent_reference: None,
         }
     }
 

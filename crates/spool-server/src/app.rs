@@ -1,6 +1,6 @@
 //! Building and running the server: store, recovery, runtime, listener.
 
-use crate::config::ServeConfig;
+use crate::config::{FileConfig, ServeConfig};
 use crate::http::AppState;
 use crate::http::router::router;
 use crate::http::sse::SseOptions;
@@ -58,6 +58,16 @@ impl App {
         store: Arc<dyn Store>,
         agents: Agents,
     ) -> anyhow::Result<Self> {
+        if let Some(path) = &config.config {
+            let file = FileConfig::load(path)?;
+            for agent in &file.agents {
+                store
+                    .put_agent(agent)
+                    .await
+                    .with_context(|| format!("cannot store agent '{}'", agent.name))?;
+            }
+            tracing::info!(agents = file.agents.len(), path = %path.display(), "loaded the config file");
+        }
         let recovered = recovery::recover(store.as_ref())
             .await
             .context("cannot recover unfinished runs")?;

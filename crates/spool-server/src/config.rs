@@ -1,6 +1,11 @@
-//! `spool serve` settings, from flags and `SPOOL_*` environment variables.
+//! `spool serve` settings, from flags and `SPOOL_*` environment variables,
+//! and the config file (`--config`) that defines named agents.
 
+use anyhow::Context;
 use clap::Args;
+use serde::Deserialize;
+use spool_core::agent_config::AgentDefinition;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Settings of `spool serve`. Every flag can also be set by its variable.
@@ -9,6 +14,10 @@ pub struct ServeConfig {
     /// Address to listen on.
     #[arg(long, env = "SPOOL_ADDR", default_value = "127.0.0.1:8321")]
     pub addr: String,
+
+    /// A TOML file defining named agents (`[[agents]]` tables).
+    #[arg(long, env = "SPOOL_CONFIG")]
+    pub config: Option<PathBuf>,
 
     /// Where the log is stored: `sqlite://PATH` (created if missing).
     #[arg(
@@ -52,6 +61,40 @@ pub struct ServeConfig {
     /// (0 turns them off).
     #[arg(long, env = "SPOOL_SSE_KEEPALIVE_SECS", default_value_t = 15)]
     pub sse_keepalive_secs: u64,
+}
+
+/// The config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Named agents, selected by `agent: {"type": "agent_reference", "name": …}`
+    /// or `model: "agent:NAME"`.
+    #[serde(default)]
+    pub agents: Vec<AgentDefinition>,
+}
+
+impl FileConfig {
+    /// Reads and checks a config file: every agent must make valid requests
+    /// and names must be unique.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the config file {}", path.display()))?;
+        let config: FileConfig = toml::from_str(&text)
+            .with_context(|| format!("invalid config file {}", path.display()))?;
+        let mut names = std::collections::HashSet::new();
+        for agent in &config.agents {
+            agent
+                .validate()
+                .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message))?;
+            anyhow::ensure!(
+                names.insert(agent.name.as_str()),
+                "{}: agent '{}' is defined twice",
+                path.display(),
+                agent.name
+            );
+        }
+        Ok(config)
+    }
 }
 
 impl ServeConfig {

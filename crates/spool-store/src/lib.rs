@@ -9,6 +9,7 @@
 pub mod sqlite;
 
 use async_trait::async_trait;
+use spool_core::agent_config::AgentDefinition;
 use spool_core::event::Envelope;
 use spool_core::ids::{ConversationId, ResponseId};
 use spool_core::item::Item;
@@ -254,4 +255,9 @@ pub trait Store: ConversationStore {
 
     /// Responses whose runs have not ended.
     async fn unfinished(&self) -> Result<Vec<ResponseId>, StoreError>;
+
+    /// Creates or replaces a named agent.
+    async fn put_agent(&self, agent: &AgentDefinition) -> Result<(), StoreError>;
+
+    async fn agent(&self, name: &str) -> Result<Option<AgentDefinition>, StoreError>;
 }

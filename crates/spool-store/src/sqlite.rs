@@ -14,6 +14,7 @@ use crate::{
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use spool_core::agent_config::AgentDefinition;
 use spool_core::event::{Envelope, Event};
 use spool_core::ids::{ConversationId, ResponseId};
 use spool_core::item::Item;
@@ -28,6 +29,7 @@ use tokio::sync::oneshot;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_init.sql"),
     include_str!("../migrations/sqlite/0002_conversations.sql"),
+    include_str!("../migrations/sqlite/0003_agents.sql"),
 ];
 /// How often the checkpointer copies the WAL into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
@@ -633,6 +635,41 @@ impl Store for SqliteStore {
         let id = id.as_str().to_owned();
         self.on_writer(move |conn| Ok(delete_response(conn, &id)?))
             .await
+    }
+
+    async fn put_agent(&self, agent: &AgentDefinition) -> Result<(), StoreError> {
+        let name = agent.name.clone();
+        let definition = to_json(agent)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        self.on_writer(move |conn| {
+            conn.execute(
+                "INSERT INTO agents (name, definition, updated_at) VALUES (?, ?, ?) \
+                 ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, \
+                 updated_at = excluded.updated_at",
+                params![name, definition, now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn agent(&self, name: &str) -> Result<Option<AgentDefinition>, StoreError> {
+        let name = name.to_owned();
+        self.read(move |conn| {
+            let definition: Option<String> = conn
+                .prepare_cached("SELECT definition FROM agents WHERE name = ?")?
+                .query_row([&name], |r| r.get(0))
+                .optional()?;
+            definition
+                .map(|d| {
+                    serde_json::from_str(&d)
+                        .map_err(|e| corrupt(format!("bad agent '{name}': {e}")))
+                })
+                .transpose()
+        })
+        .await
     }
 
     async fn unfinished(&self) -> Result<Vec<ResponseId>, StoreError> {

@@ -396,6 +396,18 @@ mod tests {
         async fn unfinished(&self) -> Result<Vec<ResponseId>, StoreError> {
             Ok(vec![])
         }
+        async fn put_agent(
+            &self,
+            _: &spool_core::agent_config::AgentDefinition,
+        ) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn agent(
+            &self,
+            _: &str,
+        ) -> Result<Option<spool_core::agent_config::AgentDefinition>, StoreError> {
+            Ok(None)
+        }
     }
 
     fn envelope(seq: u64, last: u64) -> Envelope {

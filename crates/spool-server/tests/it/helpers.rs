@@ -30,6 +30,7 @@ fn uuid_like() -> String {
 
 pub fn config(db: &std::path::Path, upstream: Option<&str>) -> ServeConfig {
     ServeConfig {
+        config: None,
         addr: "127.0.0.1:0".into(),
         database_url: format!("sqlite://{}", db.display()),
         upstream_url: upstream.map(str::to_owned),

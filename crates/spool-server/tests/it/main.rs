@@ -1,6 +1,7 @@
 //! Integration tests: spool on a loopback port, talking HTTP to a scripted
 //! OpenAI-compatible upstream, so the real provider code runs.
 
+mod agents;
 mod cancel;
 mod chaining;
 mod conversations;

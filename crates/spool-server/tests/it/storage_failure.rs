@@ -54,6 +54,18 @@ impl Store for FlakyStore {
     async fn unfinished(&self) -> Result<Vec<ResponseId>, StoreError> {
         self.inner.unfinished().await
     }
+    async fn put_agent(
+        &self,
+        a: &spool_core::agent_config::AgentDefinition,
+    ) -> Result<(), StoreError> {
+        self.inner.put_agent(a).await
+    }
+    async fn agent(
+        &self,
+        name: &str,
+    ) -> Result<Option<spool_core::agent_config::AgentDefinition>, StoreError> {
+        self.inner.agent(name).await
+    }
 }
 
 #[async_trait]

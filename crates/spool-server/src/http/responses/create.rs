@@ -1,7 +1,8 @@
 //! `POST /v1/responses`: create a response.
 //!
-//! The body is validated completely (and the model and previous response
-//! resolved) before anything is written. Then, by mode:
+//! A named agent the request selects fills in what the request leaves
+//! unset. The body is validated completely (and the model and previous
+//! response resolved) before anything is written. Then, by mode:
 //! - `stream`: the run's events as SSE, live;
 //! - `background` without `stream`: the response as soon as it exists
 //!   (`queued`), while the run goes on;
@@ -18,14 +19,32 @@ use crate::runtime::sink::now_ms;
 use crate::runtime::subscribe::{SubscribeError, Subscription};
 use axum::extract::State;
 use axum::response::Response;
+use spool_core::agent_config::selected_agent;
 use spool_core::event::{Envelope, Event};
 use spool_core::fold::RunFold;
 use spool_core::request::{CreateResponseBody, RunRequest};
 
 pub async fn create_response(
     State(state): State<AppState>,
-    JsonBody(body): JsonBody<CreateResponseBody>,
+    JsonBody(mut body): JsonBody<CreateResponseBody>,
 ) -> Result<Response, ApiError> {
+    if let Some(name) = selected_agent(&body)? {
+        let param = if body.agent.is_some() {
+            "agent"
+        } else {
+            "model"
+        };
+        let agent = state
+            .runtime
+            .store()
+            .agent(&name)
+            .await?
+            .ok_or_else(|| ApiError {
+                param: Some(param.into()),
+                ..ApiError::not_found(format!("Agent '{name}' not found."))
+            })?;
+        agent.apply(&mut body);
+    }
     let request = RunRequest::parse(body)?;
     let modes = request.modes;
     let started = state.runtime.start(request).await?;
