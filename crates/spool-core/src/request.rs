@@ -210,6 +210,12 @@ impl RunRequest {
             ));
         }
         let conversation = body.conversation.map(parse_conversation).transpose()?;
+        if conversation.is_some() && !store {
+            return Err(RequestError::invalid(
+                "store",
+                "A response in a conversation is stored with it: conversation requires store=true.",
+            ));
+        }
         if conversation.is_some() && body.previous_response_id.is_some() {
             return Err(RequestError::invalid(
                 "conversation",

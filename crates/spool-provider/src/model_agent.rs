@@ -19,6 +19,7 @@
 
 use crate::{FinishReason, ModelDelta, ModelProvider, ModelRequest, ProviderError};
 use async_trait::async_trait;
+use futures::FutureExt;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use spool_core::agent::{Agent, RunContext, RunOutcome};
@@ -26,9 +27,11 @@ use spool_core::emit::{EmitError, RunWriter};
 use spool_core::event::Event;
 use spool_core::ids::new_id;
 use spool_core::item::{FunctionCallItem, FunctionCallOutputItem, Item, ItemStatus, PartKind};
+use spool_core::request::ToolChoice;
 use spool_core::response::RunError;
 use spool_core::tool::{AgentStatus, ToolExecution, ToolSet};
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -107,8 +110,11 @@ impl ModelAgent {
             (None, _) => Err(format!("no tool named '{}'", call.name)),
             (_, Err(e)) => Err(format!("the arguments are not valid JSON: {e}")),
             (Some(tool), Ok(arguments)) => {
-                match tokio::time::timeout(self.limits.tool_timeout, tool.call(arguments)).await {
-                    Ok(result) => result,
+                // A tool that panics is a failed call, not a failed run.
+                let call = AssertUnwindSafe(tool.call(arguments)).catch_unwind();
+                match tokio::time::timeout(self.limits.tool_timeout, call).await {
+                    Ok(Ok(result)) => result,
+                    Ok(Err(_)) => Err("the tool panicked".to_owned()),
                     Err(_) => Err(format!(
                         "the tool did not finish within {} ms",
                         self.limits.tool_timeout.as_millis()
@@ -137,8 +143,19 @@ impl ModelAgent {
         &self,
         ctx: &RunContext,
         out: &mut RunWriter<'_>,
+        after_tools: bool,
     ) -> Result<Option<FinishReason>, RunError> {
         let mut request = ModelRequest::from_context(ctx);
+        // A forced tool choice holds for the first step only; after tools
+        // ran the model must be free to answer, or the loop never ends.
+        if after_tools
+            && matches!(
+                request.tool_choice,
+                ToolChoice::Required | ToolChoice::Function(_)
+            )
+        {
+            request.tool_choice = ToolChoice::Auto;
+        }
         // The run's own output so far (earlier steps' calls and results).
         request.items.extend(out.fold().output().iter().cloned());
         request.tools.extend(self.tools.definitions());
@@ -439,7 +456,7 @@ impl Agent for ModelAgent {
                 out.status(status, None).await.map_err(emit_failed)?;
             }
             let first_new = out.next_output_index() as usize;
-            match self.infer(&ctx, out).await? {
+            match self.infer(&ctx, out, iteration > 1).await? {
                 Some(FinishReason::Length) => {
                     return Ok(RunOutcome::Incomplete {
                         reason: "max_output_tokens".into(),

@@ -70,6 +70,10 @@ pub struct Create {
 #[derive(Debug, Clone)]
 pub struct Finish {
     pub response_id: ResponseId,
+    /// The run's terminal event, written in the same transaction, so a
+    /// client that sees the run end also sees its output stored (and its
+    /// conversation updated and released).
+    pub terminal: Option<Envelope>,
     pub status: RunStatus,
     /// The final response object, serialized.
     pub snapshot: String,
@@ -152,6 +156,8 @@ pub enum ConversationAccess {
     NotFound,
     /// A response is running on the conversation.
     Busy(ResponseId),
+    /// An item with this id is already in the conversation.
+    Duplicate(String),
 }
 
 /// Conversations: item lists that responses continue from and append to.
@@ -203,11 +209,13 @@ pub trait ConversationStore: Send + Sync + 'static {
     /// Every item, oldest first: what the next turn's model sees.
     async fn conversation_history(&self, id: &ConversationId) -> Result<Vec<Item>, StoreError>;
 
-    /// Marks `response` as running on the conversation, unless another is.
+    /// Marks `response` as running on the conversation, unless another is
+    /// or one of `new_items` (the input it will append) is already in it.
     async fn claim_conversation(
         &self,
         id: &ConversationId,
         response: &ResponseId,
+        new_items: &[String],
     ) -> Result<ConversationAccess, StoreError>;
 
     /// Clears `response`'s claim, if it still holds it. (A finished run's

@@ -33,6 +33,9 @@ const MIGRATIONS: &[&str] = &[
 ];
 /// How often the checkpointer copies the WAL into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// WAL frames (pages) past which the checkpointer truncates the WAL:
+/// 65,536 pages of 4 KiB, 256 MiB.
+const MAX_WAL_FRAMES: i64 = 65_536;
 /// Reader connections kept open between reads.
 const MAX_IDLE_READERS: usize = 8;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -140,12 +143,17 @@ fn prepare(batch: &[WriteOp]) -> Result<Vec<Prepared>, StoreError> {
                 response_id,
                 envelope,
             } => out.push(append(response_id, envelope)?),
-            WriteOp::Finish(f) => out.push(Prepared::Finish {
-                response_id: f.response_id.as_str().to_owned(),
-                status: f.status.as_str(),
-                snapshot: f.snapshot.clone(),
-                output: item_rows(&f.output)?,
-            }),
+            WriteOp::Finish(f) => {
+                if let Some(terminal) = &f.terminal {
+                    out.push(append(&f.response_id, terminal)?);
+                }
+                out.push(Prepared::Finish {
+                    response_id: f.response_id.as_str().to_owned(),
+                    status: f.status.as_str(),
+                    snapshot: f.snapshot.clone(),
+                    output: item_rows(&f.output)?,
+                })
+            }
         }
     }
     Ok(out)
@@ -234,9 +242,26 @@ fn run_writer(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
 /// the writer thread ends.
 fn run_checkpoints(conn: Connection, stop: mpsc::Receiver<()>) {
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
-        let checkpoint = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-        if let Err(e) = checkpoint {
-            tracing::warn!(error = %e, "a WAL checkpoint failed");
+        // (busy, frames in the WAL, frames copied)
+        let checkpoint = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        });
+        match checkpoint {
+            // The WAL rewinds only when a write starts with every frame
+            // copied; under writes that never pause (or readers that pin old
+            // frames) it keeps growing, so past a bound it is truncated,
+            // briefly waiting for readers and the writer.
+            Ok((_, frames, _)) if frames > MAX_WAL_FRAMES => {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "truncating the WAL failed");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "a WAL checkpoint failed"),
         }
     }
 }
@@ -686,6 +711,23 @@ impl Store for SqliteStore {
     }
 }
 
+/// The first of `item_ids` already in the conversation, if any.
+fn existing_item(
+    tx: &rusqlite::Transaction<'_>,
+    conversation_id: &str,
+    item_ids: &[String],
+) -> rusqlite::Result<Option<String>> {
+    let mut exists = tx.prepare_cached(
+        "SELECT 1 FROM conversation_items WHERE conversation_id = ? AND item_id = ? LIMIT 1",
+    )?;
+    for item_id in item_ids {
+        if exists.exists([conversation_id, item_id])? {
+            return Ok(Some(item_id.clone()));
+        }
+    }
+    Ok(None)
+}
+
 fn conversation_access(active: Option<String>) -> Result<ConversationAccess, StoreError> {
     match active {
         Some(id) => Ok(ConversationAccess::Busy(parse_id(&id)?)),
@@ -798,6 +840,10 @@ impl ConversationStore for SqliteStore {
             if active.is_some() {
                 return conversation_access(active);
             }
+            let ids: Vec<String> = items.iter().map(|(item_id, _)| item_id.clone()).collect();
+            if let Some(duplicate) = existing_item(&tx, &id, &ids)? {
+                return Ok(ConversationAccess::Duplicate(duplicate));
+            }
             append_to_conversation(&tx, &id, &items)?;
             tx.commit()?;
             Ok(ConversationAccess::Done)
@@ -877,8 +923,10 @@ impl ConversationStore for SqliteStore {
         &self,
         id: &ConversationId,
         response: &ResponseId,
+        new_items: &[String],
     ) -> Result<ConversationAccess, StoreError> {
         let (id, response) = (id.as_str().to_owned(), response.as_str().to_owned());
+        let new_items = new_items.to_vec();
         self.on_writer(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let active: Option<Option<String>> = tx
@@ -893,6 +941,9 @@ impl ConversationStore for SqliteStore {
             };
             if active.is_some() {
                 return conversation_access(active);
+            }
+            if let Some(duplicate) = existing_item(&tx, &id, &new_items)? {
+                return Ok(ConversationAccess::Duplicate(duplicate));
             }
             tx.execute(
                 "UPDATE conversations SET active_response_id = ? WHERE id = ?",
@@ -1088,6 +1139,7 @@ mod tests {
             ),
             WriteOp::Finish(Box::new(Finish {
                 response_id: id.clone(),
+                terminal: None,
                 status: RunStatus::Failed,
                 snapshot: "{}".into(),
                 output: output.clone(),

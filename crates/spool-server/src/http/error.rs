@@ -175,6 +175,9 @@ impl From<StartError> for ApiError {
             StartError::ConversationBusy(..) => {
                 Self::conflict(e.to_string(), "conversation_locked")
             }
+            StartError::DuplicateItem(..) => {
+                Self::bad_request(e.to_string(), Some("input"), Some("duplicate_item"))
+            }
             StartError::Store(e) => Self::internal(e),
             StartError::ShuttingDown => Self::unavailable("The server is shutting down."),
         }
@@ -207,7 +210,7 @@ impl From<PageError> for ApiError {
     fn from(e: PageError) -> Self {
         match e {
             PageError::UnknownCursor { param, id } => Self::bad_request(
-                format!("No input item with id '{id}' in this response."),
+                format!("No item with id '{id}' in this list."),
                 Some(param),
                 Some("invalid_value"),
             ),

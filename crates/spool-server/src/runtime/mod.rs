@@ -69,6 +69,8 @@ pub enum StartError {
         "Conversation '{0}' already has a response in progress ({1}); wait for it to end, or cancel it."
     )]
     ConversationBusy(ConversationId, ResponseId),
+    #[error("An item with id '{1}' is already in conversation '{0}'.")]
+    DuplicateItem(ConversationId, String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the server is shutting down")]
@@ -99,6 +101,48 @@ pub enum DeleteError {
     InFlight,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Releases a conversation claimed for a response unless disarmed: a
+/// request dropped mid-claim, or a run that never starts, leaves nothing
+/// locked.
+struct ClaimGuard {
+    store: Arc<dyn Store>,
+    conversation: ConversationId,
+    response: ResponseId,
+    armed: bool,
+}
+
+impl ClaimGuard {
+    fn new(store: Arc<dyn Store>, conversation: ConversationId, response: ResponseId) -> Self {
+        Self {
+            store,
+            conversation,
+            response,
+            armed: true,
+        }
+    }
+
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        if self.armed
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            let (store, conversation, response) = (
+                self.store.clone(),
+                self.conversation.clone(),
+                self.response.clone(),
+            );
+            handle.spawn(async move {
+                let _ = store.release_conversation(&conversation, &response).await;
+            });
+        }
+    }
 }
 
 /// A run that is executing in this process.
@@ -212,15 +256,37 @@ impl Runtime {
             return Err(StartError::ShuttingDown);
         }
         let id = ResponseId::generate();
+        // Armed before the claim is asked for: if this request is dropped
+        // while waiting, whatever was claimed is released.
+        let mut claim = request
+            .conversation
+            .clone()
+            .map(|conversation| ClaimGuard::new(self.store.clone(), conversation, id.clone()));
         let history = match (&request.previous_response_id, &request.conversation) {
             (Some(prev), _) => self.history(prev).await?,
-            (None, Some(conversation)) => self.claim_conversation(conversation, &id).await?,
+            (None, Some(conversation)) => {
+                let input_ids: Vec<String> =
+                    request.input.iter().map(|i| i.id().to_owned()).collect();
+                match self.claim_conversation(conversation, &id, &input_ids).await {
+                    Ok(items) => items,
+                    Err(e) => {
+                        if let Some(guard) = &mut claim
+                            && !matches!(e, StartError::Store(_))
+                        {
+                            // Refused: nothing was claimed.
+                            guard.disarm();
+                        }
+                        return Err(e);
+                    }
+                }
+            }
             (None, None) => Vec::new(),
         };
         let created_at = sink::now_ms().div_euclid(1000);
         let header = request.header(id.clone(), created_at);
         let modes = request.modes;
         let mut storage_failed = None;
+        let terminal = Arc::new(Mutex::new(None));
         let (sink, events): (Box<dyn EventSink>, Subscription) = if modes.store {
             let (live, failed) = self.bus.open(&id);
             storage_failed = Some(failed.clone());
@@ -237,7 +303,12 @@ impl Runtime {
                 conversation: request.conversation.clone(),
                 input: request.input.clone(),
             };
-            let sink = DurableSink::new(create, self.writer.sender().clone(), failed);
+            let sink = DurableSink::new(
+                create,
+                self.writer.sender().clone(),
+                failed,
+                terminal.clone(),
+            );
             let events = Subscription::creator(id.clone(), self.store.clone(), live);
             (Box::new(sink), events)
         } else {
@@ -261,14 +332,16 @@ impl Runtime {
         };
         let runtime = self.clone();
         let run_id = id.clone();
-        let conversation = ctx.request.conversation.clone();
         self.tracker.spawn(async move {
             let mut emitter = RunEmitter::new(sink);
             runtime
                 .drive(&mut emitter, header, ctx, agent, cancel)
                 .await;
             if let Some(storage_failed) = storage_failed {
-                let finish = finish_op(emitter.fold());
+                let finish = finish_op(emitter.fold()).map(|mut finish| {
+                    finish.terminal = terminal.lock().unwrap_or_else(PoisonError::into_inner).take();
+                    finish
+                });
                 drop(emitter);
                 let stored = match finish {
                     Some(finish) => runtime.finish(finish).await,
@@ -281,10 +354,11 @@ impl Runtime {
                 // closed here too so no subscriber waits on a run that is gone.
                 runtime.bus.close(&run_id);
             }
-            if let Some(conversation) = conversation {
+            if let Some(mut claim) = claim {
                 // The run's end released its claim with its final items;
                 // this covers a run that never got that far.
-                if let Err(e) = runtime.store.release_conversation(&conversation, &run_id).await {
+                claim.disarm();
+                if let Err(e) = runtime.store.release_conversation(&claim.conversation, &run_id).await {
                     tracing::error!(response_id = %run_id, error = %e, "cannot release the conversation");
                 }
             }
@@ -418,14 +492,22 @@ impl Runtime {
         &self,
         conversation: &ConversationId,
         id: &ResponseId,
+        input_ids: &[String],
     ) -> Result<Vec<Item>, StartError> {
-        match self.store.claim_conversation(conversation, id).await? {
+        match self
+            .store
+            .claim_conversation(conversation, id, input_ids)
+            .await?
+        {
             ConversationAccess::Done => {}
             ConversationAccess::NotFound => {
                 return Err(StartError::ConversationNotFound(conversation.clone()));
             }
             ConversationAccess::Busy(other) => {
                 return Err(StartError::ConversationBusy(conversation.clone(), other));
+            }
+            ConversationAccess::Duplicate(item) => {
+                return Err(StartError::DuplicateItem(conversation.clone(), item));
             }
         }
         match self.store.conversation_history(conversation).await {
@@ -571,6 +653,7 @@ pub(crate) fn finish_op(fold: &RunFold) -> Option<Finish> {
     }
     Some(Finish {
         response_id: object.id.clone(),
+        terminal: None,
         status: object.status,
         snapshot: serde_json::to_string(&object).ok()?,
         output: object.output.to_vec(),

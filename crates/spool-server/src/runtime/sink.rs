@@ -11,8 +11,8 @@ use spool_core::emit::{EventSink, SinkError};
 use spool_core::event::{Envelope, Event};
 use spool_core::ids::ResponseId;
 use spool_store::{Create, NewResponse, WriteOp};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
@@ -34,6 +34,9 @@ pub struct DurableSink {
     create: Option<NewResponse>,
     /// Set by the runtime when the writer could not store this run's log.
     storage_failed: Arc<AtomicBool>,
+    /// The run's terminal event, held back for the runtime to write with
+    /// the run's final object in one transaction.
+    terminal: Arc<Mutex<Option<Envelope>>>,
 }
 
 impl DurableSink {
@@ -41,6 +44,7 @@ impl DurableSink {
         create: NewResponse,
         writer: mpsc::Sender<WriterMessage>,
         storage_failed: Arc<AtomicBool>,
+        terminal: Arc<Mutex<Option<Envelope>>>,
     ) -> Self {
         Self {
             response_id: create.id.clone(),
@@ -48,6 +52,7 @@ impl DurableSink {
             permit: None,
             create: Some(create),
             storage_failed,
+            terminal,
         }
     }
 }
@@ -72,6 +77,10 @@ impl EventSink for DurableSink {
 
     fn push(&mut self, envelope: Envelope) -> Result<(), SinkError> {
         let permit = self.permit.take().ok_or(SinkError::Closed)?;
+        if envelope.event.is_terminal() {
+            *self.terminal.lock().unwrap_or_else(PoisonError::into_inner) = Some(envelope);
+            return Ok(());
+        }
         let op = match (self.create.take(), &envelope.event) {
             (Some(response), Event::RunCreated { .. }) => WriteOp::Create(Box::new(Create {
                 response,

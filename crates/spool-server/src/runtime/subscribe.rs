@@ -339,6 +339,7 @@ mod tests {
             &self,
             _: &spool_core::ids::ConversationId,
             _: &ResponseId,
+            _: &[String],
         ) -> Result<spool_store::ConversationAccess, StoreError> {
             Ok(spool_store::ConversationAccess::NotFound)
         }

@@ -11,7 +11,7 @@ use super::bus::Bus;
 use spool_core::event::Envelope;
 use spool_core::ids::ResponseId;
 use spool_core::response::RunError;
-use spool_store::{Store, StoreError, WriteOp};
+use spool_store::{Finish, Store, StoreError, WriteOp};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -175,8 +175,24 @@ fn publish(bus: &Bus, batch: Vec<WriteOp>) {
                 envelope,
             } => (response_id, envelope),
             WriteOp::Finish(f) => {
+                let Finish {
+                    response_id,
+                    terminal,
+                    ..
+                } = *f;
+                match (&mut run, terminal) {
+                    (Some((current, events)), Some(t)) if *current == response_id => {
+                        events.push(Arc::new(t))
+                    }
+                    (_, terminal) => {
+                        flush(&mut run);
+                        if let Some(t) = terminal {
+                            run = Some((response_id.clone(), vec![Arc::new(t)]));
+                        }
+                    }
+                }
                 flush(&mut run);
-                bus.close(&f.response_id);
+                bus.close(&response_id);
                 continue;
             }
         };

@@ -138,7 +138,46 @@ async fn bad_conversation_requests_are_clear_errors() {
         )
         .await;
     assert_eq!(assert_error(status, &body, 400)["param"], "conversation");
+    let (status, body) = app
+        .post(
+            "/v1/responses",
+            &json!({"model": "up", "input": "x", "conversation": conv["id"], "store": false}),
+        )
+        .await;
+    assert_eq!(assert_error(status, &body, 400)["param"], "store");
+    // Item ids are unique within a conversation.
+    let id = conv["id"].as_str().unwrap();
+    let item = json!({"id": "msg_same", "role": "user", "content": "x"});
+    let (status, _) = app
+        .post(
+            &format!("/v1/conversations/{id}/items"),
+            &json!({"items": [item]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = app
+        .post(
+            &format!("/v1/conversations/{id}/items"),
+            &json!({"items": [item]}),
+        )
+        .await;
+    assert_eq!(assert_error(status, &body, 400)["code"], "duplicate_item");
+    let (status, body) = app
+        .post(
+            "/v1/responses",
+            &json!({"model": "up", "input": [item], "conversation": id}),
+        )
+        .await;
+    assert_eq!(assert_error(status, &body, 400)["code"], "duplicate_item");
     assert!(app.upstream.requests().is_empty());
+    // Refused turns left the conversation free.
+    let (status, _) = app
+        .post(
+            "/v1/responses",
+            &json!({"model": "up", "input": "y", "conversation": id}),
+        )
+        .await;
+    assert_eq!(status, 200);
 }
 
 #[tokio::test]

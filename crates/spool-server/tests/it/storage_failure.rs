@@ -124,8 +124,9 @@ impl ConversationStore for FlakyStore {
         &self,
         id: &ConversationId,
         r: &ResponseId,
+        new: &[String],
     ) -> Result<ConversationAccess, StoreError> {
-        self.inner.claim_conversation(id, r).await
+        self.inner.claim_conversation(id, r, new).await
     }
     async fn release_conversation(
         &self,

@@ -65,6 +65,19 @@ impl Tool for Sleep {
     }
 }
 
+/// Panics.
+struct Buggy;
+
+#[async_trait]
+impl Tool for Buggy {
+    fn definition(&self) -> FunctionTool {
+        definition("buggy")
+    }
+    async fn call(&self, _: Value) -> Result<String, String> {
+        panic!("tool bug")
+    }
+}
+
 /// Always fails.
 struct Broken;
 
@@ -96,7 +109,8 @@ async fn spawn_loop(max_infer_iters: u32) -> Loop {
     let tools = ToolSet::default()
         .with(Arc::new(Add))
         .with(sleep.clone())
-        .with(Arc::new(Broken));
+        .with(Arc::new(Broken))
+        .with(Arc::new(Buggy));
     let agent = ModelAgent::new(Arc::new(provider))
         .with_model("up-model")
         .with_tools(tools)
@@ -259,6 +273,7 @@ async fn failing_and_hanging_tools_are_failed_results_and_the_loop_goes_on() {
         ("b1", "broken", json!({})),
         ("h1", "sleep", json!({"ms": 10_000})),
         ("x1", "add", json!("not an object")),
+        ("p1", "buggy", json!({})),
     ]));
     app.upstream.push(text_script(&["recovered"]));
     let (_, response) = app
@@ -266,8 +281,9 @@ async fn failing_and_hanging_tools_are_failed_results_and_the_loop_goes_on() {
         .await;
     assert_eq!(response["status"], "completed", "{response}");
     let runs = executions(&app, response["id"].as_str().unwrap());
-    assert_eq!(runs.len(), 3);
+    assert_eq!(runs.len(), 4);
     assert!(runs.iter().all(|r| r["success"] == false));
+    assert_eq!(runs[3]["error"], "the tool panicked");
     assert_eq!(runs[0]["error"], "the service is down");
     assert!(
         runs[1]["error"]
@@ -430,4 +446,23 @@ async fn server_and_client_tools_mix_in_one_run() {
         .map(|m| m["tool_call_id"].as_str().unwrap())
         .collect();
     assert_eq!(tool_ids, ["srv", "cli"]);
+}
+
+#[tokio::test]
+async fn a_forced_tool_choice_holds_for_the_first_step_only() {
+    let Loop { app, .. } = spawn_loop(10).await;
+    app.upstream
+        .push(calls(&[("c1", "add", json!({"a": 1, "b": 1}))]));
+    app.upstream.push(text_script(&["two"]));
+    let (_, response) = app
+        .post(
+            "/v1/responses",
+            &json!({"model": "tooler", "input": "x", "tool_choice": "required",
+            "tools": [{"type": "function", "name": "other"}]}),
+        )
+        .await;
+    assert_eq!(response["status"], "completed", "{response}");
+    let requests = app.upstream.requests();
+    assert_eq!(requests[0]["tool_choice"], "required");
+    assert_eq!(requests[1]["tool_choice"], "auto");
 }

@@ -32,6 +32,11 @@ pub async fn create_items(
     {
         ConversationAccess::Done => Ok(Json(item_list(&items, false))),
         ConversationAccess::NotFound => Err(not_found(id.as_str())),
+        ConversationAccess::Duplicate(item) => Err(ApiError::bad_request(
+            format!("An item with id '{item}' is already in conversation '{id}'."),
+            Some("items"),
+            Some("duplicate_item"),
+        )),
         ConversationAccess::Busy(response) => Err(ApiError::conflict(
             format!(
                 "Conversation '{id}' has a response in progress ({response}); add items once it ends."
