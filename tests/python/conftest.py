@@ -14,6 +14,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -372,8 +373,32 @@ def _fresh_upstream_queue(request):
     yield
 
 
+MCP_SERVER = Path(__file__).resolve().parent / "mcp_server.py"
+
+
 @pytest.fixture(scope="session")
-def spool(upstream, tmp_path_factory):
+def mcp_http():
+    """The test MCP server over streamable HTTP; yields its URL."""
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, str(MCP_SERVER), "http", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20.0
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("the MCP test server did not start")
+    yield f"http://127.0.0.1:{port}/mcp"
+    proc.kill()
+    proc.wait(5)
+
+
+@pytest.fixture(scope="session")
+def spool(upstream, mcp_http, tmp_path_factory):
     global _SPOOL_LOG
     binary = Path(os.environ.get("SPOOL_BIN", str(DEFAULT_SPOOL_BIN)))
     if not (binary.is_file() and os.access(binary, os.X_OK)):
@@ -384,11 +409,22 @@ def spool(upstream, tmp_path_factory):
         pytest.skip(message)
     tmp = tmp_path_factory.mktemp("spool")
     port = _free_port()
+    config = tmp / "spool.toml"
+    # An agent whose MCP server is a command the operator configured (stdio).
+    config.write_text(
+        '[[agents]]\n'
+        'name = "mcp-stdio"\n'
+        'model = "up-model"\n'
+        f'tools = [{{ type = "mcp", server_label = "local", command = [{json.dumps(sys.executable)}, '
+        f'{json.dumps(str(MCP_SERVER))}, "stdio"], require_approval = "never" }}]\n'
+    )
     env = dict(os.environ)
     env.update({
         "SPOOL_ADDR": f"127.0.0.1:{port}",
         "SPOOL_DATABASE_URL": f"sqlite://{tmp}/spool.db",
         "SPOOL_UPSTREAM_URL": upstream.base_url,
+        "SPOOL_MCP_ALLOWED_URLS": mcp_http.rsplit("/", 1)[0] + "/",
+        "SPOOL_CONFIG": str(config),
     })
     env.setdefault("RUST_LOG", "info")
     log_path = tmp / "spool.log"

@@ -24,7 +24,8 @@ pub struct AgentDefinition {
     pub model: String,
     #[serde(default)]
     pub instructions: Option<String>,
-    /// Function tools, in the Responses API's form.
+    /// Function tools and MCP servers, in the Responses API's form; an MCP
+    /// server may be a `command` spool starts (stdio) instead of a URL.
     #[serde(default)]
     pub tools: Vec<Value>,
     #[serde(default)]
@@ -92,9 +93,13 @@ impl AgentDefinition {
         // name replaces the agent's.
         let requested = body.tools.take().unwrap_or_default();
         let name = |t: &Value| t.get("name").and_then(Value::as_str).map(str::to_owned);
+        let is_mcp = |t: &&Value| t.get("type").and_then(Value::as_str) == Some("mcp");
+        // The agent's MCP servers are the operator's: they may be commands.
+        body.trusted_tools = self.tools.iter().filter(is_mcp).cloned().collect();
         let mut tools: Vec<Value> = self
             .tools
             .iter()
+            .filter(|t| !is_mcp(t))
             .filter(|t| {
                 !requested
                     .iter()

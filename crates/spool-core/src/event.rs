@@ -60,6 +60,10 @@ pub enum Event {
         output_index: u32,
         content_index: u32,
     },
+    /// A new snapshot of an open item, e.g. an MCP call's output once the
+    /// call returned. Same item (id and kind), still in progress.
+    #[serde(rename = "item.updated")]
+    ItemUpdated { output_index: u32, item: Item },
     /// Text appended to an open function call's arguments.
     #[serde(rename = "arguments.delta")]
     ArgumentsDelta { output_index: u32, delta: String },
@@ -104,6 +108,7 @@ impl Event {
             Event::PartStarted { .. } => "part.started",
             Event::PartDelta { .. } => "part.delta",
             Event::PartDone { .. } => "part.done",
+            Event::ItemUpdated { .. } => "item.updated",
             Event::ArgumentsDelta { .. } => "arguments.delta",
             Event::ItemCompleted { .. } => "item.completed",
             Event::Usage { .. } => "usage",

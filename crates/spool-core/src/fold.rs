@@ -46,7 +46,7 @@ pub enum OrderError {
         output_index: u32,
         content_index: u32,
     },
-    #[error("item {0} is not a function call")]
+    #[error("item {0} is not a function or MCP call")]
     NotFunctionCall(u32),
     #[error("item {0} still has an open content part")]
     PartStillOpen(u32),
@@ -204,9 +204,19 @@ impl RunFold {
             Event::ArgumentsDelta { output_index, .. } => {
                 item_events_allowed()?;
                 match self.open_item(*output_index)? {
-                    (Item::FunctionCall(_), _) => Ok(()),
+                    (Item::FunctionCall(_) | Item::McpCall(_), _) => Ok(()),
                     _ => Err(OrderError::NotFunctionCall(*output_index)),
                 }
+            }
+            Event::ItemUpdated { output_index, item } => {
+                item_events_allowed()?;
+                let (open, track) = self.open_item(*output_index)?;
+                let same = open.id() == item.id()
+                    && std::mem::discriminant(open) == std::mem::discriminant(item);
+                if !same || item.status() != ItemStatus::InProgress || track.open_part.is_some() {
+                    return Err(OrderError::ItemNotFresh);
+                }
+                Ok(())
             }
             Event::ItemCompleted {
                 output_index,
@@ -304,10 +314,13 @@ impl RunFold {
             Event::ArgumentsDelta {
                 output_index,
                 delta,
-            } => {
-                if let Item::FunctionCall(call) = &mut self.output[*output_index as usize] {
-                    call.arguments.push_str(delta);
-                }
+            } => match &mut self.output[*output_index as usize] {
+                Item::FunctionCall(call) => call.arguments.push_str(delta),
+                Item::McpCall(call) => call.arguments.push_str(delta),
+                _ => {}
+            },
+            Event::ItemUpdated { output_index, item } => {
+                self.output[*output_index as usize] = item.clone();
             }
             Event::ItemCompleted {
                 output_index,

@@ -17,6 +17,12 @@ pub enum Item {
     FunctionCall(FunctionCallItem),
     FunctionCallOutput(FunctionCallOutputItem),
     Reasoning(ReasoningItem),
+    // Boxed: the largest kinds, rare beside messages and deltas, would
+    // otherwise size every event.
+    McpListTools(Box<McpListToolsItem>),
+    McpCall(Box<McpCallItem>),
+    McpApprovalRequest(McpApprovalRequestItem),
+    McpApprovalResponse(McpApprovalResponseItem),
 }
 
 impl Item {
@@ -26,6 +32,10 @@ impl Item {
             Item::FunctionCall(f) => &f.id,
             Item::FunctionCallOutput(o) => &o.id,
             Item::Reasoning(r) => &r.id,
+            Item::McpListTools(l) => &l.id,
+            Item::McpCall(c) => &c.id,
+            Item::McpApprovalRequest(r) => &r.id,
+            Item::McpApprovalResponse(r) => &r.id,
         }
     }
 
@@ -35,6 +45,10 @@ impl Item {
             Item::FunctionCall(f) => f.status,
             Item::FunctionCallOutput(o) => o.status,
             Item::Reasoning(r) => r.status,
+            Item::McpListTools(l) => l.status,
+            Item::McpCall(c) => c.status,
+            Item::McpApprovalRequest(r) => r.status,
+            Item::McpApprovalResponse(r) => r.status,
         }
     }
 
@@ -44,6 +58,10 @@ impl Item {
             Item::FunctionCall(f) => f.status = status,
             Item::FunctionCallOutput(o) => o.status = status,
             Item::Reasoning(r) => r.status = status,
+            Item::McpListTools(l) => l.status = status,
+            Item::McpCall(c) => c.status = status,
+            Item::McpApprovalRequest(r) => r.status = status,
+            Item::McpApprovalResponse(r) => r.status = status,
         }
     }
 
@@ -52,7 +70,7 @@ impl Item {
         match self {
             Item::Message(m) => Some(&mut m.content),
             Item::Reasoning(r) => Some(&mut r.content),
-            Item::FunctionCall(_) | Item::FunctionCallOutput(_) => None,
+            _ => None,
         }
     }
 
@@ -60,7 +78,7 @@ impl Item {
         match self {
             Item::Message(m) => &m.content,
             Item::Reasoning(r) => &r.content,
-            Item::FunctionCall(_) | Item::FunctionCallOutput(_) => &[],
+            _ => &[],
         }
     }
 
@@ -95,6 +113,79 @@ impl Item {
             encrypted_content: None,
         })
     }
+}
+
+/// The tools an MCP server offers, as listed at the start of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct McpListToolsItem {
+    pub id: String,
+    #[serde(default = "completed")]
+    pub status: ItemStatus,
+    pub server_label: String,
+    #[serde(default)]
+    pub tools: Vec<McpToolInfo>,
+    /// Why the tools could not be listed.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// One tool of an MCP server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct McpToolInfo {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// JSON Schema of the arguments.
+    pub input_schema: Value,
+    #[serde(default)]
+    pub annotations: Option<Value>,
+}
+
+/// A call of an MCP tool that spool made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct McpCallItem {
+    pub id: String,
+    #[serde(default = "completed")]
+    pub status: ItemStatus,
+    pub server_label: String,
+    pub name: String,
+    /// The arguments, a JSON document in a string.
+    pub arguments: String,
+    #[serde(default)]
+    pub output: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The approval request this call answers, when one was needed.
+    #[serde(default)]
+    pub approval_request_id: Option<String>,
+}
+
+/// A call of an MCP tool waiting for the caller's approval; the run ends
+/// with it, and the caller answers with an `mcp_approval_response`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct McpApprovalRequestItem {
+    pub id: String,
+    #[serde(default = "completed")]
+    pub status: ItemStatus,
+    pub server_label: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+/// The caller's answer to an approval request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct McpApprovalResponseItem {
+    pub id: String,
+    #[serde(default = "completed")]
+    pub status: ItemStatus,
+    pub approval_request_id: String,
+    pub approve: bool,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+fn completed() -> ItemStatus {
+    ItemStatus::Completed
 }
 
 /// Where an item is in its own life.

@@ -12,6 +12,7 @@ use crate::item::{
     ReasoningItem, Role,
 };
 use crate::response::{AgentReference, ConversationRef, ResponseHeader};
+use crate::tool::{ApprovalPolicy, McpServerSpec, McpTransport};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -53,6 +54,10 @@ pub struct CreateResponseBody {
     pub max_infer_iters: Option<u32>,
     /// `{"type": "agent_reference", "name": …}`: the named agent to run.
     pub agent: Option<Value>,
+    /// Tools from the operator's config (a named agent's MCP servers),
+    /// which may do what a request may not (start a command).
+    #[serde(skip)]
+    pub trusted_tools: Vec<Value>,
 }
 
 /// A request parameter that cannot be used, with the parameter's path.
@@ -137,6 +142,8 @@ pub struct RunRequest {
     /// this turn's input and output are appended to it.
     pub conversation: Option<ConversationId>,
     pub tools: Vec<FunctionTool>,
+    /// MCP servers the run may call.
+    pub mcp_servers: Vec<McpServerSpec>,
     pub tool_choice: ToolChoice,
     pub parallel_tool_calls: bool,
     pub temperature: Option<f64>,
@@ -183,7 +190,7 @@ impl RunRequest {
     /// Validates a parsed body. Nothing is looked up: ids such as
     /// `previous_response_id` are checked for form here and for existence by
     /// the caller.
-    pub fn parse(body: CreateResponseBody) -> Result<Self, RequestError> {
+    pub fn parse(mut body: CreateResponseBody) -> Result<Self, RequestError> {
         let model = match body.model {
             Some(m) if !m.trim().is_empty() => m,
             _ => {
@@ -250,7 +257,18 @@ impl RunRequest {
                 code: "missing_required_parameter",
             });
         }
-        let (tools, echoed_tools) = parse_tools(body.tools.unwrap_or_default())?;
+        let mut parsed_tools = Tools::default();
+        parse_tools(body.tools.unwrap_or_default(), false, &mut parsed_tools)?;
+        parse_tools(
+            std::mem::take(&mut body.trusted_tools),
+            true,
+            &mut parsed_tools,
+        )?;
+        let Tools {
+            functions: tools,
+            mcp: mcp_servers,
+            echoed: echoed_tools,
+        } = parsed_tools;
         let (tool_choice, echoed_choice) = parse_tool_choice(body.tool_choice, &tools)?;
         check_range("temperature", body.temperature, 0.0, 2.0)?;
         check_range("top_p", body.top_p, 0.0, 1.0)?;
@@ -298,6 +316,7 @@ impl RunRequest {
             previous_response_id,
             conversation,
             tools,
+            mcp_servers,
             tool_choice,
             parallel_tool_calls: body.parallel_tool_calls.unwrap_or(true),
             temperature: body.temperature,
@@ -589,6 +608,20 @@ fn normalize_item(v: Value, at: &str) -> Result<Item, RequestError> {
                 output,
             }))
         }
+        "mcp_approval_response" | "mcp_call" | "mcp_approval_request" | "mcp_list_tools" => {
+            let prefix = match ty.as_str() {
+                "mcp_approval_response" => "mcpa",
+                "mcp_call" => "mcp",
+                "mcp_approval_request" => "mcpr",
+                _ => "mcpl",
+            };
+            let id = take_id(&mut obj, prefix, at)?;
+            obj.insert("id".into(), Value::String(id));
+            obj.insert("status".into(), json!("completed"));
+            obj.insert("type".into(), Value::String(ty.clone()));
+            serde_json::from_value::<Item>(Value::Object(obj))
+                .map_err(|e| RequestError::invalid(at, format!("Invalid {ty} item: {e}.")))
+        }
         "reasoning" => {
             let id = take_id(&mut obj, "rs", at)?;
             obj.insert("id".into(), Value::String(id));
@@ -606,9 +639,158 @@ fn normalize_item(v: Value, at: &str) -> Result<Item, RequestError> {
 
 // === tools ===
 
-fn parse_tools(tools: Vec<Value>) -> Result<(Vec<FunctionTool>, Vec<Value>), RequestError> {
-    let mut parsed = Vec::with_capacity(tools.len());
-    let mut echoed = Vec::with_capacity(tools.len());
+/// The tools of a request: function tools, MCP servers, and the echo.
+#[derive(Default)]
+struct Tools {
+    functions: Vec<FunctionTool>,
+    mcp: Vec<McpServerSpec>,
+    echoed: Vec<Value>,
+}
+
+fn string_list(v: &Value, at: &str) -> Result<Vec<String>, RequestError> {
+    let list = match v {
+        Value::Array(a) => a,
+        Value::Object(o) => match o.get("tool_names") {
+            Some(Value::Array(a)) => a,
+            _ => {
+                return Err(RequestError::invalid(
+                    at,
+                    format!("{at} must list tool_names."),
+                ));
+            }
+        },
+        _ => {
+            return Err(RequestError::invalid(
+                at,
+                format!("{at} must be a list of tool names."),
+            ));
+        }
+    };
+    list.iter()
+        .map(|t| {
+            t.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| RequestError::invalid(at, format!("{at} must hold strings.")))
+        })
+        .collect()
+}
+
+/// Parses an `mcp` tool. Only the operator's (trusted) config may start a
+/// local server with `command`; a request names a URL.
+fn parse_mcp(
+    mut obj: Map<String, Value>,
+    at: &str,
+    trusted: bool,
+) -> Result<(McpServerSpec, Value), RequestError> {
+    let server_label = take_string(&mut obj, "server_label", at)?;
+    let valid_label = !server_label.is_empty()
+        && server_label.len() <= 64
+        && server_label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !valid_label {
+        return Err(RequestError::invalid(
+            format!("{at}.server_label"),
+            "server_label must be 1 to 64 characters of a-z, A-Z, 0-9, '_' and '-'.",
+        ));
+    }
+    if obj.contains_key("connector_id") {
+        return Err(RequestError::unsupported(
+            format!("{at}.connector_id"),
+            "Connectors are not supported by this server; give a server_url.",
+        ));
+    }
+    let headers: BTreeMap<String, String> = match obj.remove("headers") {
+        None | Some(Value::Null) => BTreeMap::new(),
+        Some(v) => serde_json::from_value(v).map_err(|_| {
+            RequestError::invalid(
+                format!("{at}.headers"),
+                "headers must be an object of strings.",
+            )
+        })?,
+    };
+    let transport = match (obj.remove("server_url"), obj.remove("command")) {
+        (Some(Value::String(url)), None) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(RequestError::invalid(
+                    format!("{at}.server_url"),
+                    "server_url must be an http:// or https:// URL.",
+                ));
+            }
+            McpTransport::Http { url, headers }
+        }
+        (None, Some(command)) if trusted => {
+            let command = string_list(&command, &format!("{at}.command"))?;
+            if command.is_empty() {
+                return Err(RequestError::invalid(
+                    format!("{at}.command"),
+                    "command must not be empty.",
+                ));
+            }
+            McpTransport::Stdio { command }
+        }
+        (None, Some(_)) => {
+            return Err(RequestError::unsupported(
+                format!("{at}.command"),
+                "Only MCP servers in the server's config file may be started as commands; give a server_url.",
+            ));
+        }
+        _ => {
+            return Err(RequestError {
+                message: format!("Missing required parameter: '{at}.server_url'."),
+                param: Some(format!("{at}.server_url")),
+                code: "missing_required_parameter",
+            });
+        }
+    };
+    let allowed_tools = match obj.remove("allowed_tools") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(string_list(&v, &format!("{at}.allowed_tools"))?),
+    };
+    let require_approval = match obj.remove("require_approval") {
+        None | Some(Value::Null) => ApprovalPolicy::Always,
+        Some(Value::String(s)) if s == "always" => ApprovalPolicy::Always,
+        Some(Value::String(s)) if s == "never" => ApprovalPolicy::Never,
+        Some(Value::Object(o)) => match o.get("never") {
+            Some(never) => ApprovalPolicy::AllExcept(string_list(
+                never,
+                &format!("{at}.require_approval.never"),
+            )?),
+            None => ApprovalPolicy::Always,
+        },
+        Some(_) => {
+            return Err(RequestError::invalid(
+                format!("{at}.require_approval"),
+                "require_approval must be 'always', 'never' or {\"never\": {\"tool_names\": […]}}.",
+            ));
+        }
+    };
+    // Headers may carry credentials: they are not echoed back.
+    let echo = json!({
+        "type": "mcp",
+        "server_label": server_label,
+        "server_url": match &transport { McpTransport::Http { url, .. } => Value::String(url.clone()), McpTransport::Stdio { .. } => Value::Null },
+        "allowed_tools": allowed_tools,
+        "headers": null,
+        "require_approval": match &require_approval {
+            ApprovalPolicy::Always => json!("always"),
+            ApprovalPolicy::Never => json!("never"),
+            ApprovalPolicy::AllExcept(free) => json!({"never": {"tool_names": free}}),
+        },
+    });
+    Ok((
+        McpServerSpec {
+            server_label,
+            transport,
+            allowed_tools,
+            require_approval,
+            trusted,
+        },
+        echo,
+    ))
+}
+
+fn parse_tools(tools: Vec<Value>, trusted: bool, out: &mut Tools) -> Result<(), RequestError> {
     for (i, tool) in tools.into_iter().enumerate() {
         let at = format!("tools[{i}]");
         let Value::Object(mut obj) = tool else {
@@ -618,12 +800,24 @@ fn parse_tools(tools: Vec<Value>) -> Result<(Vec<FunctionTool>, Vec<Value>), Req
             ));
         };
         match obj.get("type").and_then(Value::as_str) {
-            Some("function") => {}
+            Some("function") if !trusted => {}
+            Some("mcp") => {
+                let (spec, echo) = parse_mcp(obj, &at, trusted)?;
+                if out.mcp.iter().any(|s| s.server_label == spec.server_label) {
+                    return Err(RequestError::invalid(
+                        format!("{at}.server_label"),
+                        format!("Two MCP servers are labelled '{}'.", spec.server_label),
+                    ));
+                }
+                out.mcp.push(spec);
+                out.echoed.push(echo);
+                continue;
+            }
             Some(other) => {
                 return Err(RequestError::unsupported(
                     format!("{at}.type"),
                     format!(
-                        "Tools of type '{other}' are not supported by this server; only 'function' tools are."
+                        "Tools of type '{other}' are not supported by this server; 'function' and 'mcp' tools are."
                     ),
                 ));
             }
@@ -677,21 +871,21 @@ fn parse_tools(tools: Vec<Value>) -> Result<(Vec<FunctionTool>, Vec<Value>), Req
                 ));
             }
         };
-        echoed.push(json!({
+        out.echoed.push(json!({
             "type": "function",
             "name": name,
             "description": description,
             "parameters": parameters,
             "strict": strict,
         }));
-        parsed.push(FunctionTool {
+        out.functions.push(FunctionTool {
             name,
             description,
             parameters,
             strict,
         });
     }
-    Ok((parsed, echoed))
+    Ok(())
 }
 
 fn parse_tool_choice(
@@ -978,6 +1172,47 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.param.as_deref(), Some("conversation"));
         assert!(parse(json!({"model": "m", "input": "x", "conversation": 5})).is_err());
+    }
+
+    #[test]
+    fn mcp_tools_are_parsed_and_echoed_without_their_headers() {
+        let r = parse(json!({"model": "m", "input": "x", "tools": [
+            {"type": "mcp", "server_label": "calc", "server_url": "http://h/mcp",
+             "headers": {"Authorization": "Bearer s3cret"},
+             "allowed_tools": {"tool_names": ["add"]},
+             "require_approval": {"never": {"tool_names": ["add"]}}},
+            {"type": "mcp", "server_label": "other", "server_url": "https://o/mcp"}
+        ]}))
+        .unwrap();
+        let calc = &r.mcp_servers[0];
+        assert!(calc.offers("add") && !calc.offers("sub"));
+        assert!(!calc.requires_approval("add") && calc.requires_approval("sub"));
+        assert!(
+            r.mcp_servers[1].requires_approval("anything"),
+            "approval by default"
+        );
+        assert!(!calc.trusted);
+        let h = r.header(ResponseId::generate(), 0);
+        assert_eq!(h.tools[0]["headers"], Value::Null);
+        assert!(!h.tools[0].to_string().contains("s3cret"));
+    }
+
+    #[test]
+    fn a_request_may_not_start_a_command_or_repeat_a_label() {
+        let e = parse(json!({"model": "m", "input": "x",
+            "tools": [{"type": "mcp", "server_label": "c", "command": ["sh"]}]}))
+        .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("tools[0].command"));
+        let e = parse(
+            json!({"model": "m", "input": "x", "tools": [{"type": "mcp", "server_label": "c"}]}),
+        )
+        .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("tools[0].server_url"));
+        let e = parse(json!({"model": "m", "input": "x", "tools": [
+            {"type": "mcp", "server_label": "c", "server_url": "http://a/"},
+            {"type": "mcp", "server_label": "c", "server_url": "http://b/"}]}))
+        .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("tools[1].server_label"));
     }
 
     #[test]

@@ -49,6 +49,68 @@ impl ToolSet {
     }
 }
 
+/// The label of the tools a server hosts in Rust, in `mcp_call` items.
+pub const HOSTED_TOOLS_LABEL: &str = "spool";
+
+/// An MCP server a run may call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpServerSpec {
+    pub server_label: String,
+    pub transport: McpTransport,
+    /// Only these tools are offered to the model; all when `None`.
+    pub allowed_tools: Option<Vec<String>>,
+    pub require_approval: ApprovalPolicy,
+    /// Configured by the operator (the config file), not by a request: no
+    /// allow-list check.
+    pub trusted: bool,
+}
+
+/// How to reach an MCP server.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum McpTransport {
+    /// Streamable HTTP.
+    Http {
+        url: String,
+        headers: BTreeMap<String, String>,
+    },
+    /// A command spool starts, speaking MCP over stdin/stdout.
+    Stdio { command: Vec<String> },
+}
+
+impl McpServerSpec {
+    /// Whether calling `tool` needs the caller's approval first.
+    pub fn requires_approval(&self, tool: &str) -> bool {
+        self.require_approval.requires(tool)
+    }
+
+    pub fn offers(&self, tool: &str) -> bool {
+        self.allowed_tools
+            .as_ref()
+            .is_none_or(|allowed| allowed.iter().any(|t| t == tool))
+    }
+}
+
+/// When calls need the caller's approval (`require_approval`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ApprovalPolicy {
+    /// Every call (the hosted API's default).
+    #[default]
+    Always,
+    Never,
+    /// Tools listed under `never` run without approval; every other needs it.
+    AllExcept(Vec<String>),
+}
+
+impl ApprovalPolicy {
+    pub fn requires(&self, tool: &str) -> bool {
+        match self {
+            ApprovalPolicy::Always => true,
+            ApprovalPolicy::Never => false,
+            ApprovalPolicy::AllExcept(free) => !free.iter().any(|t| t == tool),
+        }
+    }
+}
+
 /// The agent status vocabulary (seed 001), recorded in the log as the
 /// tool loop moves: dialects that show agent status project it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

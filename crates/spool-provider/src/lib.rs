@@ -16,6 +16,7 @@
 //! - [`model_agent`]: deltas → events.
 
 pub mod echo;
+pub mod mcp;
 pub mod model_agent;
 pub mod openai_chat;
 pub mod sse;

@@ -17,6 +17,7 @@
 //! any client tool), or after `max_infer_iters` model calls (`incomplete`).
 //! Its progress is recorded in the agent status vocabulary.
 
+use crate::mcp::McpClients;
 use crate::{FinishReason, ModelDelta, ModelProvider, ModelRequest, ProviderError};
 use async_trait::async_trait;
 use futures::FutureExt;
@@ -26,11 +27,14 @@ use spool_core::agent::{Agent, RunContext, RunOutcome};
 use spool_core::emit::{EmitError, RunWriter};
 use spool_core::event::Event;
 use spool_core::ids::new_id;
-use spool_core::item::{FunctionCallItem, FunctionCallOutputItem, Item, ItemStatus, PartKind};
+use spool_core::item::{
+    Item, ItemStatus, McpApprovalRequestItem, McpCallItem, McpListToolsItem, McpToolInfo, PartKind,
+};
+use spool_core::request::FunctionTool;
 use spool_core::request::ToolChoice;
 use spool_core::response::RunError;
-use spool_core::tool::{AgentStatus, ToolExecution, ToolSet};
-use std::collections::BTreeMap;
+use spool_core::tool::{AgentStatus, HOSTED_TOOLS_LABEL, McpServerSpec, ToolExecution, ToolSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -58,7 +62,7 @@ impl Default for LoopLimits {
 
 /// The built-in agent: calls the model, runs the server-side tools it asks
 /// for, and calls it again, until it answers without tool calls, a caller's
-/// function is needed, or the loop reaches its limit.
+/// function (or an approval) is needed, or the loop reaches its limit.
 #[derive(Clone)]
 pub struct ModelAgent {
     provider: Arc<dyn ModelProvider>,
@@ -66,6 +70,65 @@ pub struct ModelAgent {
     model: Option<String>,
     tools: ToolSet,
     limits: LoopLimits,
+    /// Sessions to MCP servers, shared by every run.
+    mcp: Option<Arc<McpClients>>,
+}
+
+/// Where a server-side tool call goes.
+#[derive(Debug, Clone)]
+enum Route {
+    Hosted {
+        name: String,
+    },
+    /// The run's MCP server at this index, and the tool's own name there.
+    Mcp {
+        server: usize,
+        tool: String,
+    },
+}
+
+/// The server-side tools of one run: what the model is offered, and where
+/// each call goes.
+#[derive(Default)]
+struct RunTools {
+    offered: Vec<FunctionTool>,
+    routes: HashMap<String, Route>,
+    servers: Vec<McpServerSpec>,
+}
+
+/// A server-side call to run: where it goes, its arguments, and the
+/// approval request it answers, if one was needed.
+type PlannedCall = (Route, String, Option<String>);
+
+impl RunTools {
+    /// Offers `tool` under its own name, unless that is taken.
+    fn expose(&mut self, tool: FunctionTool, route: Route, label: &str, taken: &HashSet<String>) {
+        let name = if taken.contains(&tool.name) || self.routes.contains_key(&tool.name) {
+            format!("{label}__{}", tool.name)
+        } else {
+            tool.name.clone()
+        };
+        if self.routes.contains_key(&name) {
+            tracing::warn!(tool = %name, "two server-side tools share a name; the second is not offered");
+            return;
+        }
+        self.routes.insert(name.clone(), route);
+        self.offered.push(FunctionTool { name, ..tool });
+    }
+
+    fn label(&self, route: &Route) -> &str {
+        match route {
+            Route::Hosted { .. } => HOSTED_TOOLS_LABEL,
+            Route::Mcp { server, .. } => &self.servers[*server].server_label,
+        }
+    }
+
+    fn tool_name<'r>(&self, route: &'r Route) -> &'r str {
+        match route {
+            Route::Hosted { name } => name,
+            Route::Mcp { tool, .. } => tool,
+        }
+    }
 }
 
 impl ModelAgent {
@@ -76,6 +139,7 @@ impl ModelAgent {
             model: None,
             tools: ToolSet::default(),
             limits: LoopLimits::default(),
+            mcp: None,
         }
     }
 
@@ -97,39 +161,110 @@ impl ModelAgent {
         self
     }
 
+    /// The sessions through which runs reach the MCP servers they name.
+    pub fn with_mcp(mut self, clients: Arc<McpClients>) -> Self {
+        self.mcp = Some(clients);
+        self
+    }
+
+    /// Lists the run's MCP servers' tools (recording each listing unless an
+    /// earlier turn did) and gathers what the model is offered.
+    async fn run_tools(
+        &self,
+        ctx: &RunContext,
+        out: &mut RunWriter<'_>,
+    ) -> Result<RunTools, RunError> {
+        let mut tools = RunTools {
+            servers: ctx.request.mcp_servers.clone(),
+            ..RunTools::default()
+        };
+        let taken: HashSet<String> = ctx.request.tools.iter().map(|t| t.name.clone()).collect();
+        for definition in self.tools.definitions() {
+            let route = Route::Hosted {
+                name: definition.name.clone(),
+            };
+            tools.expose(definition, route, HOSTED_TOOLS_LABEL, &taken);
+        }
+        for index in 0..tools.servers.len() {
+            let spec = tools.servers[index].clone();
+            let listed = match &self.mcp {
+                Some(clients) => clients.list_tools(&spec).await,
+                None => Err("this server runs no MCP client".to_owned()),
+            };
+            let listed_before = ctx.conversation().any(|item| {
+                matches!(item, Item::McpListTools(l) if l.server_label == spec.server_label && l.error.is_none())
+            });
+            if !listed_before || listed.is_err() {
+                record_listing(out, &spec.server_label, &listed).await?;
+            }
+            for tool in listed.unwrap_or_default() {
+                if !spec.offers(&tool.name) {
+                    continue;
+                }
+                let definition = FunctionTool {
+                    name: tool.name.clone(),
+                    description: tool.description.clone(),
+                    parameters: Some(tool.input_schema.clone()),
+                    strict: None,
+                };
+                let route = Route::Mcp {
+                    server: index,
+                    tool: tool.name,
+                };
+                tools.expose(definition, route, &spec.server_label, &taken);
+            }
+        }
+        Ok(tools)
+    }
+
     /// Runs one server-side tool call, bounded by the tool timeout.
-    async fn execute(&self, call: FunctionCallItem) -> ToolExecution {
+    async fn execute(&self, tools: &RunTools, route: &Route, arguments: &str) -> ToolExecution {
         let started_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
         let started = Instant::now();
-        let result = match (
-            self.tools.get(&call.name),
-            serde_json::from_str(&call.arguments),
-        ) {
-            (None, _) => Err(format!("no tool named '{}'", call.name)),
-            (_, Err(e)) => Err(format!("the arguments are not valid JSON: {e}")),
-            (Some(tool), Ok(arguments)) => {
-                // A tool that panics is a failed call, not a failed run.
-                let call = AssertUnwindSafe(tool.call(arguments)).catch_unwind();
-                match tokio::time::timeout(self.limits.tool_timeout, call).await {
-                    Ok(Ok(result)) => result,
-                    Ok(Err(_)) => Err("the tool panicked".to_owned()),
-                    Err(_) => Err(format!(
-                        "the tool did not finish within {} ms",
-                        self.limits.tool_timeout.as_millis()
-                    )),
-                }
+        let call = async {
+            let arguments: Value = if arguments.trim().is_empty() {
+                Value::Object(Default::default())
+            } else {
+                serde_json::from_str(arguments)
+                    .map_err(|e| format!("the arguments are not valid JSON: {e}"))?
+            };
+            match route {
+                Route::Hosted { name } => match self.tools.get(name) {
+                    // A tool that panics is a failed call, not a failed run.
+                    Some(tool) => AssertUnwindSafe(tool.call(arguments))
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(|_| Err("the tool panicked".to_owned())),
+                    None => Err(format!("no tool named '{name}'")),
+                },
+                Route::Mcp { server, tool } => match &self.mcp {
+                    Some(clients) => {
+                        clients
+                            .call_tool(&tools.servers[*server], tool, arguments)
+                            .await
+                    }
+                    None => Err("this server runs no MCP client".to_owned()),
+                },
             }
         };
+        let result = tokio::time::timeout(self.limits.tool_timeout, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "the tool did not finish within {} ms",
+                    self.limits.tool_timeout.as_millis()
+                ))
+            });
         let runtime_ms = started.elapsed().as_millis() as u64;
         let (success, output, error) = match result {
             Ok(output) => (true, output, None),
             Err(error) => (false, format!("Error: {error}"), Some(error)),
         };
         ToolExecution {
-            call_id: call.call_id,
-            name: call.name,
+            call_id: String::new(),
+            name: tools.tool_name(route).to_owned(),
             success,
             output,
             error,
@@ -138,13 +273,84 @@ impl ModelAgent {
         }
     }
 
-    /// One model call: streams its answer into items; returns how it ended.
+    /// Runs calls concurrently (bounded) and records each as an `mcp_call`
+    /// item, in call order.
+    async fn run_calls(
+        &self,
+        tools: &RunTools,
+        calls: Vec<PlannedCall>,
+        out: &mut RunWriter<'_>,
+    ) -> Result<(), RunError> {
+        let planned: Vec<(Route, String)> = calls
+            .iter()
+            .map(|(r, a, _)| (r.clone(), a.clone()))
+            .collect();
+        let executions: Vec<ToolExecution> = futures::stream::iter(planned)
+            .map(|(route, arguments)| async move { self.execute(tools, &route, &arguments).await })
+            .buffered(self.limits.max_parallel_tools.max(1))
+            .collect()
+            .await;
+        for ((route, arguments, approval_request_id), mut execution) in
+            calls.into_iter().zip(executions)
+        {
+            let output_index = out.next_output_index();
+            let mut call = McpCallItem {
+                id: new_id("mcp"),
+                status: ItemStatus::InProgress,
+                server_label: tools.label(&route).to_owned(),
+                name: tools.tool_name(&route).to_owned(),
+                arguments: String::new(),
+                output: None,
+                error: None,
+                approval_request_id,
+            };
+            execution.call_id.clone_from(&call.id);
+            out.emit(Event::ItemStarted {
+                output_index,
+                item: Item::McpCall(Box::new(call.clone())),
+            })
+            .await
+            .map_err(emit_failed)?;
+            if !arguments.is_empty() {
+                out.emit(Event::ArgumentsDelta {
+                    output_index,
+                    delta: arguments.clone(),
+                })
+                .await
+                .map_err(emit_failed)?;
+            }
+            call.arguments = arguments;
+            if execution.success {
+                call.output = Some(execution.output.clone());
+            } else {
+                call.error.clone_from(&execution.error);
+            }
+            out.tool_executed(execution).await.map_err(emit_failed)?;
+            out.emit(Event::ItemUpdated {
+                output_index,
+                item: Item::McpCall(Box::new(call)),
+            })
+            .await
+            .map_err(emit_failed)?;
+            out.emit(Event::ItemCompleted {
+                output_index,
+                status: ItemStatus::Completed,
+            })
+            .await
+            .map_err(emit_failed)?;
+        }
+        Ok(())
+    }
+
+    /// One model call: streams its answer into items; returns how it ended
+    /// and the calls of server-side tools it made.
     async fn infer(
         &self,
         ctx: &RunContext,
+        tools: &RunTools,
         out: &mut RunWriter<'_>,
         after_tools: bool,
-    ) -> Result<Option<FinishReason>, RunError> {
+    ) -> Result<(Option<FinishReason>, Vec<ServerCall>), RunError> {
         let mut request = ModelRequest::from_context(ctx);
         // A forced tool choice holds for the first step only; after tools
         // ran the model must be free to answer, or the loop never ends.
@@ -158,12 +364,15 @@ impl ModelAgent {
         }
         // The run's own output so far (earlier steps' calls and results).
         request.items.extend(out.fold().output().iter().cloned());
-        request.tools.extend(self.tools.definitions());
+        request.tools.extend(tools.offered.iter().cloned());
         if let Some(model) = &self.model {
             request.model.clone_from(model);
         }
         let mut stream = self.provider.stream(request).await?;
-        let mut mapper = TurnMapper::default();
+        let mut mapper = TurnMapper {
+            server_tools: tools.routes.keys().cloned().collect(),
+            ..TurnMapper::default()
+        };
         let mut finish = None;
         while let Some(delta) = stream.next().await {
             match delta? {
@@ -189,9 +398,47 @@ impl ModelAgent {
         } else {
             ItemStatus::Completed
         };
-        mapper.finish(out, last_item).await?;
-        Ok(finish)
+        let server_calls = mapper.finish(out, last_item).await?;
+        Ok((finish, server_calls))
     }
+}
+
+/// Records an MCP server's tool listing as an `mcp_list_tools` item.
+async fn record_listing(
+    out: &mut RunWriter<'_>,
+    server_label: &str,
+    listed: &Result<Vec<McpToolInfo>, String>,
+) -> Result<(), RunError> {
+    let output_index = out.next_output_index();
+    let mut item = McpListToolsItem {
+        id: new_id("mcpl"),
+        status: ItemStatus::InProgress,
+        server_label: server_label.to_owned(),
+        tools: Vec::new(),
+        error: None,
+    };
+    out.emit(Event::ItemStarted {
+        output_index,
+        item: Item::McpListTools(Box::new(item.clone())),
+    })
+    .await
+    .map_err(emit_failed)?;
+    match listed {
+        Ok(tools) => item.tools.clone_from(tools),
+        Err(e) => item.error = Some(e.clone()),
+    }
+    out.emit(Event::ItemUpdated {
+        output_index,
+        item: Item::McpListTools(Box::new(item)),
+    })
+    .await
+    .map_err(emit_failed)?;
+    out.emit(Event::ItemCompleted {
+        output_index,
+        status: ItemStatus::Completed,
+    })
+    .await
+    .map_err(emit_failed)
 }
 
 fn emit_failed(e: EmitError) -> RunError {
@@ -221,6 +468,13 @@ struct PendingCall {
     ended: bool,
 }
 
+/// A call of a tool spool runs itself, collected from the model's answer.
+#[derive(Debug, Clone)]
+struct ServerCall {
+    name: String,
+    arguments: String,
+}
+
 /// Maps one model call's deltas onto the run's items.
 #[derive(Default)]
 struct TurnMapper {
@@ -229,6 +483,9 @@ struct TurnMapper {
     /// The call index of the open function call item.
     open_call: Option<u32>,
     calls: BTreeMap<u32, PendingCall>,
+    /// Names of the tools spool runs itself: their calls become no
+    /// `function_call` item; they are collected and run after the answer.
+    server_tools: HashSet<String>,
 }
 
 impl TurnMapper {
@@ -357,6 +614,14 @@ impl TurnMapper {
         if call.name.is_none() {
             call.name = name;
         }
+        if call
+            .name
+            .as_ref()
+            .is_some_and(|n| self.server_tools.contains(n))
+        {
+            call.buffered.push_str(&arguments);
+            return Ok(());
+        }
         if self.open_call == Some(index) {
             if let Some(output_index) = call.output_index
                 && !arguments.is_empty()
@@ -413,11 +678,13 @@ impl TurnMapper {
 
     /// Closes everything at the end of the model's answer; the last item
     /// ends as `status` (incomplete when the model was cut off).
+    /// Returns the calls of tools spool runs itself, in the model's order.
     async fn finish(
         &mut self,
         out: &mut RunWriter<'_>,
         status: ItemStatus,
-    ) -> Result<(), RunError> {
+    ) -> Result<Vec<ServerCall>, RunError> {
+        let mut server_calls = Vec::new();
         let waiting: Vec<u32> = self
             .calls
             .iter()
@@ -425,15 +692,26 @@ impl TurnMapper {
             .map(|(i, _)| *i)
             .collect();
         for index in waiting {
-            if self.calls.get(&index).is_some_and(|c| c.name.is_none()) {
+            let Some(call) = self.calls.get(&index) else {
+                continue;
+            };
+            let Some(name) = call.name.clone() else {
                 return Err(ProviderError::Protocol(format!(
                     "tool call {index} never received a function name"
                 ))
                 .into());
+            };
+            if self.server_tools.contains(&name) {
+                server_calls.push(ServerCall {
+                    name,
+                    arguments: call.buffered.clone(),
+                });
+                continue;
             }
             self.open_call_item(out, index).await?;
         }
-        self.close_item(out, status).await
+        self.close_item(out, status).await?;
+        Ok(server_calls)
     }
 }
 
@@ -445,7 +723,37 @@ impl Agent for ModelAgent {
             .max_infer_iters
             .unwrap_or(self.limits.max_infer_iters)
             .max(1);
-        let looping = !self.tools.is_empty();
+        let tools = self.run_tools(&ctx, out).await?;
+        let looping = !tools.routes.is_empty();
+        // Calls the caller approved in this request run first.
+        let approved: Vec<PlannedCall> = ctx
+            .request
+            .input
+            .iter()
+            .filter_map(|item| match item {
+                Item::McpApprovalResponse(r) if r.approve => Some(r),
+                _ => None,
+            })
+            .filter_map(|response| {
+                ctx.history.iter().find_map(|item| match item {
+                    Item::McpApprovalRequest(q) if q.id == response.approval_request_id => {
+                        let server = tools
+                            .servers
+                            .iter()
+                            .position(|s| s.server_label == q.server_label)?;
+                        let route = Route::Mcp {
+                            server,
+                            tool: q.name.clone(),
+                        };
+                        Some((route, q.arguments.clone(), Some(q.id.clone())))
+                    }
+                    _ => None,
+                })
+            })
+            .collect();
+        if !approved.is_empty() {
+            self.run_calls(&tools, approved, out).await?;
+        }
         for iteration in 1..=max_iters {
             if looping {
                 let status = if iteration == 1 {
@@ -456,7 +764,8 @@ impl Agent for ModelAgent {
                 out.status(status, None).await.map_err(emit_failed)?;
             }
             let first_new = out.next_output_index() as usize;
-            match self.infer(&ctx, out, iteration > 1).await? {
+            let (finish, server_calls) = self.infer(&ctx, &tools, out, iteration > 1).await?;
+            match finish {
                 Some(FinishReason::Length) => {
                     return Ok(RunOutcome::Incomplete {
                         reason: "max_output_tokens".into(),
@@ -469,21 +778,14 @@ impl Agent for ModelAgent {
                 }
                 _ => {}
             }
-            let calls: Vec<FunctionCallItem> = out.fold().output()[first_new..]
+            let client_calls = out.fold().output()[first_new..]
                 .iter()
-                .filter_map(|item| match item {
-                    Item::FunctionCall(call) => Some(call.clone()),
-                    _ => None,
-                })
-                .collect();
-            let (server, client): (Vec<_>, Vec<_>) = calls
-                .into_iter()
-                .partition(|call| self.tools.get(&call.name).is_some());
-            if server.is_empty() {
+                .any(|item| matches!(item, Item::FunctionCall(_)));
+            if server_calls.is_empty() {
                 // Answered, or the caller's functions are needed.
                 return Ok(RunOutcome::Completed);
             }
-            let detected: Vec<String> = server
+            let detected: Vec<String> = server_calls
                 .iter()
                 .map(|c| json!({"name": c.name, "arguments": c.arguments}).to_string())
                 .collect();
@@ -493,24 +795,35 @@ impl Agent for ModelAgent {
             )
             .await
             .map_err(emit_failed)?;
-            // Run concurrently (bounded), record in call order.
-            let executions: Vec<ToolExecution> = futures::stream::iter(server)
-                .map(|call| self.execute(call))
-                .buffered(self.limits.max_parallel_tools.max(1))
-                .collect()
-                .await;
-            for execution in executions {
+            let mut runnable = Vec::new();
+            let mut awaiting_approval = false;
+            for call in server_calls {
+                let Some(route) = tools.routes.get(&call.name).cloned() else {
+                    continue;
+                };
+                let needs_approval = match &route {
+                    Route::Mcp { server, tool } => tools.servers[*server].requires_approval(tool),
+                    Route::Hosted { .. } => false,
+                };
+                if !needs_approval {
+                    runnable.push((route, call.arguments, None));
+                    continue;
+                }
+                awaiting_approval = true;
                 let output_index = out.next_output_index();
-                let item = Item::FunctionCallOutput(FunctionCallOutputItem {
-                    id: new_id("fco"),
+                let request = McpApprovalRequestItem {
+                    id: new_id("mcpr"),
                     status: ItemStatus::InProgress,
-                    call_id: execution.call_id.clone(),
-                    output: Value::String(execution.output.clone()),
-                });
-                out.tool_executed(execution).await.map_err(emit_failed)?;
-                out.emit(Event::ItemStarted { output_index, item })
-                    .await
-                    .map_err(emit_failed)?;
+                    server_label: tools.label(&route).to_owned(),
+                    name: tools.tool_name(&route).to_owned(),
+                    arguments: call.arguments,
+                };
+                out.emit(Event::ItemStarted {
+                    output_index,
+                    item: Item::McpApprovalRequest(request),
+                })
+                .await
+                .map_err(emit_failed)?;
                 out.emit(Event::ItemCompleted {
                     output_index,
                     status: ItemStatus::Completed,
@@ -518,10 +831,11 @@ impl Agent for ModelAgent {
                 .await
                 .map_err(emit_failed)?;
             }
+            self.run_calls(&tools, runnable, out).await?;
             out.status(AgentStatus::ToolsExecuted, None)
                 .await
                 .map_err(emit_failed)?;
-            if !client.is_empty() {
+            if client_calls || awaiting_approval {
                 return Ok(RunOutcome::Completed);
             }
         }

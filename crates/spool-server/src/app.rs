@@ -4,7 +4,12 @@ use crate::config::{FileConfig, ServeConfig};
 use crate::http::AppState;
 use crate::http::router::router;
 use crate::http::sse::SseOptions;
-use crate::runtime::{Agents, Runtime, recovery};
+use crate::runtime::{Agents, McpAccess, Runtime, recovery};
+use spool_provider::mcp::McpClients;
+use std::time::Duration;
+
+/// How long an MCP server's tool list is reused before it is listed again.
+const MCP_TOOLS_TTL_SECS: u64 = 300;
 use anyhow::Context;
 use axum::serve::ListenerExt;
 use spool_provider::openai_chat::{OpenAiChat, OpenAiChatConfig};
@@ -58,8 +63,15 @@ impl App {
         store: Arc<dyn Store>,
         agents: Agents,
     ) -> anyhow::Result<Self> {
+        let mut allowed_urls: Vec<String> = config
+            .mcp_allowed_urls
+            .iter()
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty())
+            .collect();
         if let Some(path) = &config.config {
             let file = FileConfig::load(path)?;
+            allowed_urls.extend(file.mcp.allowed_urls.iter().cloned());
             for agent in &file.agents {
                 store
                     .put_agent(agent)
@@ -108,7 +120,18 @@ impl App {
                 None
             }
         };
-        let (runtime, writer_task) = Runtime::new(store, ModelRouter::new(upstream), agents);
+        let (runtime, writer_task) = Runtime::new(
+            store,
+            ModelRouter::new(upstream),
+            agents,
+            McpAccess {
+                clients: Arc::new(McpClients::new(
+                    Duration::from_secs(MCP_TOOLS_TTL_SECS),
+                    config.upstream_connect_timeout(),
+                )),
+                allowed_urls,
+            },
+        );
         let state = AppState {
             runtime: runtime.clone(),
             sse: SseOptions {

@@ -49,6 +49,11 @@ pub struct ServeConfig {
     )]
     pub upstream_connect_timeout_secs: u64,
 
+    /// URL prefixes of the MCP servers requests may name (comma-separated);
+    /// a request naming any other server is refused before any connection.
+    #[arg(long, env = "SPOOL_MCP_ALLOWED_URLS", value_delimiter = ',')]
+    pub mcp_allowed_urls: Vec<String>,
+
     /// Largest request body accepted, in bytes; larger bodies get a 413.
     #[arg(long, env = "SPOOL_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -71,6 +76,18 @@ pub struct FileConfig {
     /// or `model: "agent:NAME"`.
     #[serde(default)]
     pub agents: Vec<AgentDefinition>,
+    #[serde(default)]
+    pub mcp: McpFileConfig,
+}
+
+/// `[mcp]` in the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpFileConfig {
+    /// URL prefixes of the MCP servers requests may name, beside
+    /// SPOOL_MCP_ALLOWED_URLS.
+    #[serde(default)]
+    pub allowed_urls: Vec<String>,
 }
 
 impl FileConfig {

@@ -103,6 +103,26 @@ struct TextDoneFrame<'a> {
     logprobs: Option<NoLogprobs>,
 }
 
+/// `response.mcp_call.*` and `response.mcp_list_tools.*` progress events.
+#[derive(Serialize)]
+struct ProgressFrame<'a> {
+    #[serde(rename = "type")]
+    ty: &'static str,
+    sequence_number: u64,
+    item_id: &'a str,
+    output_index: u32,
+}
+
+#[derive(Serialize)]
+struct McpArgumentsDoneFrame<'a> {
+    #[serde(rename = "type")]
+    ty: &'static str,
+    sequence_number: u64,
+    item_id: &'a str,
+    output_index: u32,
+    arguments: &'a str,
+}
+
 #[derive(Serialize)]
 struct ArgumentsDoneFrame<'a> {
     #[serde(rename = "type")]
@@ -154,13 +174,44 @@ impl ResponsesProjection {
             }
             Event::RunStarted => lifecycle(&mut o, "response.in_progress")?,
             Event::ItemStarted { output_index, .. } => {
+                let it = item(*output_index);
                 let ty = "response.output_item.added";
                 o.emit(ty, |sequence_number| ItemFrame {
                     ty,
                     sequence_number,
                     output_index: *output_index,
-                    item: item(*output_index),
+                    item: it,
                 })?;
+                if let Item::McpListTools(_) = it {
+                    let ty = "response.mcp_list_tools.in_progress";
+                    o.emit(ty, |sequence_number| ProgressFrame {
+                        ty,
+                        sequence_number,
+                        item_id: it.id(),
+                        output_index: *output_index,
+                    })?;
+                }
+            }
+            Event::ItemUpdated { output_index, .. } => {
+                // An MCP call's result arrived: its arguments are final and
+                // the call ran.
+                if let Item::McpCall(call) = item(*output_index) {
+                    let ty = "response.mcp_call_arguments.done";
+                    o.emit(ty, |sequence_number| McpArgumentsDoneFrame {
+                        ty,
+                        sequence_number,
+                        item_id: &call.id,
+                        output_index: *output_index,
+                        arguments: &call.arguments,
+                    })?;
+                    let ty = "response.mcp_call.in_progress";
+                    o.emit(ty, |sequence_number| ProgressFrame {
+                        ty,
+                        sequence_number,
+                        item_id: &call.id,
+                        output_index: *output_index,
+                    })?;
+                }
             }
             Event::PartStarted {
                 output_index,
@@ -237,7 +288,10 @@ impl ResponsesProjection {
                 output_index,
                 delta,
             } => {
-                let ty = "response.function_call_arguments.delta";
+                let ty = match item(*output_index) {
+                    Item::McpCall(_) => "response.mcp_call_arguments.delta",
+                    _ => "response.function_call_arguments.delta",
+                };
                 o.emit(ty, |sequence_number| DeltaFrame {
                     ty,
                     sequence_number,
@@ -250,6 +304,23 @@ impl ResponsesProjection {
             }
             Event::ItemCompleted { output_index, .. } => {
                 let it = item(*output_index);
+                let progress = match it {
+                    Item::McpCall(call) if call.error.is_some() => Some("response.mcp_call.failed"),
+                    Item::McpCall(_) => Some("response.mcp_call.completed"),
+                    Item::McpListTools(list) if list.error.is_some() => {
+                        Some("response.mcp_list_tools.failed")
+                    }
+                    Item::McpListTools(_) => Some("response.mcp_list_tools.completed"),
+                    _ => None,
+                };
+                if let Some(ty) = progress {
+                    o.emit(ty, |sequence_number| ProgressFrame {
+                        ty,
+                        sequence_number,
+                        item_id: it.id(),
+                        output_index: *output_index,
+                    })?;
+                }
                 if let Item::FunctionCall(call) = it {
                     let ty = "response.function_call_arguments.done";
                     o.emit(ty, |sequence_number| ArgumentsDoneFrame {
@@ -451,6 +522,69 @@ mod tests {
         assert_eq!(last.event_type, "response.failed");
         let v: Value = serde_json::from_str(&last.json).unwrap();
         assert_eq!(v["response"]["status"], "cancelled");
+    }
+
+    #[test]
+    fn an_mcp_call_projects_to_the_responses_mcp_events() {
+        use crate::item::McpCallItem;
+        let call = |output: Option<&str>| {
+            Item::McpCall(Box::new(McpCallItem {
+                id: "mcp_1".into(),
+                status: ItemStatus::InProgress,
+                server_label: "calc".into(),
+                name: "add".into(),
+                arguments: if output.is_some() {
+                    "{}".into()
+                } else {
+                    String::new()
+                },
+                output: output.map(str::to_owned),
+                error: None,
+                approval_request_id: None,
+            }))
+        };
+        let log = envelopes(vec![
+            Event::RunCreated {
+                response: Box::new(header()),
+            },
+            Event::RunStarted,
+            Event::ItemStarted {
+                output_index: 0,
+                item: call(None),
+            },
+            Event::ArgumentsDelta {
+                output_index: 0,
+                delta: "{}".into(),
+            },
+            Event::ItemUpdated {
+                output_index: 0,
+                item: call(Some("5")),
+            },
+            Event::ItemCompleted {
+                output_index: 0,
+                status: ItemStatus::Completed,
+            },
+            Event::RunCompleted,
+        ]);
+        let wire = project(&log);
+        let types: Vec<_> = wire.iter().map(|w| w.event_type).collect();
+        assert_eq!(
+            types,
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.mcp_call_arguments.delta",
+                "response.mcp_call_arguments.done",
+                "response.mcp_call.in_progress",
+                "response.mcp_call.completed",
+                "response.output_item.done",
+                "response.completed",
+            ]
+        );
+        let done: Value = serde_json::from_str(&wire[7].json).unwrap();
+        assert_eq!(done["item"]["output"], "5");
+        assert_eq!(done["item"]["status"], "completed");
     }
 
     #[test]

@@ -110,9 +110,14 @@ fn messages(request: &ModelRequest) -> Vec<Value> {
     if let Some(instructions) = &request.instructions {
         out.push(json!({"role": "system", "content": instructions}));
     }
+    // Results of calls the assistant message above made: they follow all of
+    // that message's calls.
+    let mut results: Vec<Value> = Vec::new();
+    let tool_result = |call_id: &str, content: String| json!({"role": "tool", "tool_call_id": call_id, "content": content});
     for item in &request.items {
         match item {
             Item::Message(m) => {
+                out.append(&mut results);
                 let role = match m.role {
                     Role::User => "user",
                     Role::Assistant => "assistant",
@@ -121,40 +126,90 @@ fn messages(request: &ModelRequest) -> Vec<Value> {
                 out.push(json!({"role": role, "content": content(&m.content, m.role)}));
             }
             Item::FunctionCall(call) => {
-                let tool_call = json!({
-                    "id": call.call_id,
-                    "type": "function",
-                    "function": {"name": call.name, "arguments": call.arguments},
-                });
-                // Calls the model made together belong to one assistant
-                // message, after any text it wrote with them.
-                let last_assistant = out
-                    .last_mut()
-                    .filter(|m| m["role"] == "assistant")
-                    .and_then(Value::as_object_mut);
-                match last_assistant {
-                    Some(m) => match m.get_mut("tool_calls").and_then(Value::as_array_mut) {
-                        Some(calls) => calls.push(tool_call),
-                        None => {
-                            m.insert("tool_calls".into(), json!([tool_call]));
-                        }
-                    },
-                    None => out.push(json!({
-                        "role": "assistant",
-                        "content": null,
-                        "tool_calls": [tool_call],
-                    })),
+                push_tool_call(
+                    &mut out,
+                    &mut results,
+                    &call.call_id,
+                    &call.name,
+                    &call.arguments,
+                );
+            }
+            Item::FunctionCallOutput(o) => results.push(tool_result(&o.call_id, o.output_text())),
+            Item::McpCall(call) => {
+                let output = match (&call.output, &call.error) {
+                    (_, Some(error)) => format!("Error: {error}"),
+                    (Some(output), None) => output.clone(),
+                    (None, None) => String::new(),
+                };
+                match &call.approval_request_id {
+                    // The approval request was the call; this is its result.
+                    Some(request_id) => results.push(tool_result(request_id, output)),
+                    None => {
+                        push_tool_call(
+                            &mut out,
+                            &mut results,
+                            &call.id,
+                            &call.name,
+                            &call.arguments,
+                        );
+                        results.push(tool_result(&call.id, output));
+                    }
                 }
             }
-            Item::FunctionCallOutput(o) => out.push(json!({
-                "role": "tool",
-                "tool_call_id": o.call_id,
-                "content": o.output_text(),
-            })),
-            Item::Reasoning(_) => {}
+            Item::McpApprovalRequest(r) => {
+                push_tool_call(&mut out, &mut results, &r.id, &r.name, &r.arguments);
+            }
+            Item::McpApprovalResponse(r) if !r.approve => {
+                let reason = r
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default();
+                results.push(tool_result(
+                    &r.approval_request_id,
+                    format!("The user declined to run this tool{reason}."),
+                ));
+            }
+            // An approved call's result comes with its mcp_call; listings
+            // and reasoning are not sent back.
+            Item::McpApprovalResponse(_) | Item::McpListTools(_) | Item::Reasoning(_) => {}
         }
     }
+    out.append(&mut results);
     out
+}
+
+/// Adds a tool call to the assistant message before it, or starts one.
+/// Calls made together belong to one assistant message, after any text it
+/// wrote with them; results of earlier calls come first.
+fn push_tool_call(
+    out: &mut Vec<Value>,
+    results: &mut Vec<Value>,
+    id: &str,
+    name: &str,
+    arguments: &str,
+) {
+    let tool_call = json!({
+        "id": id,
+        "type": "function",
+        "function": {"name": name, "arguments": arguments},
+    });
+    if results.is_empty()
+        && let Some(m) = out
+            .last_mut()
+            .filter(|m| m["role"] == "assistant")
+            .and_then(Value::as_object_mut)
+    {
+        match m.get_mut("tool_calls").and_then(Value::as_array_mut) {
+            Some(calls) => calls.push(tool_call),
+            None => {
+                m.insert("tool_calls".into(), json!([tool_call]));
+            }
+        }
+        return;
+    }
+    out.append(results);
+    out.push(json!({"role": "assistant", "content": null, "tool_calls": [tool_call]}));
 }
 
 /// A message's content: a plain string when it is only text (what every

@@ -175,6 +175,9 @@ impl From<StartError> for ApiError {
             StartError::ConversationBusy(..) => {
                 Self::conflict(e.to_string(), "conversation_locked")
             }
+            StartError::McpNotAllowed { .. } => {
+                Self::bad_request(e.to_string(), Some("tools"), Some("mcp_server_not_allowed"))
+            }
             StartError::DuplicateItem(..) => {
                 Self::bad_request(e.to_string(), Some("input"), Some("duplicate_item"))
             }

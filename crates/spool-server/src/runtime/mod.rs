@@ -32,6 +32,8 @@ use spool_core::item::Item;
 use spool_core::request::RunRequest;
 use spool_core::response::RunError;
 use spool_core::status::RunStatus;
+use spool_core::tool::McpTransport;
+use spool_provider::mcp::McpClients;
 use spool_provider::{ModelAgent, ModelRouter, ModelUnavailable};
 use spool_store::{ConversationAccess, Finish, NewResponse, Store, StoreError, WriteOp};
 use std::collections::HashMap;
@@ -71,6 +73,10 @@ pub enum StartError {
     ConversationBusy(ConversationId, ResponseId),
     #[error("An item with id '{1}' is already in conversation '{0}'.")]
     DuplicateItem(ConversationId, String),
+    #[error(
+        "MCP server '{label}' at {url} is not allowed: this server reaches only the MCP URLs its operator allows (SPOOL_MCP_ALLOWED_URLS)."
+    )]
+    McpNotAllowed { label: String, url: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the server is shutting down")]
@@ -187,8 +193,16 @@ impl Agents {
     }
 }
 
+/// What runs may reach over MCP.
+pub struct McpAccess {
+    pub clients: Arc<McpClients>,
+    /// URL prefixes a request's MCP servers must start with.
+    pub allowed_urls: Vec<String>,
+}
+
 /// The run manager. Cheap to share behind an `Arc`.
 pub struct Runtime {
+    mcp: McpAccess,
     store: Arc<dyn Store>,
     writer: Writer,
     bus: Arc<Bus>,
@@ -206,6 +220,7 @@ impl Runtime {
         store: Arc<dyn Store>,
         models: ModelRouter,
         agents: Agents,
+        mcp: McpAccess,
     ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
         let bus = Arc::new(Bus::default());
         let (writer, writer_task) = Writer::spawn(store.clone(), bus.clone());
@@ -215,6 +230,7 @@ impl Runtime {
             bus,
             models,
             agents,
+            mcp,
             active: Mutex::new(HashMap::new()),
             tracker: TaskTracker::new(),
             shutdown: CancellationToken::new(),
@@ -239,9 +255,28 @@ impl Runtime {
     /// Starts a run for `request`: of the hosted agent its `model` names,
     /// else of the built-in model agent with the model's provider.
     pub async fn start(self: &Arc<Self>, request: RunRequest) -> Result<StartedRun, StartError> {
+        // Checked before anything is written or any server is contacted,
+        // so a request cannot make spool call arbitrary hosts.
+        for spec in request.mcp_servers.iter().filter(|s| !s.trusted) {
+            if let McpTransport::Http { url, .. } = &spec.transport
+                && !self
+                    .mcp
+                    .allowed_urls
+                    .iter()
+                    .any(|prefix| url.starts_with(prefix.as_str()))
+            {
+                return Err(StartError::McpNotAllowed {
+                    label: spec.server_label.clone(),
+                    url: url.clone(),
+                });
+            }
+        }
         let agent = match self.agents.get(&request.model) {
             Some(agent) => agent,
-            None => Arc::new(ModelAgent::new(self.models.resolve(&request.model)?)),
+            None => Arc::new(
+                ModelAgent::new(self.models.resolve(&request.model)?)
+                    .with_mcp(self.mcp.clients.clone()),
+            ),
         };
         self.start_agent(request, agent).await
     }

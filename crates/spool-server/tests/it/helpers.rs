@@ -38,6 +38,7 @@ pub fn config(db: &std::path::Path, upstream: Option<&str>) -> ServeConfig {
         upstream_timeout_secs: 2,
         upstream_connect_timeout_secs: 2,
         max_body_bytes: 64 * 1024,
+        mcp_allowed_urls: vec![],
         sse_done: true,
         sse_keepalive_secs: 0,
     }

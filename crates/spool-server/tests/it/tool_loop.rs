@@ -189,23 +189,30 @@ async fn three_tool_rounds_run_inside_the_server() {
     );
     let response = events.last().unwrap().json()["response"].clone();
     assert_eq!(response["status"], "completed", "{response}");
+    // Server-side calls are mcp_call items (label "spool" for tools hosted
+    // in Rust), never function_call items a client would try to run.
     assert_eq!(
         output_types(&response),
-        [
-            "function_call",
-            "function_call_output",
-            "function_call",
-            "function_call_output",
-            "function_call",
-            "function_call_output",
-            "message"
-        ]
+        ["mcp_call", "mcp_call", "mcp_call", "message"]
     );
-    assert_eq!(response["output"][5]["output"], "30");
+    let third = &response["output"][2];
+    assert_eq!(third["server_label"], "spool");
+    assert_eq!(third["name"], "add");
+    assert_eq!(third["arguments"], json!({"a": 10, "b": 20}).to_string());
+    assert_eq!(third["output"], "30");
     assert_eq!(
-        response["output"][6]["content"][0]["text"],
+        response["output"][3]["content"][0]["text"],
         "The answer is 30."
     );
+    let types: Vec<_> = events.iter().map(|f| f.event.clone().unwrap()).collect();
+    for t in [
+        "response.mcp_call_arguments.delta",
+        "response.mcp_call_arguments.done",
+        "response.mcp_call.in_progress",
+        "response.mcp_call.completed",
+    ] {
+        assert_eq!(types.iter().filter(|x| *x == t).count(), 3, "{t}");
+    }
     let requests = app.upstream.requests();
     assert_eq!(requests.len(), 4);
     assert_eq!(requests[0]["model"], "up-model");
@@ -213,7 +220,7 @@ async fn three_tool_rounds_run_inside_the_server() {
     let last = requests[3]["messages"].as_array().unwrap();
     assert_eq!(
         last.last().unwrap(),
-        &json!({"role": "tool", "tool_call_id": "c3", "content": "30"})
+        &json!({"role": "tool", "tool_call_id": third["id"], "content": "30"})
     );
     let id = response["id"].as_str().unwrap();
     let runs = executions(&app, id);
@@ -246,8 +253,8 @@ async fn parallel_calls_run_concurrently_and_are_recorded_in_order() {
     let Loop { app, sleep } = spawn_loop(10).await;
     app.upstream.push(calls(&[
         ("s1", "sleep", json!({"ms": 150})),
-        ("s2", "sleep", json!({"ms": 150})),
-        ("s3", "sleep", json!({"ms": 150})),
+        ("s2", "sleep", json!({"ms": 151})),
+        ("s3", "sleep", json!({"ms": 152})),
     ]));
     app.upstream.push(text_script(&["done"]));
     let (_, response) = app
@@ -259,11 +266,29 @@ async fn parallel_calls_run_concurrently_and_are_recorded_in_order() {
         3,
         "the three calls overlapped"
     );
-    let ids: Vec<_> = executions(&app, response["id"].as_str().unwrap())
+    let recorded: Vec<_> = executions(&app, response["id"].as_str().unwrap())
         .iter()
         .map(|e| e["call_id"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(ids, ["s1", "s2", "s3"]);
+    let items: Vec<_> = response["output"].as_array().unwrap()[..3]
+        .iter()
+        .map(|i| {
+            (
+                i["id"].as_str().unwrap().to_owned(),
+                i["arguments"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        recorded,
+        items.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>()
+    );
+    let ms: Vec<_> = items.iter().map(|(_, a)| a.clone()).collect();
+    assert_eq!(
+        ms,
+        [r#"{"ms":150}"#, r#"{"ms":151}"#, r#"{"ms":152}"#],
+        "in call order"
+    );
 }
 
 #[tokio::test]
@@ -413,12 +438,10 @@ async fn server_and_client_tools_mix_in_one_run() {
         )
         .await;
     assert_eq!(first["status"], "completed");
-    assert_eq!(
-        output_types(&first),
-        ["function_call", "function_call", "function_call_output"]
-    );
-    assert_eq!(first["output"][2]["call_id"], "srv");
-    assert_eq!(first["output"][2]["output"], "4");
+    assert_eq!(output_types(&first), ["function_call", "mcp_call"]);
+    assert_eq!(first["output"][0]["call_id"], "cli");
+    assert_eq!(first["output"][1]["output"], "4");
+    let server_call_id = first["output"][1]["id"].as_str().unwrap().to_owned();
     // The model was offered both the caller's and the server's tools.
     let requests = app.upstream.requests();
     let offered: Vec<&str> = requests[0]["tools"]
@@ -445,7 +468,7 @@ async fn server_and_client_tools_mix_in_one_run() {
         .filter(|m| m["role"] == "tool")
         .map(|m| m["tool_call_id"].as_str().unwrap())
         .collect();
-    assert_eq!(tool_ids, ["srv", "cli"]);
+    assert_eq!(tool_ids, [server_call_id.as_str(), "cli"]);
 }
 
 #[tokio::test]

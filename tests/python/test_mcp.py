@@ -1,0 +1,119 @@
+"""MCP tools through spool, against a real MCP server built with the official
+Python SDK: over streamable HTTP (named in the request) and over stdio (a
+command in spool's config file), with and without approval."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from conftest import text_script, tool_call_script
+from test_openai_sdk import UP_MODEL, marker
+
+
+def mcp_tool(url: str, approval: str = "never") -> dict:
+    return {"type": "mcp", "server_label": "calc", "server_url": url, "require_approval": approval}
+
+
+def tool_messages(request) -> list[dict]:
+    return [m for m in request.body["messages"] if m["role"] == "tool"]
+
+
+def test_an_mcp_tool_over_http_runs_inside_the_run(client, upstream, mcp_http):
+    mk = marker()
+    upstream.push(tool_call_script("call_1", "add", ['{"a": 2, ', '"b": 3}'], match=mk))
+    upstream.push(text_script(["It is 5."], match=mk))
+    r = client.responses.create(model=UP_MODEL, input=f"2+3? {mk}", tools=[mcp_tool(mcp_http)])
+    assert r.status == "completed"
+    types = [item.type for item in r.output]
+    assert types == ["mcp_list_tools", "mcp_call", "message"], types
+    listing, call, answer = r.output
+    assert listing.server_label == "calc"
+    assert {t.name for t in listing.tools} >= {"add", "shout", "fail"}
+    assert (call.server_label, call.name, call.output, call.error) == ("calc", "add", "5", None)
+    assert answer.content[0].text == "It is 5."
+    first, second = upstream.chat_requests(mk)
+    assert "add" in [t["function"]["name"] for t in first.body["tools"]]
+    assert tool_messages(second)[-1]["content"] == "5"
+
+
+def test_mcp_events_stream_and_a_failing_tool_is_a_failed_call(client, upstream, mcp_http):
+    mk = marker()
+    upstream.push(tool_call_script("call_f", "fail", ['{"reason": "nope"}'], match=mk))
+    upstream.push(text_script(["Sorry."], match=mk))
+    events = list(client.responses.create(model=UP_MODEL, input=f"fail {mk}", tools=[mcp_tool(mcp_http)],
+                                          stream=True))
+    types = [e.type for e in events]
+    for expected in ["response.mcp_list_tools.in_progress", "response.mcp_list_tools.completed",
+                     "response.mcp_call_arguments.delta", "response.mcp_call_arguments.done",
+                     "response.mcp_call.in_progress", "response.mcp_call.failed"]:
+        assert expected in types, (expected, types)
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    final = events[-1].response
+    call = next(item for item in final.output if item.type == "mcp_call")
+    # The server reports the failure (the Python SDK hides the exception text).
+    assert call.error and "fail" in call.error and call.output is None
+    assert final.status == "completed"
+
+
+def test_an_mcp_call_waits_for_approval_and_continues(client, upstream, mcp_http):
+    mk = marker()
+    upstream.push(tool_call_script("call_s", "shout", ['{"text": "hi"}'], match=mk))
+    upstream.push(text_script(["Done: HI"], match=mk))
+    tools = [mcp_tool(mcp_http, approval="always")]
+    first = client.responses.create(model=UP_MODEL, input=f"shout hi {mk}", tools=tools)
+    assert first.status == "completed"
+    assert [i.type for i in first.output] == ["mcp_list_tools", "mcp_approval_request"]
+    request = first.output[1]
+    assert (request.name, request.arguments) == ("shout", '{"text": "hi"}')
+    assert len(upstream.chat_requests(mk)) == 1, "nothing ran before approval"
+
+    second = client.responses.create(
+        model=UP_MODEL, previous_response_id=first.id, tools=tools,
+        input=[{"type": "mcp_approval_response", "approval_request_id": request.id, "approve": True}],
+    )
+    assert second.status == "completed"
+    assert [i.type for i in second.output] == ["mcp_call", "message"], "already listed: not listed again"
+    call = second.output[0]
+    assert (call.output, call.approval_request_id) == ("HI", request.id)
+    follow_up = upstream.chat_requests(mk)[1]
+    assert tool_messages(follow_up) == [{"role": "tool", "tool_call_id": request.id, "content": "HI"}]
+
+
+def test_a_declined_call_is_not_run_and_the_model_is_told(client, upstream, mcp_http):
+    mk = marker()
+    upstream.push(tool_call_script("call_d", "shout", ['{"text": "no"}'], match=mk))
+    upstream.push(text_script(["Understood."], match=mk))
+    tools = [mcp_tool(mcp_http, approval="always")]
+    first = client.responses.create(model=UP_MODEL, input=f"shout {mk}", tools=tools)
+    request = first.output[-1]
+    second = client.responses.create(
+        model=UP_MODEL, previous_response_id=first.id, tools=tools,
+        input=[{"type": "mcp_approval_response", "approval_request_id": request.id, "approve": False}],
+    )
+    assert [i.type for i in second.output] == ["message"]
+    (message,) = tool_messages(upstream.chat_requests(mk)[1])
+    assert message["tool_call_id"] == request.id and "declined" in message["content"]
+
+
+def test_a_server_outside_the_allowlist_is_refused_before_any_connection(client, upstream):
+    with pytest.raises(openai.BadRequestError) as e:
+        client.responses.create(model=UP_MODEL, input="x", tools=[mcp_tool("http://127.0.0.1:9/mcp")])
+    assert e.value.body["param"] == "tools"
+    assert "not allowed" in e.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as e:
+        client.responses.create(model=UP_MODEL, input="x", tools=[
+            {"type": "mcp", "server_label": "cmd", "command": ["sh", "-c", "true"]}])
+    assert e.value.body["param"] == "tools[0].command"
+    assert upstream.chat_requests() == []
+
+
+def test_an_agent_reaches_its_configured_stdio_server(client, upstream):
+    mk = marker()
+    upstream.push(tool_call_script("call_a", "add", ['{"a": 40, "b": 2}'], match=mk))
+    upstream.push(text_script(["42"], match=mk))
+    r = client.responses.create(model="agent:mcp-stdio", input=f"add {mk}")
+    assert r.status == "completed"
+    types = [i.type for i in r.output]
+    assert types == ["mcp_list_tools", "mcp_call", "message"], types
+    assert (r.output[1].server_label, r.output[1].output) == ("local", "42")
