@@ -117,3 +117,16 @@ def test_an_agent_reaches_its_configured_stdio_server(client, upstream):
     types = [i.type for i in r.output]
     assert types == ["mcp_list_tools", "mcp_call", "message"], types
     assert (r.output[1].server_label, r.output[1].output) == ("local", "42")
+
+
+def test_an_mcp_run_replays_exactly(client, upstream, mcp_http):
+    mk = marker()
+    upstream.push(tool_call_script("call_r", "shout", ['{"text": "again"}'], match=mk))
+    upstream.push(text_script(["AGAIN"], match=mk))
+    live = list(client.responses.create(model=UP_MODEL, input=f"replay {mk}", tools=[mcp_tool(mcp_http)],
+                                        stream=True, background=True))
+    rid = live[0].response.id
+    replay = list(client.responses.retrieve(rid, stream=True))
+    assert [e.model_dump() for e in replay] == [e.model_dump() for e in live]
+    tail = list(client.responses.retrieve(rid, stream=True, starting_after=3))
+    assert [e.model_dump() for e in tail] == [e.model_dump() for e in live[4:]]

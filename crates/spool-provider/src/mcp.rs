@@ -87,16 +87,21 @@ impl McpClients {
     }
 
     async fn server(&self, spec: &McpServerSpec) -> Result<Arc<Server>, String> {
-        let mut servers = self.servers.lock().await;
-        if let Some(server) = servers.get(&spec.transport) {
+        if let Some(server) = self.servers.lock().await.get(&spec.transport) {
             return Ok(server.clone());
         }
+        // Connect without holding the map: other runs' servers stay usable
+        // while this one answers (or times out).
         let server = Arc::new(Server {
             session: self.connect(&spec.transport).await?,
             tools: Mutex::new(None),
         });
-        servers.insert(spec.transport.clone(), server.clone());
-        Ok(server)
+        let mut servers = self.servers.lock().await;
+        // A concurrent run may have connected first; keep one session.
+        Ok(servers
+            .entry(spec.transport.clone())
+            .or_insert(server)
+            .clone())
     }
 
     /// Forgets a server whose session failed.
@@ -113,14 +118,24 @@ impl McpClients {
         {
             return Ok(tools.clone());
         }
-        let listed = match server.session.list_all_tools().await {
-            Ok(listed) => listed,
-            Err(e) => {
-                drop(cached);
-                self.drop_server(spec).await;
-                return Err(format!("cannot list tools: {e}"));
-            }
-        };
+        let listed =
+            match tokio::time::timeout(self.connect_timeout, server.session.list_all_tools()).await
+            {
+                Ok(Ok(listed)) => listed,
+                Ok(Err(e)) => {
+                    drop(cached);
+                    self.drop_server(spec).await;
+                    return Err(format!("cannot list tools: {e}"));
+                }
+                Err(_) => {
+                    drop(cached);
+                    self.drop_server(spec).await;
+                    return Err(format!(
+                        "the server did not list its tools within {} s",
+                        self.connect_timeout.as_secs()
+                    ));
+                }
+            };
         let tools: Vec<McpToolInfo> = listed
             .into_iter()
             .map(|t| McpToolInfo {
