@@ -195,6 +195,13 @@ class ScriptedUpstream:
                 else:
                     rec.script_used = "scripted"
                 model = body.get("model") or "up-model"
+                problem = _tool_sequence_problem(body.get("messages") or [])
+                if problem:
+                    # What OpenAI answers to a broken tool-call sequence.
+                    rec.script_used = "rejected"
+                    self._json(400, {"error": {"message": problem, "type": "invalid_request_error",
+                                               "param": "messages", "code": None}})
+                    return
                 if body.get("stream"):
                     self._stream(rec, script, model)
                 else:
@@ -374,6 +381,24 @@ def _fresh_upstream_queue(request):
 
 
 MCP_SERVER = Path(__file__).resolve().parent / "mcp_server.py"
+
+
+def _tool_sequence_problem(messages: list[dict]) -> str | None:
+    """The rule OpenAI enforces: an assistant message with tool_calls must be
+    followed by a tool message for each call, before any other message, and
+    a tool message must answer a call."""
+    open_calls: list[str] = []
+    for m in messages:
+        if m.get("role") == "tool":
+            call_id = m.get("tool_call_id")
+            if call_id not in open_calls:
+                return f"tool message {call_id!r} answers no preceding tool call"
+            open_calls.remove(call_id)
+            continue
+        if open_calls:
+            return f"tool_call_ids did not have response messages: {open_calls}"
+        open_calls = [c["id"] for c in m.get("tool_calls") or []]
+    return None
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,8 @@ use serde_json::Value;
 use spool_core::item::McpToolInfo;
 use spool_core::tool::{McpServerSpec, McpTransport};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
@@ -24,7 +25,67 @@ type Session = RunningService<RoleClient, ()>;
 struct Server {
     session: Session,
     tools: Mutex<Option<(Instant, Vec<McpToolInfo>)>>,
+    /// Set when the session failed: runs waiting on it give up at once.
+    failed: AtomicBool,
+    last_used: std::sync::Mutex<Instant>,
 }
+
+/// Most sessions kept; the least recently used is closed past it (every
+/// distinct URL and header set, e.g. per-user tokens, is a session).
+const MAX_SESSIONS: usize = 64;
+
+/// Whether `url` is under one of the operator's `allowed` URLs: same
+/// scheme, host and port, and a path at or below the allowed path, compared
+/// after parsing (dot segments resolved, no credentials in the URL).
+pub fn url_allowed(url: &str, allowed: &[String]) -> bool {
+    let Ok(url) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return false;
+    }
+    allowed.iter().any(|prefix| {
+        let Ok(prefix) = reqwest::Url::parse(prefix) else {
+            return false;
+        };
+        let base = prefix.path();
+        let path = url.path();
+        let under = path == base
+            || (path.starts_with(base)
+                && (base.ends_with('/') || path[base.len()..].starts_with('/')));
+        url.scheme() == prefix.scheme()
+            && url.host_str() == prefix.host_str()
+            && url.port_or_known_default() == prefix.port_or_known_default()
+            && under
+    })
+}
+
+/// Checks an operator's allowed URL: an http(s) URL without credentials.
+pub fn check_allowed_url(prefix: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(prefix).map_err(|e| format!("'{prefix}' is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!(
+            "'{prefix}' must be an http:// or https:// URL with a host"
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("'{prefix}' must not hold credentials"));
+    }
+    Ok(())
+}
+
+/// The environment a server started as a command gets: enough to run, and
+/// none of spool's own settings (such as its upstream API key).
+const CHILD_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TMPDIR",
+    "TMP",
+    "TEMP",
+    "SYSTEMROOT",
+];
 
 /// Client sessions to MCP servers, by transport.
 pub struct McpClients {
@@ -38,8 +99,14 @@ pub struct McpClients {
 impl McpClients {
     pub fn new(tools_ttl: Duration, connect_timeout: Duration) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // Redirects are not followed: a redirect could lead away from the
+        // servers the operator allows, with the request's headers.
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
         Self {
-            http: reqwest::Client::new(),
+            http,
             servers: Mutex::new(HashMap::new()),
             tools_ttl,
             connect_timeout,
@@ -52,9 +119,13 @@ impl McpClients {
                 let mut custom = HashMap::new();
                 let mut auth = None;
                 for (name, value) in headers {
-                    // The SDK sends the bearer token itself.
-                    if name.eq_ignore_ascii_case("authorization") {
-                        auth = Some(value.strip_prefix("Bearer ").unwrap_or(value).to_owned());
+                    // The SDK sends a bearer token itself; other schemes go
+                    // as they are.
+                    if name.eq_ignore_ascii_case("authorization")
+                        && value.len() > 7
+                        && value[..7].eq_ignore_ascii_case("bearer ")
+                    {
+                        auth = Some(value[7..].to_owned());
                         continue;
                     }
                     let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
@@ -75,7 +146,12 @@ impl McpClients {
             McpTransport::Stdio { command } => {
                 let (program, args) = command.split_first().ok_or("empty command")?;
                 let mut cmd = tokio::process::Command::new(program);
-                cmd.args(args);
+                cmd.args(args).env_clear();
+                for name in CHILD_ENV {
+                    if let Some(value) = std::env::var_os(name) {
+                        cmd.env(name, value);
+                    }
+                }
                 let transport = TokioChildProcess::new(cmd)
                     .map_err(|e| format!("cannot start '{program}': {e}"))?;
                 tokio::time::timeout(self.connect_timeout, ().serve(transport)).await
@@ -88,6 +164,10 @@ impl McpClients {
 
     async fn server(&self, spec: &McpServerSpec) -> Result<Arc<Server>, String> {
         if let Some(server) = self.servers.lock().await.get(&spec.transport) {
+            *server
+                .last_used
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Instant::now();
             return Ok(server.clone());
         }
         // Connect without holding the map: other runs' servers stay usable
@@ -95,8 +175,19 @@ impl McpClients {
         let server = Arc::new(Server {
             session: self.connect(&spec.transport).await?,
             tools: Mutex::new(None),
+            failed: AtomicBool::new(false),
+            last_used: std::sync::Mutex::new(Instant::now()),
         });
         let mut servers = self.servers.lock().await;
+        if servers.len() >= MAX_SESSIONS && !servers.contains_key(&spec.transport) {
+            let oldest = servers
+                .iter()
+                .min_by_key(|(_, s)| *s.last_used.lock().unwrap_or_else(PoisonError::into_inner))
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                servers.remove(&oldest);
+            }
+        }
         // A concurrent run may have connected first; keep one session.
         Ok(servers
             .entry(spec.transport.clone())
@@ -104,15 +195,26 @@ impl McpClients {
             .clone())
     }
 
-    /// Forgets a server whose session failed.
-    async fn drop_server(&self, spec: &McpServerSpec) {
-        self.servers.lock().await.remove(&spec.transport);
+    /// Forgets a server whose session failed (if it is still the current
+    /// one), and tells runs waiting on it.
+    async fn drop_server(&self, spec: &McpServerSpec, failed: &Arc<Server>) {
+        failed.failed.store(true, Ordering::Relaxed);
+        let mut servers = self.servers.lock().await;
+        if servers
+            .get(&spec.transport)
+            .is_some_and(|s| Arc::ptr_eq(s, failed))
+        {
+            servers.remove(&spec.transport);
+        }
     }
 
     /// The tools a server offers (cached for the TTL).
     pub async fn list_tools(&self, spec: &McpServerSpec) -> Result<Vec<McpToolInfo>, String> {
         let server = self.server(spec).await?;
         let mut cached = server.tools.lock().await;
+        if server.failed.load(Ordering::Relaxed) {
+            return Err("the server's session failed".into());
+        }
         if let Some((at, tools)) = cached.as_ref()
             && at.elapsed() < self.tools_ttl
         {
@@ -124,12 +226,12 @@ impl McpClients {
                 Ok(Ok(listed)) => listed,
                 Ok(Err(e)) => {
                     drop(cached);
-                    self.drop_server(spec).await;
+                    self.drop_server(spec, &server).await;
                     return Err(format!("cannot list tools: {e}"));
                 }
                 Err(_) => {
                     drop(cached);
-                    self.drop_server(spec).await;
+                    self.drop_server(spec, &server).await;
                     return Err(format!(
                         "the server did not list its tools within {} s",
                         self.connect_timeout.as_secs()
@@ -167,7 +269,7 @@ impl McpClients {
         let result = match server.session.call_tool(params).await {
             Ok(result) => result,
             Err(e) => {
-                self.drop_server(spec).await;
+                self.drop_server(spec, &server).await;
                 return Err(format!("the call failed: {e}"));
             }
         };
@@ -192,5 +294,48 @@ impl McpClients {
         } else {
             Ok(output)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_urls_under_an_allowed_one_pass() {
+        let allowed = vec![
+            "https://mcp.corp/".to_owned(),
+            "http://127.0.0.1:9000/tools".to_owned(),
+        ];
+        for ok in [
+            "https://mcp.corp/mcp",
+            "https://mcp.corp:443/x",
+            "http://127.0.0.1:9000/tools",
+            "http://127.0.0.1:9000/tools/mcp",
+        ] {
+            assert!(url_allowed(ok, &allowed), "{ok}");
+        }
+        for bad in [
+            "https://mcp.corp.evil.net/mcp",
+            "https://mcp.corp@evil.net/mcp",
+            "https://user:pw@mcp.corp/mcp",
+            "http://mcp.corp/mcp",
+            "https://mcp.corp:8443/mcp",
+            "http://127.0.0.1:9000/toolsmith",
+            "http://127.0.0.1:9000/tools/../admin",
+            "http://127.0.0.1:9001/tools",
+            "not a url",
+        ] {
+            assert!(!url_allowed(bad, &allowed), "{bad}");
+        }
+        assert!(!url_allowed("https://mcp.corp/mcp", &[]));
+    }
+
+    #[test]
+    fn allowed_urls_must_be_plain_http_urls() {
+        assert!(check_allowed_url("https://mcp.corp/").is_ok());
+        assert!(check_allowed_url("").is_err());
+        assert!(check_allowed_url("file:///etc").is_err());
+        assert!(check_allowed_url("https://u:p@mcp.corp/").is_err());
     }
 }

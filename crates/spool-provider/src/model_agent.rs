@@ -101,12 +101,14 @@ struct RunTools {
 type PlannedCall = (Route, String, Option<String>);
 
 impl RunTools {
-    /// Offers `tool` under its own name, unless that is taken.
+    /// Offers `tool` under its own name, unless that is taken, made a valid
+    /// function name (1–64 of `a-zA-Z0-9_-`).
     fn expose(&mut self, tool: FunctionTool, route: Route, label: &str, taken: &HashSet<String>) {
-        let name = if taken.contains(&tool.name) || self.routes.contains_key(&tool.name) {
-            format!("{label}__{}", tool.name)
+        let own = function_name(&tool.name);
+        let name = if taken.contains(&own) || self.routes.contains_key(&own) {
+            function_name(&format!("{label}__{}", tool.name))
         } else {
-            tool.name.clone()
+            own
         };
         if self.routes.contains_key(&name) {
             tracing::warn!(tool = %name, "two server-side tools share a name; the second is not offered");
@@ -401,6 +403,32 @@ impl ModelAgent {
         let server_calls = mapper.finish(out, last_item).await?;
         Ok((finish, server_calls))
     }
+}
+
+/// A valid function name for a tool name: other characters become `_`, and
+/// a name past 64 characters is shortened with a hash of the whole.
+fn function_name(name: &str) -> String {
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if clean.is_empty() {
+        return "tool".to_owned();
+    }
+    if clean.len() <= 64 {
+        return clean;
+    }
+    // FNV-1a: stable across runs and processes.
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{}_{:08x}", &clean[..55], hash as u32)
 }
 
 /// Records an MCP server's tool listing as an `mcp_list_tools` item.
@@ -741,6 +769,15 @@ impl Agent for ModelAgent {
                             .servers
                             .iter()
                             .position(|s| s.server_label == q.server_label)?;
+                        // Only tools the server may offer, and each approved
+                        // call once: an approval cannot widen allowed_tools
+                        // or replay a call.
+                        let ran = ctx.history.iter().any(|i| {
+                            matches!(i, Item::McpCall(c) if c.approval_request_id.as_deref() == Some(q.id.as_str()))
+                        });
+                        if ran || !tools.servers[server].offers(&q.name) {
+                            return None;
+                        }
                         let route = Route::Mcp {
                             server,
                             tool: q.name.clone(),
@@ -848,5 +885,24 @@ impl Agent for ModelAgent {
         Ok(RunOutcome::Incomplete {
             reason: "max_infer_iters".into(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::function_name;
+
+    #[test]
+    fn tool_names_become_valid_function_names() {
+        assert_eq!(function_name("files.read/all"), "files_read_all");
+        assert_eq!(function_name(""), "tool");
+        let long = "x".repeat(100);
+        let a = function_name(&long);
+        assert_eq!(a.len(), 64);
+        assert_ne!(
+            a,
+            function_name(&"x".repeat(101)),
+            "distinct long names stay distinct"
+        );
     }
 }

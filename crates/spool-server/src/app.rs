@@ -5,7 +5,7 @@ use crate::http::AppState;
 use crate::http::router::router;
 use crate::http::sse::SseOptions;
 use crate::runtime::{Agents, McpAccess, Runtime, recovery};
-use spool_provider::mcp::McpClients;
+use spool_provider::mcp::{McpClients, check_allowed_url};
 use std::time::Duration;
 
 /// How long an MCP server's tool list is reused before it is listed again.
@@ -63,15 +63,16 @@ impl App {
         store: Arc<dyn Store>,
         agents: Agents,
     ) -> anyhow::Result<Self> {
-        let mut allowed_urls: Vec<String> = config
-            .mcp_allowed_urls
-            .iter()
-            .map(|u| u.trim().to_owned())
-            .filter(|u| !u.is_empty())
-            .collect();
+        let mut allowed_urls: Vec<String> = config.mcp_allowed_urls.clone();
         if let Some(path) = &config.config {
             let file = FileConfig::load(path)?;
             allowed_urls.extend(file.mcp.allowed_urls.iter().cloned());
+            // The file is the source of truth for the agents it defines.
+            let names: Vec<String> = file.agents.iter().map(|a| a.name.clone()).collect();
+            store
+                .retain_agents(&names)
+                .await
+                .context("cannot update the stored agents")?;
             for agent in &file.agents {
                 store
                     .put_agent(agent)
@@ -79,6 +80,15 @@ impl App {
                     .with_context(|| format!("cannot store agent '{}'", agent.name))?;
             }
             tracing::info!(agents = file.agents.len(), path = %path.display(), "loaded the config file");
+        }
+        let allowed_urls: Vec<String> = allowed_urls
+            .iter()
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty())
+            .collect();
+        for prefix in &allowed_urls {
+            check_allowed_url(prefix)
+                .map_err(|e| anyhow::anyhow!("invalid MCP allowed URL: {e}"))?;
         }
         let recovered = recovery::recover(store.as_ref())
             .await

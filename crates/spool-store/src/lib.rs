@@ -268,4 +268,7 @@ pub trait Store: ConversationStore {
     async fn put_agent(&self, agent: &AgentDefinition) -> Result<(), StoreError>;
 
     async fn agent(&self, name: &str) -> Result<Option<AgentDefinition>, StoreError>;
+
+    /// Deletes every agent not named in `names`.
+    async fn retain_agents(&self, names: &[String]) -> Result<(), StoreError>;
 }

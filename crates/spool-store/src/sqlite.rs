@@ -697,6 +697,23 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn retain_agents(&self, names: &[String]) -> Result<(), StoreError> {
+        let names = names.to_vec();
+        self.on_writer(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let stored: Vec<String> = tx
+                .prepare("SELECT name FROM agents")?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            for name in stored.iter().filter(|n| !names.contains(n)) {
+                tx.execute("DELETE FROM agents WHERE name = ?", [name])?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn unfinished(&self) -> Result<Vec<ResponseId>, StoreError> {
         self.read(|conn| {
             let mut statement = conn.prepare_cached(

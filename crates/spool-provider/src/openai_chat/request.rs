@@ -10,6 +10,7 @@ use crate::ModelRequest;
 use serde_json::{Map, Value, json};
 use spool_core::item::{ContentPart, Item, Role};
 use spool_core::request::{TextFormat, ToolChoice};
+use std::collections::HashMap;
 
 /// The JSON body of a streaming `POST /chat/completions` for `request`.
 pub fn chat_body(request: &ModelRequest) -> Value {
@@ -110,31 +111,26 @@ fn messages(request: &ModelRequest) -> Vec<Value> {
     if let Some(instructions) = &request.instructions {
         out.push(json!({"role": "system", "content": instructions}));
     }
-    // Results of calls the assistant message above made: they follow all of
-    // that message's calls.
-    let mut results: Vec<Value> = Vec::new();
-    let tool_result = |call_id: &str, content: String| json!({"role": "tool", "tool_call_id": call_id, "content": content});
+    let mut group = CallGroup::default();
     for item in &request.items {
         match item {
             Item::Message(m) => {
-                out.append(&mut results);
+                group.flush(&mut out);
                 let role = match m.role {
                     Role::User => "user",
                     Role::Assistant => "assistant",
                     Role::System | Role::Developer => "system",
                 };
-                out.push(json!({"role": role, "content": content(&m.content, m.role)}));
+                let content = content(&m.content, m.role);
+                if m.role == Role::Assistant {
+                    // The calls that follow belong to this message.
+                    group.text = Some(content);
+                } else {
+                    out.push(json!({"role": role, "content": content}));
+                }
             }
-            Item::FunctionCall(call) => {
-                push_tool_call(
-                    &mut out,
-                    &mut results,
-                    &call.call_id,
-                    &call.name,
-                    &call.arguments,
-                );
-            }
-            Item::FunctionCallOutput(o) => results.push(tool_result(&o.call_id, o.output_text())),
+            Item::FunctionCall(call) => group.call(&call.call_id, &call.name, &call.arguments),
+            Item::FunctionCallOutput(o) => group.result(&o.call_id, o.output_text()),
             Item::McpCall(call) => {
                 let output = match (&call.output, &call.error) {
                     (_, Some(error)) => format!("Error: {error}"),
@@ -143,73 +139,84 @@ fn messages(request: &ModelRequest) -> Vec<Value> {
                 };
                 match &call.approval_request_id {
                     // The approval request was the call; this is its result.
-                    Some(request_id) => results.push(tool_result(request_id, output)),
+                    Some(request_id) => group.result(request_id, output),
                     None => {
-                        push_tool_call(
-                            &mut out,
-                            &mut results,
-                            &call.id,
-                            &call.name,
-                            &call.arguments,
-                        );
-                        results.push(tool_result(&call.id, output));
+                        group.call(&call.id, &call.name, &call.arguments);
+                        group.result(&call.id, output);
                     }
                 }
             }
-            Item::McpApprovalRequest(r) => {
-                push_tool_call(&mut out, &mut results, &r.id, &r.name, &r.arguments);
-            }
+            Item::McpApprovalRequest(r) => group.call(&r.id, &r.name, &r.arguments),
             Item::McpApprovalResponse(r) if !r.approve => {
                 let reason = r
                     .reason
                     .as_deref()
                     .map(|r| format!(" ({r})"))
                     .unwrap_or_default();
-                results.push(tool_result(
+                group.result(
                     &r.approval_request_id,
                     format!("The user declined to run this tool{reason}."),
-                ));
+                );
             }
             // An approved call's result comes with its mcp_call; listings
             // and reasoning are not sent back.
             Item::McpApprovalResponse(_) | Item::McpListTools(_) | Item::Reasoning(_) => {}
         }
     }
-    out.append(&mut results);
+    group.flush(&mut out);
     out
 }
 
-/// Adds a tool call to the assistant message before it, or starts one.
-/// Calls made together belong to one assistant message, after any text it
-/// wrote with them; results of earlier calls come first.
-fn push_tool_call(
-    out: &mut Vec<Value>,
-    results: &mut Vec<Value>,
-    id: &str,
-    name: &str,
-    arguments: &str,
-) {
-    let tool_call = json!({
-        "id": id,
-        "type": "function",
-        "function": {"name": name, "arguments": arguments},
-    });
-    if results.is_empty()
-        && let Some(m) = out
-            .last_mut()
-            .filter(|m| m["role"] == "assistant")
-            .and_then(Value::as_object_mut)
-    {
-        match m.get_mut("tool_calls").and_then(Value::as_array_mut) {
-            Some(calls) => calls.push(tool_call),
-            None => {
-                m.insert("tool_calls".into(), json!([tool_call]));
+/// One assistant turn being mapped: its text, the calls it made, and their
+/// results. Chat completions wants every call of an assistant message
+/// answered by a tool message, right after it, before anything else.
+#[derive(Default)]
+struct CallGroup {
+    text: Option<Value>,
+    calls: Vec<Value>,
+    call_ids: Vec<String>,
+    results: HashMap<String, String>,
+}
+
+impl CallGroup {
+    fn call(&mut self, id: &str, name: &str, arguments: &str) {
+        self.calls.push(json!({
+            "id": id,
+            "type": "function",
+            "function": {"name": name, "arguments": arguments},
+        }));
+        self.call_ids.push(id.to_owned());
+    }
+
+    fn result(&mut self, call_id: &str, content: String) {
+        self.results.insert(call_id.to_owned(), content);
+    }
+
+    /// Writes the assistant message and one result per call (a call left
+    /// unanswered, such as an approval never given, says so); results for
+    /// calls not in this group are dropped.
+    fn flush(&mut self, out: &mut Vec<Value>) {
+        let text = self.text.take();
+        if self.calls.is_empty() {
+            if let Some(text) = text {
+                out.push(json!({"role": "assistant", "content": text}));
+            }
+        } else {
+            out.push(json!({
+                "role": "assistant",
+                "content": text.unwrap_or(Value::Null),
+                "tool_calls": std::mem::take(&mut self.calls),
+            }));
+            for id in self.call_ids.drain(..) {
+                let content = self
+                    .results
+                    .remove(&id)
+                    .unwrap_or_else(|| "No result: the call was not run.".to_owned());
+                out.push(json!({"role": "tool", "tool_call_id": id, "content": content}));
             }
         }
-        return;
+        self.results.clear();
     }
-    out.append(results);
-    out.push(json!({"role": "assistant", "content": null, "tool_calls": [tool_call]}));
 }
 
 /// A message's content: a plain string when it is only text (what every
@@ -330,6 +337,108 @@ mod tests {
         assert_eq!(
             msgs[3],
             json!({"role": "tool", "tool_call_id": "c1", "content": "sunny"})
+        );
+    }
+
+    fn mcp_call(id: &str, approval: Option<&str>) -> Item {
+        Item::McpCall(Box::new(spool_core::item::McpCallItem {
+            id: id.into(),
+            status: ItemStatus::Completed,
+            server_label: "s".into(),
+            name: "t".into(),
+            arguments: "{}".into(),
+            output: Some(format!("out-{id}")),
+            error: None,
+            approval_request_id: approval.map(str::to_owned),
+        }))
+    }
+
+    /// What OpenAI checks: every assistant tool call is answered by a tool
+    /// message before the next non-tool message, and no tool message
+    /// answers a call that was not made.
+    fn assert_valid_sequence(msgs: &[Value]) {
+        let mut open: Vec<String> = Vec::new();
+        for m in msgs {
+            if m["role"] == "tool" {
+                let id = m["tool_call_id"].as_str().unwrap().to_owned();
+                assert!(open.contains(&id), "unanswerable tool message {m}");
+                open.retain(|o| *o != id);
+            } else {
+                assert!(open.is_empty(), "calls {open:?} unanswered before {m}");
+                for call in m["tool_calls"].as_array().into_iter().flatten() {
+                    open.push(call["id"].as_str().unwrap().to_owned());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn calls_of_one_step_share_one_assistant_message_whatever_their_kind() {
+        let out = Item::FunctionCallOutput(FunctionCallOutputItem {
+            id: "o".into(),
+            status: ItemStatus::Completed,
+            call_id: "c1".into(),
+            output: json!("client says hi"),
+        });
+        let body = chat_body(&request(vec![
+            user("hi"),
+            call("c1"),
+            mcp_call("m1", None),
+            mcp_call("m2", None),
+            out,
+        ]));
+        let msgs = body["messages"].as_array().unwrap();
+        assert_valid_sequence(msgs);
+        assert_eq!(msgs[2]["tool_calls"].as_array().unwrap().len(), 3);
+        assert_eq!(
+            msgs[3]["content"], "client says hi",
+            "results in call order"
+        );
+    }
+
+    #[test]
+    fn an_approval_never_answered_still_gets_a_result() {
+        let approval = Item::McpApprovalRequest(spool_core::item::McpApprovalRequestItem {
+            id: "r1".into(),
+            status: ItemStatus::Completed,
+            server_label: "s".into(),
+            name: "t".into(),
+            arguments: "{}".into(),
+        });
+        let declined_unknown =
+            Item::McpApprovalResponse(spool_core::item::McpApprovalResponseItem {
+                id: "a".into(),
+                status: ItemStatus::Completed,
+                approval_request_id: "nope".into(),
+                approve: false,
+                reason: None,
+            });
+        let body = chat_body(&request(vec![
+            user("x"),
+            approval,
+            user("never mind"),
+            declined_unknown,
+        ]));
+        let msgs = body["messages"].as_array().unwrap();
+        assert_valid_sequence(msgs);
+        assert_eq!(msgs[3]["content"], "No result: the call was not run.");
+        // An approved call's output answers its approval request.
+        let approved = chat_body(&request(vec![
+            user("x"),
+            Item::McpApprovalRequest(spool_core::item::McpApprovalRequestItem {
+                id: "r2".into(),
+                status: ItemStatus::Completed,
+                server_label: "s".into(),
+                name: "t".into(),
+                arguments: "{}".into(),
+            }),
+            mcp_call("m9", Some("r2")),
+        ]));
+        let msgs = approved["messages"].as_array().unwrap();
+        assert_valid_sequence(msgs);
+        assert_eq!(
+            msgs[3],
+            json!({"role": "tool", "tool_call_id": "r2", "content": "out-m9"})
         );
     }
 

@@ -33,7 +33,7 @@ use spool_core::request::RunRequest;
 use spool_core::response::RunError;
 use spool_core::status::RunStatus;
 use spool_core::tool::McpTransport;
-use spool_provider::mcp::McpClients;
+use spool_provider::mcp::{McpClients, url_allowed};
 use spool_provider::{ModelAgent, ModelRouter, ModelUnavailable};
 use spool_store::{ConversationAccess, Finish, NewResponse, Store, StoreError, WriteOp};
 use std::collections::HashMap;
@@ -259,11 +259,7 @@ impl Runtime {
         // so a request cannot make spool call arbitrary hosts.
         for spec in request.mcp_servers.iter().filter(|s| !s.trusted) {
             if let McpTransport::Http { url, .. } = &spec.transport
-                && !self
-                    .mcp
-                    .allowed_urls
-                    .iter()
-                    .any(|prefix| url.starts_with(prefix.as_str()))
+                && !url_allowed(url, &self.mcp.allowed_urls)
             {
                 return Err(StartError::McpNotAllowed {
                     label: spec.server_label.clone(),

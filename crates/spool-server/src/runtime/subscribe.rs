@@ -409,6 +409,9 @@ mod tests {
         ) -> Result<Option<spool_core::agent_config::AgentDefinition>, StoreError> {
             Ok(None)
         }
+        async fn retain_agents(&self, _: &[String]) -> Result<(), StoreError> {
+            Ok(())
+        }
     }
 
     fn envelope(seq: u64, last: u64) -> Envelope {

@@ -130,3 +130,30 @@ async fn an_invalid_config_file_stops_the_server_from_starting_with_a_clear_mess
         assert!(error.contains(expected), "{error}");
     }
 }
+
+#[tokio::test]
+async fn an_agent_removed_from_the_config_file_is_gone_at_the_next_start() {
+    let db = temp_db();
+    let mut cfg = config(&db, None);
+    cfg.config = Some(write_config(CONFIG));
+    spawn_with(cfg, Upstream::start().await).await.stop().await;
+    let mut cfg = config(&db, None);
+    cfg.config = Some(write_config(
+        "[[agents]]\nname = \"parrot\"\nmodel = \"echo\"\n",
+    ));
+    let app = spawn_with(cfg, Upstream::start().await).await;
+    let (status, _) = app
+        .post(
+            "/v1/responses",
+            &json!({"model": "agent:parrot", "input": "x"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = app
+        .post(
+            "/v1/responses",
+            &json!({"model": "agent:helper", "input": "x"}),
+        )
+        .await;
+    assert_error(status, &body, 404);
+}

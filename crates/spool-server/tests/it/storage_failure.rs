@@ -66,6 +66,9 @@ impl Store for FlakyStore {
     ) -> Result<Option<spool_core::agent_config::AgentDefinition>, StoreError> {
         self.inner.agent(name).await
     }
+    async fn retain_agents(&self, names: &[String]) -> Result<(), StoreError> {
+        self.inner.retain_agents(names).await
+    }
 }
 
 #[async_trait]

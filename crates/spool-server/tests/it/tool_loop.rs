@@ -468,7 +468,17 @@ async fn server_and_client_tools_mix_in_one_run() {
         .filter(|m| m["role"] == "tool")
         .map(|m| m["tool_call_id"].as_str().unwrap())
         .collect();
-    assert_eq!(tool_ids, [server_call_id.as_str(), "cli"]);
+    // Both calls of the step sit in one assistant message; their results
+    // follow it in call order.
+    assert_eq!(tool_ids, ["cli", server_call_id.as_str()]);
+    let with_calls: Vec<_> = sent
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m.get("tool_calls").is_some())
+        .collect();
+    assert_eq!(with_calls.len(), 1);
+    assert_eq!(with_calls[0]["tool_calls"].as_array().unwrap().len(), 2);
 }
 
 #[tokio::test]
