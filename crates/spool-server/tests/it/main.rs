@@ -8,6 +8,7 @@ mod conversations;
 mod custom_agent;
 mod errors;
 mod helpers;
+mod mcp;
 mod replay;
 mod restart;
 mod storage_failure;
