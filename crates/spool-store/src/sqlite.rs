@@ -34,8 +34,10 @@ const MIGRATIONS: &[&str] = &[
 /// How often the checkpointer copies the WAL into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// WAL frames (pages) past which the checkpointer truncates the WAL:
-/// 65,536 pages of 4 KiB, 256 MiB.
-const MAX_WAL_FRAMES: i64 = 65_536;
+/// 262,144 pages of 4 KiB, 1 GiB. Truncating stalls writes for a moment, so
+/// it is kept for writes that never pause long enough for passive
+/// checkpoints to catch up.
+const MAX_WAL_FRAMES: i64 = 262_144;
 /// Reader connections kept open between reads.
 const MAX_IDLE_READERS: usize = 8;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
