@@ -176,12 +176,27 @@ impl RunWriter<'_> {
         }
     }
 
-    async fn start_item(&mut self, item: Item) -> Result<u32, EmitError> {
+    /// Opens `item` at the next output index and returns the index.
+    pub async fn start_item(&mut self, item: Item) -> Result<u32, EmitError> {
         let output_index = self.next_output_index();
         self.emitter
             .emit(Event::ItemStarted { output_index, item })
             .await?;
         Ok(output_index)
+    }
+
+    /// Replaces the open item at `output_index` with its final form (same id
+    /// and kind) and completes it.
+    pub async fn finish_item(&mut self, output_index: u32, item: Item) -> Result<(), EmitError> {
+        self.emitter
+            .emit(Event::ItemUpdated { output_index, item })
+            .await?;
+        self.emitter
+            .emit(Event::ItemCompleted {
+                output_index,
+                status: ItemStatus::Completed,
+            })
+            .await
     }
 
     /// Opens an assistant message.

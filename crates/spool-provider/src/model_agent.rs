@@ -295,7 +295,6 @@ impl ModelAgent {
         for ((route, arguments, approval_request_id), mut execution) in
             calls.into_iter().zip(executions)
         {
-            let output_index = out.next_output_index();
             let mut call = McpCallItem {
                 id: new_id("mcp"),
                 status: ItemStatus::InProgress,
@@ -307,12 +306,10 @@ impl ModelAgent {
                 approval_request_id,
             };
             execution.call_id.clone_from(&call.id);
-            out.emit(Event::ItemStarted {
-                output_index,
-                item: Item::McpCall(Box::new(call.clone())),
-            })
-            .await
-            .map_err(emit_failed)?;
+            let output_index = out
+                .start_item(Item::McpCall(Box::new(call.clone())))
+                .await
+                .map_err(emit_failed)?;
             if !arguments.is_empty() {
                 out.emit(Event::ArgumentsDelta {
                     output_index,
@@ -328,18 +325,9 @@ impl ModelAgent {
                 call.error.clone_from(&execution.error);
             }
             out.tool_executed(execution).await.map_err(emit_failed)?;
-            out.emit(Event::ItemUpdated {
-                output_index,
-                item: Item::McpCall(Box::new(call)),
-            })
-            .await
-            .map_err(emit_failed)?;
-            out.emit(Event::ItemCompleted {
-                output_index,
-                status: ItemStatus::Completed,
-            })
-            .await
-            .map_err(emit_failed)?;
+            out.finish_item(output_index, Item::McpCall(Box::new(call)))
+                .await
+                .map_err(emit_failed)?;
         }
         Ok(())
     }
@@ -437,7 +425,6 @@ async fn record_listing(
     server_label: &str,
     listed: &Result<Vec<McpToolInfo>, String>,
 ) -> Result<(), RunError> {
-    let output_index = out.next_output_index();
     let mut item = McpListToolsItem {
         id: new_id("mcpl"),
         status: ItemStatus::InProgress,
@@ -445,28 +432,17 @@ async fn record_listing(
         tools: Vec::new(),
         error: None,
     };
-    out.emit(Event::ItemStarted {
-        output_index,
-        item: Item::McpListTools(Box::new(item.clone())),
-    })
-    .await
-    .map_err(emit_failed)?;
+    let output_index = out
+        .start_item(Item::McpListTools(Box::new(item.clone())))
+        .await
+        .map_err(emit_failed)?;
     match listed {
         Ok(tools) => item.tools.clone_from(tools),
         Err(e) => item.error = Some(e.clone()),
     }
-    out.emit(Event::ItemUpdated {
-        output_index,
-        item: Item::McpListTools(Box::new(item)),
-    })
-    .await
-    .map_err(emit_failed)?;
-    out.emit(Event::ItemCompleted {
-        output_index,
-        status: ItemStatus::Completed,
-    })
-    .await
-    .map_err(emit_failed)
+    out.finish_item(output_index, Item::McpListTools(Box::new(item)))
+        .await
+        .map_err(emit_failed)
 }
 
 fn emit_failed(e: EmitError) -> RunError {
@@ -847,7 +823,6 @@ impl Agent for ModelAgent {
                     continue;
                 }
                 awaiting_approval = true;
-                let output_index = out.next_output_index();
                 let request = McpApprovalRequestItem {
                     id: new_id("mcpr"),
                     status: ItemStatus::InProgress,
@@ -855,18 +830,11 @@ impl Agent for ModelAgent {
                     name: tools.tool_name(&route).to_owned(),
                     arguments: call.arguments,
                 };
-                out.emit(Event::ItemStarted {
-                    output_index,
-                    item: Item::McpApprovalRequest(request),
-                })
-                .await
-                .map_err(emit_failed)?;
-                out.emit(Event::ItemCompleted {
-                    output_index,
-                    status: ItemStatus::Completed,
-                })
-                .await
-                .map_err(emit_failed)?;
+                let item = Item::McpApprovalRequest(request);
+                let output_index = out.start_item(item.clone()).await.map_err(emit_failed)?;
+                out.finish_item(output_index, item)
+                    .await
+                    .map_err(emit_failed)?;
             }
             self.run_calls(&tools, runnable, out).await?;
             out.status(AgentStatus::ToolsExecuted, None)

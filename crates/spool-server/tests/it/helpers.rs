@@ -137,6 +137,16 @@ pub fn events_of(frames: Vec<Frame>) -> Vec<Frame> {
     frames.into_iter().filter(|f| f.data != "[DONE]").collect()
 }
 
+/// A response's status and JSON body (`null` when it is not JSON).
+async fn answer(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let bytes = r.bytes().await.unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
@@ -151,12 +161,7 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        let status = r.status().as_u16();
-        let bytes = r.bytes().await.unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        answer(r).await
     }
 
     pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
@@ -168,32 +173,17 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        let status = r.status().as_u16();
-        let bytes = r.bytes().await.unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        answer(r).await
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let r = self.http.get(self.url(path)).send().await.unwrap();
-        let status = r.status().as_u16();
-        let bytes = r.bytes().await.unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        answer(r).await
     }
 
     pub async fn delete(&self, path: &str) -> (u16, Value) {
         let r = self.http.delete(self.url(path)).send().await.unwrap();
-        let status = r.status().as_u16();
-        let bytes = r.bytes().await.unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        answer(r).await
     }
 
     /// POSTs a streaming request and reads the whole stream.
