@@ -25,6 +25,23 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Holds a slot in `tx` for the next event, unless one is held already:
+/// waiting here is the run's back-pressure, and a dropped wait takes nothing.
+async fn reserve<T>(
+    tx: &mpsc::Sender<T>,
+    permit: &mut Option<mpsc::OwnedPermit<T>>,
+) -> Result<(), SinkError> {
+    if permit.is_none() {
+        *permit = Some(
+            tx.clone()
+                .reserve_owned()
+                .await
+                .map_err(|_| SinkError::Closed)?,
+        );
+    }
+    Ok(())
+}
+
 /// Appends a stored run's events to the durable log.
 pub struct DurableSink {
     response_id: ResponseId,
@@ -63,16 +80,7 @@ impl EventSink for DurableSink {
         if self.storage_failed.load(Ordering::Relaxed) {
             return Err(SinkError::Storage("the log could not be written".into()));
         }
-        if self.permit.is_none() {
-            let permit = self
-                .writer
-                .clone()
-                .reserve_owned()
-                .await
-                .map_err(|_| SinkError::Closed)?;
-            self.permit = Some(permit);
-        }
-        Ok(())
+        reserve(&self.writer, &mut self.permit).await
     }
 
     fn push(&mut self, envelope: Envelope) -> Result<(), SinkError> {
@@ -118,16 +126,7 @@ impl DirectSink {
 #[async_trait]
 impl EventSink for DirectSink {
     async fn ready(&mut self) -> Result<(), SinkError> {
-        if self.permit.is_none() {
-            let permit = self
-                .tx
-                .clone()
-                .reserve_owned()
-                .await
-                .map_err(|_| SinkError::Closed)?;
-            self.permit = Some(permit);
-        }
-        Ok(())
+        reserve(&self.tx, &mut self.permit).await
     }
 
     fn push(&mut self, envelope: Envelope) -> Result<(), SinkError> {
