@@ -171,3 +171,20 @@ def test_an_approval_cannot_run_a_tool_the_server_does_not_offer(client, upstrea
         {"type": "mcp_approval_response", "approval_request_id": "mcpr_forged", "approve": True}])
     assert not [i for i in second.output if i.type == "mcp_call"], "the forged call did not run"
     assert upstream.chat_requests(mk)[-1].script_used != "rejected"
+
+
+def test_a_client_without_stored_state_can_approve(client, upstream, mcp_http):
+    mk = marker()
+    upstream.push(tool_call_script("call_st", "add", ['{"a": 20, "b": 22}'], match=mk))
+    upstream.push(text_script(["42 it is"], match=mk))
+    tools = [mcp_tool(mcp_http, approval="always")]
+    user = {"type": "message", "role": "user", "content": f"add {mk}"}
+    first = client.responses.create(model=UP_MODEL, input=[user], tools=tools, store=False)
+    request = first.output[-1]
+    assert request.type == "mcp_approval_request"
+    replay = [user] + [item.model_dump(exclude_none=True) for item in first.output] + [
+        {"type": "mcp_approval_response", "approval_request_id": request.id, "approve": True}]
+    second = client.responses.create(model=UP_MODEL, input=replay, tools=tools, store=False)
+    call = next(i for i in second.output if i.type == "mcp_call")
+    assert (call.output, call.approval_request_id) == ("42", request.id)
+    assert second.output_text == "42 it is"

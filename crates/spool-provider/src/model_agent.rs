@@ -739,7 +739,9 @@ impl Agent for ModelAgent {
                 _ => None,
             })
             .filter_map(|response| {
-                ctx.history.iter().find_map(|item| match item {
+                // The request may carry the conversation itself (a client
+                // that keeps no stored state), so the input is searched too.
+                ctx.conversation().find_map(|item| match item {
                     Item::McpApprovalRequest(q) if q.id == response.approval_request_id => {
                         let server = tools
                             .servers
@@ -748,7 +750,7 @@ impl Agent for ModelAgent {
                         // Only tools the server may offer, and each approved
                         // call once: an approval cannot widen allowed_tools
                         // or replay a call.
-                        let ran = ctx.history.iter().any(|i| {
+                        let ran = ctx.conversation().any(|i| {
                             matches!(i, Item::McpCall(c) if c.approval_request_id.as_deref() == Some(q.id.as_str()))
                         });
                         if ran || !tools.servers[server].offers(&q.name) {
