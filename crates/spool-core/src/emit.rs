@@ -78,7 +78,7 @@ impl RunEmitter {
             ts_ms: self.sink.now_ms(),
             event,
         };
-        self.fold.apply(&envelope)?;
+        self.fold.apply_checked(&envelope);
         self.sink.push(envelope)?;
         Ok(())
     }

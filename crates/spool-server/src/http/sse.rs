@@ -12,13 +12,12 @@ use crate::runtime::subscribe::{SubscribeError, Subscription};
 use axum::body::Body;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use spool_core::event::{Envelope, Event};
 use spool_core::ids::ResponseId;
 use spool_core::projection::{ResponsesProjection, WireEvent};
 use spool_core::response::RunError;
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,13 +38,18 @@ const COALESCE_BYTES: usize = 64 * 1024;
 
 /// One SSE frame for a wire event.
 pub fn frame(event: &WireEvent) -> Bytes {
-    let mut buf = Vec::with_capacity(event.json.len() + event.event_type.len() + 16);
+    let mut buf = BytesMut::with_capacity(event.json.len() + event.event_type.len() + 16);
+    write_frame(&mut buf, event);
+    buf.freeze()
+}
+
+/// Appends the SSE frame of a wire event to `buf`.
+pub fn write_frame(buf: &mut BytesMut, event: &WireEvent) {
     buf.extend_from_slice(b"event: ");
     buf.extend_from_slice(event.event_type.as_bytes());
     buf.extend_from_slice(b"\ndata: ");
     buf.extend_from_slice(event.json.as_bytes());
     buf.extend_from_slice(b"\n\n");
-    Bytes::from(buf)
 }
 
 /// Cancels a foreground run if its client goes away before it ends.
@@ -82,7 +86,8 @@ impl Drop for CancelOnDrop {
 struct StreamState {
     events: Subscription,
     projection: ResponsesProjection,
-    pending: VecDeque<Bytes>,
+    /// Frames ready to send, back to back: sent as one write.
+    pending: BytesMut,
     /// Frames with a `sequence_number` at or below this are not sent.
     starting_after: Option<u64>,
     options: SseOptions,
@@ -95,7 +100,7 @@ impl StreamState {
         let (pending, starting_after) = (&mut self.pending, self.starting_after);
         let projected = self.projection.apply(envelope, |w| {
             if starting_after.is_none_or(|n| w.sequence_number > n) {
-                pending.push_back(frame(&w));
+                write_frame(pending, &w);
             }
         });
         if let Err(e) = projected {
@@ -112,7 +117,7 @@ impl StreamState {
             guard.disarm();
         }
         if self.options.done_marker {
-            self.pending.push_back(Bytes::from_static(DONE));
+            self.pending.extend_from_slice(DONE);
         }
     }
 
@@ -133,8 +138,8 @@ impl StreamState {
 
     async fn next_chunk(&mut self) -> Option<Bytes> {
         loop {
-            if let Some(chunk) = self.pending.pop_front() {
-                return Some(chunk);
+            if !self.pending.is_empty() {
+                return Some(self.pending.split().freeze());
             }
             if self.finished {
                 return None;
@@ -149,24 +154,13 @@ impl StreamState {
             self.take(next);
             // Events that arrived together go out in one write: a frame per
             // write costs a syscall per token under load.
-            while !self.finished && self.pending_bytes() < COALESCE_BYTES {
+            while !self.finished && self.pending.len() < COALESCE_BYTES {
                 match self.events.next_ready() {
                     Some(next) => self.take(Some(next)),
                     None => break,
                 }
             }
-            if self.pending.len() > 1 {
-                let mut chunk = Vec::with_capacity(self.pending_bytes());
-                for frame in self.pending.drain(..) {
-                    chunk.extend_from_slice(&frame);
-                }
-                return Some(Bytes::from(chunk));
-            }
         }
-    }
-
-    fn pending_bytes(&self) -> usize {
-        self.pending.iter().map(Bytes::len).sum()
     }
 
     fn take(&mut self, next: Option<Result<Arc<Envelope>, SubscribeError>>) {
@@ -195,7 +189,7 @@ pub fn responses_stream(
     let state = StreamState {
         events,
         projection: ResponsesProjection::new(),
-        pending: VecDeque::new(),
+        pending: BytesMut::new(),
         starting_after,
         options,
         finished: false,
