@@ -137,6 +137,15 @@ pub fn events_of(frames: Vec<Frame>) -> Vec<Frame> {
     frames.into_iter().filter(|f| f.data != "[DONE]").collect()
 }
 
+/// Reads a streamed body to its end; a stream that does not end in 20 s
+/// fails the test.
+pub async fn read_to_end(r: reqwest::Response) -> String {
+    tokio::time::timeout(Duration::from_secs(20), r.text())
+        .await
+        .expect("the stream ends")
+        .unwrap()
+}
+
 /// A response's status and JSON body (`null` when it is not JSON).
 async fn answer(r: reqwest::Response) -> (u16, Value) {
     let status = r.status().as_u16();
@@ -186,23 +195,23 @@ impl TestApp {
         answer(r).await
     }
 
-    /// POSTs a streaming request and reads the whole stream.
-    pub async fn stream(&self, body: &Value) -> Vec<Frame> {
-        let r = self
-            .http
+    /// POSTs `body` to `/v1/responses` and returns the answer unread.
+    pub async fn open(&self, body: &Value) -> reqwest::Response {
+        self.http
             .post(self.url("/v1/responses"))
             .header("content-type", "application/json")
             .body(body.to_string())
             .send()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// POSTs a streaming request and reads the whole stream.
+    pub async fn stream(&self, body: &Value) -> Vec<Frame> {
+        let r = self.open(body).await;
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["content-type"], "text/event-stream");
-        let text = tokio::time::timeout(Duration::from_secs(20), r.text())
-            .await
-            .expect("stream ends")
-            .unwrap();
-        parse_sse(&text)
+        parse_sse(&read_to_end(r).await)
     }
 
     /// GETs a stored response's stream and reads it whole.
@@ -213,24 +222,13 @@ impl TestApp {
         }
         let r = self.http.get(url).send().await.unwrap();
         assert_eq!(r.status(), 200);
-        let text = tokio::time::timeout(Duration::from_secs(20), r.text())
-            .await
-            .expect("replay ends")
-            .unwrap();
-        parse_sse(&text)
+        parse_sse(&read_to_end(r).await)
     }
 
     /// Opens a stream and returns its first `n` frames, dropping the
     /// connection after them.
     pub async fn stream_first(&self, body: &Value, n: usize) -> Vec<Frame> {
-        let r = self
-            .http
-            .post(self.url("/v1/responses"))
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
+        let r = self.open(body).await;
         let mut bytes = r.bytes_stream();
         let mut text = String::new();
         loop {

@@ -154,13 +154,8 @@ async fn a_client_that_stops_reading_neither_slows_the_run_nor_loses_events() {
     let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
     app.upstream.push(crate::upstream::text_script(&refs));
     let stalled = app
-        .http
-        .post(app.url("/v1/responses"))
-        .header("content-type", "application/json")
-        .body(json!({"model": "up", "input": "x", "stream": true, "background": true}).to_string())
-        .send()
-        .await
-        .unwrap();
+        .open(&json!({"model": "up", "input": "x", "stream": true, "background": true}))
+        .await;
     // Find the run without reading the stalled stream: the newest response.
     let id = loop {
         let conn = rusqlite::Connection::open(&app.db_path).unwrap();

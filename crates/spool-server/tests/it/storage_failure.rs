@@ -162,13 +162,8 @@ async fn a_run_whose_log_fails_ends_for_its_clients_and_in_the_store() {
     .await;
 
     let live = app
-        .http
-        .post(app.url("/v1/responses"))
-        .header("content-type", "application/json")
-        .body(json!({"model": "up", "input": "x", "stream": true, "background": true}).to_string())
-        .send()
-        .await
-        .unwrap();
+        .open(&json!({"model": "up", "input": "x", "stream": true, "background": true}))
+        .await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     store.failing.store(true, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(400)).await;

@@ -257,17 +257,11 @@ async fn the_done_marker_can_be_turned_off_and_idle_streams_get_keep_alives() {
         std::time::Duration::from_millis(1500),
     ));
     let app = crate::helpers::spawn_with(config, upstream).await;
-    let text = app
-        .http
-        .post(app.url("/v1/responses"))
-        .header("content-type", "application/json")
-        .body(json!({"model": "up", "input": "x", "stream": true}).to_string())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = crate::helpers::read_to_end(
+        app.open(&json!({"model": "up", "input": "x", "stream": true}))
+            .await,
+    )
+    .await;
     assert!(text.contains("\n\n: keep-alive\n\n"), "{text}");
     assert!(!text.contains("[DONE]"));
     let frames = crate::helpers::parse_sse(&text);
