@@ -123,7 +123,7 @@ fn benches(c: &mut Criterion) {
                     let mut w = e.writer();
                     w.emit(Event::ItemStarted {
                         output_index: 0,
-                        item: spool_core::item::Item::assistant_message(),
+                        item: spool_core::item::Item::assistant_message("msg_1".into()),
                     })
                     .await
                     .unwrap();

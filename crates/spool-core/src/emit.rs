@@ -13,9 +13,11 @@
 
 use crate::event::{Envelope, Event};
 use crate::fold::{OrderError, RunFold};
+use crate::ids::{IdSource, RandomIds};
 use crate::item::{Item, ItemStatus, PartKind};
 use crate::response::{ResponseHeader, RunError, Usage};
 use async_trait::async_trait;
+use std::sync::Arc;
 
 /// Where emitted events go: the run's log.
 #[async_trait]
@@ -53,6 +55,8 @@ pub enum EmitError {
 pub struct RunEmitter {
     fold: RunFold,
     sink: Box<dyn EventSink>,
+    /// Ids of the items and steps the run opens.
+    ids: Arc<dyn IdSource>,
 }
 
 impl RunEmitter {
@@ -60,7 +64,14 @@ impl RunEmitter {
         Self {
             fold: RunFold::new(),
             sink,
+            ids: Arc::new(RandomIds),
         }
+    }
+
+    /// Draws the run's ids from `ids` (deterministic ones in tests).
+    pub fn with_ids(mut self, ids: Arc<dyn IdSource>) -> Self {
+        self.ids = ids;
+        self
     }
 
     /// The run as of the last emitted event.
@@ -164,6 +175,16 @@ impl RunWriter<'_> {
         self.emitter.fold.output().len() as u32
     }
 
+    /// A fresh id with the given prefix, from the run's id source.
+    pub fn new_id(&self, prefix: &str) -> String {
+        self.emitter.ids.new_id(prefix)
+    }
+
+    /// The run's id source, for work that makes ids away from the writer.
+    pub fn ids(&self) -> Arc<dyn IdSource> {
+        self.emitter.ids.clone()
+    }
+
     /// Emits a raw output event, checked against the order rules. Lifecycle
     /// events belong to the runtime and are refused.
     pub async fn emit(&mut self, event: Event) -> Result<(), EmitError> {
@@ -201,7 +222,9 @@ impl RunWriter<'_> {
 
     /// Opens an assistant message.
     pub async fn message(&mut self) -> Result<MessageWriter<'_>, EmitError> {
-        let output_index = self.start_item(Item::assistant_message()).await?;
+        let output_index = self
+            .start_item(Item::assistant_message(self.new_id("msg")))
+            .await?;
         Ok(MessageWriter {
             emitter: self.emitter,
             output_index,
@@ -222,7 +245,8 @@ impl RunWriter<'_> {
         call_id: impl Into<String>,
         name: impl Into<String>,
     ) -> Result<FunctionCallWriter<'_>, EmitError> {
-        let output_index = self.start_item(Item::function_call(call_id, name)).await?;
+        let item = Item::function_call(self.new_id("fc"), call_id, name);
+        let output_index = self.start_item(item).await?;
         Ok(FunctionCallWriter {
             emitter: self.emitter,
             output_index,
@@ -231,7 +255,7 @@ impl RunWriter<'_> {
 
     /// Opens a reasoning item.
     pub async fn reasoning(&mut self) -> Result<ReasoningWriter<'_>, EmitError> {
-        let output_index = self.start_item(Item::reasoning()).await?;
+        let output_index = self.start_item(Item::reasoning(self.new_id("rs"))).await?;
         Ok(ReasoningWriter {
             emitter: self.emitter,
             output_index,

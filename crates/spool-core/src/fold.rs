@@ -470,7 +470,7 @@ mod tests {
             Event::RunStarted,
             Event::ItemStarted {
                 output_index: 0,
-                item: Item::assistant_message(),
+                item: Item::assistant_message("msg_1".into()),
             },
             Event::PartStarted {
                 output_index: 0,
@@ -558,7 +558,7 @@ mod tests {
             Event::RunStarted,
             Event::ItemStarted {
                 output_index: 0,
-                item: Item::assistant_message(),
+                item: Item::assistant_message("msg_1".into()),
             },
             Event::PartDelta {
                 output_index: 0,
@@ -579,7 +579,7 @@ mod tests {
             Event::RunStarted,
             Event::ItemStarted {
                 output_index: 0,
-                item: Item::function_call("c1", "f"),
+                item: Item::function_call("fc_1".into(), "c1", "f"),
             },
             Event::RunCompleted,
         ];
@@ -596,11 +596,11 @@ mod tests {
             Event::RunStarted,
             Event::ItemStarted {
                 output_index: 0,
-                item: Item::function_call("c1", "f"),
+                item: Item::function_call("fc_1".into(), "c1", "f"),
             },
             Event::ItemStarted {
                 output_index: 1,
-                item: Item::function_call("c2", "g"),
+                item: Item::function_call("fc_2".into(), "c2", "g"),
             },
         ];
         assert_eq!(
@@ -616,7 +616,7 @@ mod tests {
             Event::RunStarted,
             Event::ItemStarted {
                 output_index: 1,
-                item: Item::assistant_message(),
+                item: Item::assistant_message("msg_1".into()),
             },
         ];
         assert_eq!(
@@ -635,7 +635,7 @@ mod tests {
             Event::RunStarted,
             Event::ItemStarted {
                 output_index: 0,
-                item: Item::function_call("c1", "f"),
+                item: Item::function_call("fc_1".into(), "c1", "f"),
             },
             Event::PartStarted {
                 output_index: 0,

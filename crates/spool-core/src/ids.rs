@@ -16,6 +16,44 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
 }
 
+/// Where a run's fresh ids come from. The runtime passes one in, so code
+/// that builds a log draws no randomness of its own and a scripted run
+/// writes the same log every time.
+pub trait IdSource: Send + Sync {
+    /// A fresh id with the given prefix, e.g. `msg_…`.
+    fn new_id(&self, prefix: &str) -> String;
+}
+
+/// Unique, time-ordered ids (UUIDv7): what a server uses.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RandomIds;
+
+impl IdSource for RandomIds {
+    fn new_id(&self, prefix: &str) -> String {
+        new_id(prefix)
+    }
+}
+
+/// Ids `prefix_0001`, `prefix_0002`, … counted per prefix, so the same calls
+/// give the same ids every time and adding ids of one kind leaves the
+/// others unchanged: for fixtures and tests.
+#[derive(Debug, Default)]
+pub struct SequentialIds {
+    counters: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+impl IdSource for SequentialIds {
+    fn new_id(&self, prefix: &str) -> String {
+        let mut counters = self
+            .counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = counters.entry(prefix.to_owned()).or_insert(0);
+        *n += 1;
+        format!("{prefix}_{n:04}")
+    }
+}
+
 /// Why a string is not a valid id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
@@ -140,6 +178,14 @@ mod tests {
         let a = new_id("msg");
         let b = new_id("msg");
         assert!(a < b, "{a} !< {b}");
+    }
+
+    #[test]
+    fn sequential_ids_count_per_prefix() {
+        let ids = SequentialIds::default();
+        assert_eq!(ids.new_id("msg"), "msg_0001");
+        assert_eq!(ids.new_id("step"), "step_0001");
+        assert_eq!(ids.new_id("msg"), "msg_0002");
     }
 
     #[test]

@@ -5,7 +5,6 @@
 //! these types, so stored input and model output share one shape and every
 //! item has an id. The serialization is the Responses API's item schema.
 
-use crate::ids::new_id;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -83,9 +82,9 @@ impl Item {
     }
 
     /// An empty in-progress assistant message, as a run opens one.
-    pub fn assistant_message() -> Self {
+    pub fn assistant_message(id: String) -> Self {
         Item::Message(MessageItem {
-            id: new_id("msg"),
+            id,
             status: ItemStatus::InProgress,
             role: Role::Assistant,
             content: Vec::new(),
@@ -93,9 +92,9 @@ impl Item {
     }
 
     /// An in-progress function call with no arguments yet.
-    pub fn function_call(call_id: impl Into<String>, name: impl Into<String>) -> Self {
+    pub fn function_call(id: String, call_id: impl Into<String>, name: impl Into<String>) -> Self {
         Item::FunctionCall(FunctionCallItem {
-            id: new_id("fc"),
+            id,
             status: ItemStatus::InProgress,
             call_id: call_id.into(),
             name: name.into(),
@@ -104,9 +103,9 @@ impl Item {
     }
 
     /// An empty in-progress reasoning item.
-    pub fn reasoning() -> Self {
+    pub fn reasoning(id: String) -> Self {
         Item::Reasoning(ReasoningItem {
-            id: new_id("rs"),
+            id,
             status: ItemStatus::InProgress,
             summary: Vec::new(),
             content: Vec::new(),

@@ -4,7 +4,9 @@
 //! or a clock it was not handed, so all of it is testable in microseconds.
 //!
 //! # Layout
-//! - [`ids`]: the id newtypes (`resp_…`, `msg_…`, …) and their parsing.
+//! - [`ids`]: the id newtypes (`resp_…`, `msg_…`, …), their parsing, and the
+//!   [`ids::IdSource`] a run draws fresh ids from.
+//! - [`clock`]: the [`clock::Clock`] passed to code that reads the time.
 //! - [`item`]: conversation items (messages, function calls, their outputs,
 //!   reasoning) in the normalized form spool stores and serves.
 //! - [`request`]: a validated `POST /v1/responses` body ([`request::RunRequest`]).
@@ -28,6 +30,7 @@
 
 pub mod agent;
 pub mod agent_config;
+pub mod clock;
 pub mod emit;
 pub mod event;
 pub mod fold;

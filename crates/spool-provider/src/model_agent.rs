@@ -24,9 +24,9 @@ use futures::FutureExt;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use spool_core::agent::{Agent, RunContext, RunOutcome};
+use spool_core::clock::Clock;
 use spool_core::emit::{EmitError, RunWriter};
 use spool_core::event::Event;
-use spool_core::ids::new_id;
 use spool_core::item::{
     Item, ItemStatus, McpApprovalRequestItem, McpCallItem, McpListToolsItem, McpToolInfo, PartKind,
 };
@@ -37,7 +37,7 @@ use spool_core::tool::{AgentStatus, HOSTED_TOOLS_LABEL, McpServerSpec, ToolExecu
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Limits of the tool loop.
 #[derive(Debug, Clone, Copy)]
@@ -71,7 +71,52 @@ pub struct ModelAgent {
     tools: ToolSet,
     limits: LoopLimits,
     /// Sessions to MCP servers, shared by every run.
-    mcp: Option<Arc<McpClients>>,
+    mcp: Option<Arc<dyn McpConnector>>,
+    /// Times tool executions.
+    clock: Arc<dyn Clock>,
+}
+
+/// How the agent reaches MCP servers: [`McpClients`] in a server, a
+/// scripted stand-in in tests.
+#[async_trait]
+pub trait McpConnector: Send + Sync + 'static {
+    /// The tools `server` offers.
+    async fn list_tools(&self, server: &McpServerSpec) -> Result<Vec<McpToolInfo>, String>;
+    /// Calls `tool` on `server`; `Ok` is the output, `Err` the failure.
+    async fn call_tool(
+        &self,
+        server: &McpServerSpec,
+        tool: &str,
+        arguments: Value,
+    ) -> Result<String, String>;
+}
+
+#[async_trait]
+impl McpConnector for McpClients {
+    async fn list_tools(&self, server: &McpServerSpec) -> Result<Vec<McpToolInfo>, String> {
+        McpClients::list_tools(self, server).await
+    }
+
+    async fn call_tool(
+        &self,
+        server: &McpServerSpec,
+        tool: &str,
+        arguments: Value,
+    ) -> Result<String, String> {
+        McpClients::call_tool(self, server, tool, arguments).await
+    }
+}
+
+/// The system clock, for servers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    }
 }
 
 /// Where a server-side tool call goes.
@@ -142,6 +187,7 @@ impl ModelAgent {
             tools: ToolSet::default(),
             limits: LoopLimits::default(),
             mcp: None,
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -164,8 +210,14 @@ impl ModelAgent {
     }
 
     /// The sessions through which runs reach the MCP servers they name.
-    pub fn with_mcp(mut self, clients: Arc<McpClients>) -> Self {
+    pub fn with_mcp(mut self, clients: Arc<dyn McpConnector>) -> Self {
         self.mcp = Some(clients);
+        self
+    }
+
+    /// The clock that times tool executions.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -221,10 +273,7 @@ impl ModelAgent {
 
     /// Runs one server-side tool call, bounded by the tool timeout.
     async fn execute(&self, tools: &RunTools, route: &Route, arguments: &str) -> ToolExecution {
-        let started_at_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let started = Instant::now();
+        let started_at_ms = self.clock.now_ms();
         let call = async {
             let arguments: Value = if arguments.trim().is_empty() {
                 Value::Object(Default::default())
@@ -259,7 +308,7 @@ impl ModelAgent {
                     self.limits.tool_timeout.as_millis()
                 ))
             });
-        let runtime_ms = started.elapsed().as_millis() as u64;
+        let runtime_ms = (self.clock.now_ms() - started_at_ms).max(0) as u64;
         let (success, output, error) = match result {
             Ok(output) => (true, output, None),
             Err(error) => (false, format!("Error: {error}"), Some(error)),
@@ -296,7 +345,7 @@ impl ModelAgent {
             calls.into_iter().zip(executions)
         {
             let mut call = McpCallItem {
-                id: new_id("mcp"),
+                id: out.new_id("mcp"),
                 status: ItemStatus::InProgress,
                 server_label: tools.label(&route).to_owned(),
                 name: tools.tool_name(&route).to_owned(),
@@ -426,7 +475,7 @@ async fn record_listing(
     listed: &Result<Vec<McpToolInfo>, String>,
 ) -> Result<(), RunError> {
     let mut item = McpListToolsItem {
-        id: new_id("mcpl"),
+        id: out.new_id("mcpl"),
         status: ItemStatus::InProgress,
         server_label: server_label.to_owned(),
         tools: Vec::new(),
@@ -566,9 +615,9 @@ impl TurnMapper {
                 self.close_item(out, ItemStatus::Completed).await?;
                 let output_index = out.next_output_index();
                 let item = if kind == PartKind::ReasoningText {
-                    Item::reasoning()
+                    Item::reasoning(out.new_id("rs"))
                 } else {
-                    Item::assistant_message()
+                    Item::assistant_message(out.new_id("msg"))
                 };
                 out.emit(Event::ItemStarted { output_index, item })
                     .await
@@ -658,11 +707,11 @@ impl TurnMapper {
             return Ok(());
         };
         let output_index = out.next_output_index();
-        let call_id = call.id.clone().unwrap_or_else(|| new_id("call"));
+        let call_id = call.id.clone().unwrap_or_else(|| out.new_id("call"));
         let name = call.name.clone().unwrap_or_default();
         out.emit(Event::ItemStarted {
             output_index,
-            item: Item::function_call(call_id, name),
+            item: Item::function_call(out.new_id("fc"), call_id, name),
         })
         .await
         .map_err(emit_failed)?;
@@ -826,7 +875,7 @@ impl Agent for ModelAgent {
                 }
                 awaiting_approval = true;
                 let request = McpApprovalRequestItem {
-                    id: new_id("mcpr"),
+                    id: out.new_id("mcpr"),
                     status: ItemStatus::InProgress,
                     server_label: tools.label(&route).to_owned(),
                     name: tools.tool_name(&route).to_owned(),

@@ -416,7 +416,7 @@ mod tests {
             Event::RunStarted,
             Event::ItemStarted {
                 output_index: 0,
-                item: Item::assistant_message(),
+                item: Item::assistant_message("msg_1".into()),
             },
             Event::PartStarted {
                 output_index: 0,
@@ -438,7 +438,7 @@ mod tests {
             },
             Event::ItemStarted {
                 output_index: 1,
-                item: Item::function_call("call_1", "get_weather"),
+                item: Item::function_call("fc_1".into(), "call_1", "get_weather"),
             },
             Event::ArgumentsDelta {
                 output_index: 1,

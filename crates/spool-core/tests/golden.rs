@@ -1,0 +1,77 @@
+//! Golden transcripts: every fixture log projected into every dialect.
+//!
+//! The logs are in `tests/fixtures/logs/` at the workspace root (written by
+//! spool-provider's scenario harness); each projection is snapshotted with
+//! insta under `tests/snapshots/`. The legacy logs, written before the
+//! canonical events were made dialect-neutral, project against the same
+//! snapshots: a stored log replays byte for byte across the upgrade.
+
+use spool_core::event::Envelope;
+use spool_core::projection::ResponsesProjection;
+use std::path::{Path, PathBuf};
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/logs")
+}
+
+/// The fixture logs in `dir`, by name, in name order.
+fn logs(dir: &Path) -> Vec<(String, Vec<Envelope>)> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("the fixture directory exists")
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let name = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .expect("a UTF-8 file name")
+                .to_owned();
+            let text = std::fs::read_to_string(&path).expect("a readable fixture");
+            let log = text
+                .lines()
+                .map(|line| serde_json::from_str(line).expect("an envelope"))
+                .collect();
+            (name, log)
+        })
+        .collect()
+}
+
+/// The Responses stream of a log, framed as server-sent events.
+fn responses(log: &[Envelope]) -> String {
+    let mut projection = ResponsesProjection::new();
+    let mut out = String::new();
+    for envelope in log {
+        projection
+            .apply(envelope, |wire| {
+                out.push_str("event: ");
+                out.push_str(wire.event_type);
+                out.push_str("\ndata: ");
+                out.push_str(&wire.json);
+                out.push_str("\n\n");
+            })
+            .expect("a fixture log projects");
+    }
+    out
+}
+
+#[test]
+fn fixture_logs_project_to_their_responses_transcripts() {
+    let current = logs(&fixtures());
+    assert!(current.len() >= 14, "the fixture logs are missing");
+    for (name, log) in &current {
+        insta::assert_snapshot!(format!("responses__{name}"), responses(log));
+    }
+}
+
+#[test]
+fn legacy_logs_replay_byte_for_byte() {
+    let legacy = logs(&fixtures().join("legacy"));
+    assert!(!legacy.is_empty(), "the legacy fixture logs are missing");
+    for (name, log) in &legacy {
+        insta::assert_snapshot!(format!("responses__{name}"), responses(log));
+    }
+}
