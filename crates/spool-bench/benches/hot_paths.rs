@@ -31,7 +31,7 @@ fn ready<F: std::future::Future>(f: F) -> F::Output {
     }
 }
 
-fn header() -> spool_core::response::ResponseHeader {
+fn header() -> spool_core::run::RunHeader {
     let body: CreateResponseBody =
         serde_json::from_str(r#"{"model":"m","input":"hello"}"#).unwrap();
     RunRequest::parse(body)
@@ -45,7 +45,7 @@ fn text_log(tokens: usize) -> Vec<Envelope> {
     let events = sink.events.clone();
     ready(async {
         let mut e = RunEmitter::new(Box::new(sink));
-        e.created(header()).await.unwrap();
+        e.created(header(), Vec::new()).await.unwrap();
         e.started().await.unwrap();
         {
             let mut w = e.writer();
@@ -118,7 +118,7 @@ fn benches(c: &mut Criterion) {
             || {
                 let mut e = RunEmitter::new(Box::new(MemorySink::default()));
                 ready(async {
-                    e.created(header()).await.unwrap();
+                    e.created(header(), Vec::new()).await.unwrap();
                     e.started().await.unwrap();
                     let mut w = e.writer();
                     w.emit(Event::ItemStarted {
@@ -160,7 +160,10 @@ fn benches(c: &mut Criterion) {
     });
     let fold = RunFold::from_events(&log).unwrap();
     c.bench_function("fold/serialize_final_object", |b| {
-        b.iter(|| serde_json::to_string(&fold.object().unwrap()).unwrap())
+        b.iter(|| {
+            serde_json::to_string(&spool_core::projection::responses::object(&fold).unwrap())
+                .unwrap()
+        })
     });
 
     // Steady state: a projection mid-message, fed one more delta.

@@ -11,7 +11,7 @@ use crate::emit::RunWriter;
 use crate::ids::ResponseId;
 use crate::item::Item;
 use crate::request::RunRequest;
-use crate::response::RunError;
+use crate::run::{IncompleteReason, RunError};
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -39,7 +39,7 @@ pub enum RunOutcome {
     Completed,
     /// Stopped early; `reason` becomes `incomplete_details.reason`.
     Incomplete {
-        reason: String,
+        reason: IncompleteReason,
     },
 }
 

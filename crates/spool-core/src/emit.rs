@@ -11,11 +11,12 @@
 //! without `done()`) the fold refuses at run time, and the runtime closes
 //! such items when the run ends.
 
-use crate::event::{Envelope, Event};
+use crate::event::{Envelope, Event, RunCreated, StepKind};
 use crate::fold::{OrderError, RunFold};
 use crate::ids::{IdSource, RandomIds};
-use crate::item::{Item, ItemStatus, PartKind};
-use crate::response::{ResponseHeader, RunError, Usage};
+use crate::item::{Item, ItemStatus, PartKind, ToolCallItem};
+use crate::run::{IncompleteReason, RunError, RunHeader, Usage};
+use crate::tool::{AgentStatus, ToolResult};
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -94,18 +95,18 @@ impl RunEmitter {
         Ok(())
     }
 
-    pub async fn created(&mut self, header: ResponseHeader) -> Result<(), EmitError> {
-        self.emit(Event::RunCreated {
-            response: Box::new(header),
-        })
-        .await
+    /// Logs the run's creation with its header and input.
+    pub async fn created(&mut self, run: RunHeader, input: Vec<Item>) -> Result<(), EmitError> {
+        self.emit(Event::RunCreated(Box::new(RunCreated { run, input })))
+            .await
     }
 
     pub async fn started(&mut self) -> Result<(), EmitError> {
         self.emit(Event::RunStarted).await
     }
 
-    /// Closes every open part and item, as `status`, so the run can end.
+    /// Closes every open part and item, as `status`, and the open step, so
+    /// the run can end.
     pub async fn close_open_items(&mut self, status: ItemStatus) -> Result<(), EmitError> {
         let open: Vec<_> = self.fold.open_items().collect();
         for (output_index, open_part) in open {
@@ -122,6 +123,14 @@ impl RunEmitter {
             })
             .await?;
         }
+        if let Some(step) = self.fold.current_step() {
+            let step_id = step.id.clone();
+            self.emit(Event::StepCompleted {
+                step_id,
+                usage: None,
+            })
+            .await?;
+        }
         Ok(())
     }
 
@@ -132,7 +141,10 @@ impl RunEmitter {
     }
 
     /// Ends the run `incomplete`; open items end incomplete too.
-    pub async fn incomplete(&mut self, reason: impl Into<String>) -> Result<(), EmitError> {
+    pub async fn incomplete(
+        &mut self,
+        reason: impl Into<IncompleteReason>,
+    ) -> Result<(), EmitError> {
         self.close_open_items(ItemStatus::Incomplete).await?;
         self.emit(Event::RunIncomplete {
             reason: reason.into(),
@@ -189,7 +201,7 @@ impl RunWriter<'_> {
     /// events belong to the runtime and are refused.
     pub async fn emit(&mut self, event: Event) -> Result<(), EmitError> {
         match event {
-            Event::RunCreated { .. } | Event::RunStarted => {
+            Event::RunCreated(_) | Event::RunStarted => {
                 Err(EmitError::NotOutput(event.type_name()))
             }
             e if e.is_terminal() => Err(EmitError::NotOutput(e.type_name())),
@@ -206,11 +218,61 @@ impl RunWriter<'_> {
         Ok(output_index)
     }
 
-    /// Replaces the open item at `output_index` with its final form (same id
-    /// and kind) and completes it.
-    pub async fn finish_item(&mut self, output_index: u32, item: Item) -> Result<(), EmitError> {
+    /// Writes an item that is whole from the start (a tool listing, an
+    /// approval request): opened and completed at once.
+    pub async fn whole_item(&mut self, mut item: Item) -> Result<u32, EmitError> {
+        item.set_status(ItemStatus::InProgress);
+        let output_index = self.start_item(item).await?;
         self.emitter
-            .emit(Event::ItemUpdated { output_index, item })
+            .emit(Event::ItemCompleted {
+                output_index,
+                status: ItemStatus::Completed,
+            })
+            .await?;
+        Ok(output_index)
+    }
+
+    /// Opens a step (a model call, or a batch of tool calls) and returns
+    /// its id. Steps do not overlap: the previous one must be completed.
+    pub async fn start_step(&mut self, kind: StepKind) -> Result<String, EmitError> {
+        let step_id = self.new_id("step");
+        self.emitter
+            .emit(Event::StepStarted {
+                step_id: step_id.clone(),
+                kind,
+            })
+            .await?;
+        Ok(step_id)
+    }
+
+    /// Completes the open step; an inference step reports its usage.
+    pub async fn complete_step(
+        &mut self,
+        step_id: String,
+        usage: Option<Usage>,
+    ) -> Result<(), EmitError> {
+        self.emitter
+            .emit(Event::StepCompleted { step_id, usage })
+            .await
+    }
+
+    /// Logs a server-side tool call as it starts and returns its output
+    /// index; [`RunWriter::finish_tool_call`] records how it ended.
+    pub async fn start_tool_call(&mut self, call: ToolCallItem) -> Result<u32, EmitError> {
+        self.start_item(Item::ToolCall(Box::new(call))).await
+    }
+
+    /// Records a tool call's result and completes its item.
+    pub async fn finish_tool_call(
+        &mut self,
+        output_index: u32,
+        result: ToolResult,
+    ) -> Result<(), EmitError> {
+        self.emitter
+            .emit(Event::ToolFinished {
+                output_index,
+                result,
+            })
             .await?;
         self.emitter
             .emit(Event::ItemCompleted {
@@ -263,25 +325,8 @@ impl RunWriter<'_> {
     }
 
     /// Records where the agent loop is.
-    pub async fn status(
-        &mut self,
-        status: crate::tool::AgentStatus,
-        details: Option<serde_json::Value>,
-    ) -> Result<(), EmitError> {
-        self.emitter.emit(Event::Status { status, details }).await
-    }
-
-    /// Records a server-side tool's execution.
-    pub async fn tool_executed(
-        &mut self,
-        execution: crate::tool::ToolExecution,
-    ) -> Result<(), EmitError> {
-        self.emitter.emit(Event::ToolExecuted { execution }).await
-    }
-
-    /// Records tokens a model call used.
-    pub async fn usage(&mut self, usage: Usage) -> Result<(), EmitError> {
-        self.emitter.emit(Event::Usage { usage }).await
+    pub async fn status(&mut self, status: AgentStatus) -> Result<(), EmitError> {
+        self.emitter.emit(Event::Status(status)).await
     }
 }
 
@@ -470,14 +515,14 @@ impl EventSink for MemorySink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::response::tests::header;
+    use crate::run::tests::header;
     use crate::status::RunStatus;
 
     async fn emitter() -> (RunEmitter, std::sync::Arc<std::sync::Mutex<Vec<Envelope>>>) {
         let sink = MemorySink::default();
         let events = sink.events.clone();
         let mut e = RunEmitter::new(Box::new(sink));
-        e.created(header()).await.unwrap();
+        e.created(header(), Vec::new()).await.unwrap();
         e.started().await.unwrap();
         (e, events)
     }

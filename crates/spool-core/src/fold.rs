@@ -7,11 +7,9 @@
 //! that appends events, every projection and every replay use the same fold,
 //! so a log that was accepted once replays to the same state every time.
 
-use crate::event::{Envelope, Event};
+use crate::event::{Envelope, Event, StepKind};
 use crate::item::{Item, ItemStatus, PartKind};
-use crate::response::{
-    IncompleteDetails, ResponseBody, ResponseHeader, ResponseObject, RunError, Usage,
-};
+use crate::run::{IncompleteReason, RunError, RunHeader, Usage};
 use crate::status::{RunStatus, TransitionError};
 
 /// An event that may not follow the events before it.
@@ -48,6 +46,14 @@ pub enum OrderError {
     },
     #[error("item {0} is not a function or MCP call")]
     NotFunctionCall(u32),
+    #[error("item {0} is not a server-side tool call still running")]
+    NotRunningToolCall(u32),
+    #[error("tool call {0} cannot complete before it finished")]
+    ToolNotFinished(u32),
+    #[error("step {0} is still open; complete it first")]
+    StepStillOpen(String),
+    #[error("no open step '{0}'")]
+    StepNotOpen(String),
     #[error("item {0} still has an open content part")]
     PartStillOpen(u32),
     #[error("an item must complete as completed or incomplete")]
@@ -64,16 +70,31 @@ struct ItemTrack {
     open_part: Option<u32>,
 }
 
+/// One step of a run, as its events describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRecord {
+    pub id: String,
+    pub kind: StepKind,
+    pub open: bool,
+    /// Tokens an inference step used.
+    pub usage: Option<Usage>,
+    /// The output indexes of the items the step wrote: `start..end`.
+    pub output_start: u32,
+    pub output_end: u32,
+}
+
 /// The state a run's events fold into.
 #[derive(Debug, Clone, Default)]
 pub struct RunFold {
-    header: Option<Box<ResponseHeader>>,
+    header: Option<Box<RunHeader>>,
+    input: Vec<Item>,
     status: Option<RunStatus>,
     output: Vec<Item>,
     tracks: Vec<ItemTrack>,
+    steps: Vec<StepRecord>,
     usage: Option<Usage>,
     error: Option<RunError>,
-    incomplete: Option<IncompleteDetails>,
+    incomplete: Option<IncompleteReason>,
     completed_at: Option<i64>,
     next_seq: u64,
 }
@@ -124,7 +145,7 @@ impl RunFold {
     pub fn check(&self, event: &Event) -> Result<(), OrderError> {
         let Some(status) = self.status else {
             return match event {
-                Event::RunCreated { .. } => Ok(()),
+                Event::RunCreated(_) => Ok(()),
                 _ => Err(OrderError::NotCreatedFirst),
             };
         };
@@ -139,17 +160,26 @@ impl RunFold {
             }
         };
         match event {
-            Event::RunCreated { .. } => Err(OrderError::CreatedTwice),
+            Event::RunCreated(_) => Err(OrderError::CreatedTwice),
             Event::RunStarted => status
                 .transition(RunStatus::InProgress)
                 .map(drop)
                 .map_err(Into::into),
             Event::ItemStarted { output_index, item } => {
                 item_events_allowed()?;
-                // Items stream one after another: the Responses stream (and
-                // Open Responses) require item i done before i + 1 is added.
+                // Items are written one after another, except server-side
+                // tool calls, which run concurrently: each is logged as it
+                // starts. (The Responses projection still shows them one
+                // after another.)
+                let is_tool_call = |i: &Item| matches!(i, Item::ToolCall(_));
                 if let Some(open) = self.first_open_item() {
-                    return Err(OrderError::ItemStillOpen(open));
+                    let beside_tool_calls = is_tool_call(item)
+                        && self
+                            .open_items()
+                            .all(|(i, _)| is_tool_call(&self.output[i as usize]));
+                    if !beside_tool_calls {
+                        return Err(OrderError::ItemStillOpen(open));
+                    }
                 }
                 let expected = self.output.len() as u32;
                 if *output_index != expected {
@@ -219,6 +249,13 @@ impl RunFold {
                     _ => Err(OrderError::NotFunctionCall(*output_index)),
                 }
             }
+            Event::ToolFinished { output_index, .. } => {
+                item_events_allowed()?;
+                match self.open_item(*output_index)? {
+                    (Item::ToolCall(call), _) if call.result.is_none() => Ok(()),
+                    _ => Err(OrderError::NotRunningToolCall(*output_index)),
+                }
+            }
             Event::ItemUpdated { output_index, item } => {
                 item_events_allowed()?;
                 let (open, track) = self.open_item(*output_index)?;
@@ -234,16 +271,36 @@ impl RunFold {
                 status: item_status,
             } => {
                 item_events_allowed()?;
-                let (_, track) = self.open_item(*output_index)?;
+                let (item, track) = self.open_item(*output_index)?;
                 if track.open_part.is_some() {
                     return Err(OrderError::PartStillOpen(*output_index));
                 }
                 if *item_status == ItemStatus::InProgress {
                     return Err(OrderError::ItemStillInProgress);
                 }
+                if let Item::ToolCall(call) = item
+                    && call.result.is_none()
+                    && *item_status == ItemStatus::Completed
+                {
+                    return Err(OrderError::ToolNotFinished(*output_index));
+                }
                 Ok(())
             }
-            Event::Usage { .. } | Event::Status { .. } | Event::ToolExecuted { .. } => Ok(()),
+            Event::StepStarted { .. } => {
+                item_events_allowed()?;
+                match self.open_step() {
+                    Some(open) => Err(OrderError::StepStillOpen(open.id.clone())),
+                    None => Ok(()),
+                }
+            }
+            Event::StepCompleted { step_id, .. } => {
+                item_events_allowed()?;
+                match self.open_step() {
+                    Some(open) if open.id == *step_id => Ok(()),
+                    _ => Err(OrderError::StepNotOpen(step_id.clone())),
+                }
+            }
+            Event::Usage { .. } | Event::Status(_) | Event::ToolExecuted { .. } => Ok(()),
             Event::RunCompleted | Event::RunIncomplete { .. } => {
                 let to = if matches!(event, Event::RunCompleted) {
                     RunStatus::Completed
@@ -251,8 +308,11 @@ impl RunFold {
                     RunStatus::Incomplete
                 };
                 status.transition(to)?;
-                match self.first_open_item() {
-                    Some(index) => Err(OrderError::ItemStillOpen(index)),
+                if let Some(index) = self.first_open_item() {
+                    return Err(OrderError::ItemStillOpen(index));
+                }
+                match self.open_step() {
+                    Some(open) => Err(OrderError::StepStillOpen(open.id.clone())),
                     None => Ok(()),
                 }
             }
@@ -279,13 +339,44 @@ impl RunFold {
 
     fn fold(&mut self, envelope: &Envelope) {
         match &envelope.event {
-            Event::RunCreated { response } => {
-                self.status = Some(if response.background {
+            Event::RunCreated(created) => {
+                self.status = Some(if created.run.background {
                     RunStatus::Queued
                 } else {
                     RunStatus::InProgress
                 });
-                self.header = Some(response.clone());
+                self.header = Some(Box::new(created.run.clone()));
+                self.input.clone_from(&created.input);
+            }
+            Event::StepStarted { step_id, kind } => {
+                let at = self.output.len() as u32;
+                self.steps.push(StepRecord {
+                    id: step_id.clone(),
+                    kind: *kind,
+                    open: true,
+                    usage: None,
+                    output_start: at,
+                    output_end: at,
+                });
+            }
+            Event::StepCompleted { usage, .. } => {
+                let at = self.output.len() as u32;
+                if let Some(step) = self.steps.last_mut() {
+                    step.open = false;
+                    step.usage = *usage;
+                    step.output_end = at;
+                }
+                if let Some(usage) = usage {
+                    self.usage.get_or_insert_with(Usage::default).add(usage);
+                }
+            }
+            Event::ToolFinished {
+                output_index,
+                result,
+            } => {
+                if let Item::ToolCall(call) = &mut self.output[*output_index as usize] {
+                    call.result = Some(result.clone());
+                }
             }
             Event::RunStarted => self.status = Some(RunStatus::InProgress),
             Event::ItemStarted { item, .. } => {
@@ -342,9 +433,9 @@ impl RunFold {
                 self.tracks[i].open = false;
             }
             Event::Usage { usage } => self.usage.get_or_insert_with(Usage::default).add(usage),
-            // Recorded for the dialects that show them; the response
-            // object has no place for either.
-            Event::Status { .. } | Event::ToolExecuted { .. } => {}
+            // Recorded for the dialects that show them; the fold has no
+            // place for either.
+            Event::Status(_) | Event::ToolExecuted { .. } => {}
             Event::RunCompleted => {
                 self.status = Some(RunStatus::Completed);
                 self.completed_at = Some(envelope.ts_ms.div_euclid(1000));
@@ -352,9 +443,7 @@ impl RunFold {
             }
             Event::RunIncomplete { reason } => {
                 self.status = Some(RunStatus::Incomplete);
-                self.incomplete = Some(IncompleteDetails {
-                    reason: reason.clone(),
-                });
+                self.incomplete = Some(reason.clone());
                 self.usage.get_or_insert_with(Usage::default);
             }
             Event::RunFailed { error } => {
@@ -369,7 +458,8 @@ impl RunFold {
         }
     }
 
-    /// Marks items that a failure or cancellation interrupted as incomplete.
+    /// Marks items and the step that a failure or cancellation interrupted
+    /// as incomplete.
     fn cut_off_open_items(&mut self) {
         for (item, track) in self.output.iter_mut().zip(&mut self.tracks) {
             if track.open {
@@ -378,6 +468,15 @@ impl RunFold {
                 track.open_part = None;
             }
         }
+        let at = self.output.len() as u32;
+        if let Some(step) = self.steps.last_mut().filter(|s| s.open) {
+            step.open = false;
+            step.output_end = at;
+        }
+    }
+
+    fn open_step(&self) -> Option<&StepRecord> {
+        self.steps.last().filter(|s| s.open)
     }
 
     fn first_open_item(&self) -> Option<u32> {
@@ -414,37 +513,63 @@ impl RunFold {
             .map(|(i, t)| (i as u32, t.open_part))
     }
 
-    /// The response object as it stands; `None` before `run.created`.
-    ///
-    /// A cancelled response shows no output, as the Responses API defines it;
-    /// usage is reported once the run has ended.
-    pub fn object(&self) -> Option<ResponseObject<'_>> {
-        let header = self.header.as_deref()?;
-        let status = self.status?;
-        let output: &[Item] = if status == RunStatus::Cancelled {
-            &[]
-        } else {
-            &self.output
-        };
-        Some(header.object(ResponseBody {
-            status,
-            completed_at: self.completed_at,
-            output,
-            error: self.error.as_ref(),
-            incomplete_details: self.incomplete.as_ref(),
-            usage: if status.is_terminal() {
-                self.usage.as_ref()
-            } else {
-                None
-            },
-        }))
+    /// The fixed header; `None` before `run.created`.
+    pub fn header(&self) -> Option<&RunHeader> {
+        self.header.as_deref()
+    }
+
+    /// The run's input, as `run.created` logged it.
+    pub fn input(&self) -> &[Item] {
+        &self.input
+    }
+
+    /// Every step so far, in order.
+    pub fn steps(&self) -> &[StepRecord] {
+        &self.steps
+    }
+
+    /// The step still open, if one is.
+    pub fn current_step(&self) -> Option<&StepRecord> {
+        self.open_step()
+    }
+
+    /// The tokens the run's model calls used so far; `None` before any
+    /// call reported usage, unless the run completed.
+    pub fn usage(&self) -> Option<&Usage> {
+        self.usage.as_ref()
+    }
+
+    /// Why the run failed, once it has.
+    pub fn error(&self) -> Option<&RunError> {
+        self.error.as_ref()
+    }
+
+    /// Why the run stopped early, once it has.
+    pub fn incomplete_reason(&self) -> Option<&IncompleteReason> {
+        self.incomplete.as_ref()
+    }
+
+    /// When the run completed, in Unix seconds.
+    pub fn completed_at(&self) -> Option<i64> {
+        self.completed_at
+    }
+
+    /// Whether the item at `output_index` is still open.
+    pub fn is_open(&self, output_index: u32) -> bool {
+        self.tracks
+            .get(output_index as usize)
+            .is_some_and(|t| t.open)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::response::tests::header;
+    use crate::event::RunCreated;
+    use crate::item::ToolCallItem;
+    use crate::projection::responses::object;
+    use crate::run::tests::header;
+    use crate::tool::ToolResult;
 
     fn log(events: Vec<Event>) -> Vec<Envelope> {
         events
@@ -459,9 +584,10 @@ mod tests {
     }
 
     fn created() -> Event {
-        Event::RunCreated {
-            response: Box::new(header()),
-        }
+        Event::RunCreated(Box::new(RunCreated {
+            run: header(),
+            input: Vec::new(),
+        }))
     }
 
     fn text_run(text: &[&str]) -> Vec<Event> {
@@ -508,7 +634,7 @@ mod tests {
         };
         assert_eq!(m.text(), "Hello");
         assert_eq!(m.status, ItemStatus::Completed);
-        let obj = serde_json::to_value(fold.object().unwrap()).unwrap();
+        let obj = serde_json::to_value(object(&fold).unwrap()).unwrap();
         assert_eq!(obj["completed_at"], 1_700_000_000);
         assert!(obj["usage"].is_object());
     }
@@ -660,7 +786,7 @@ mod tests {
         assert_eq!(fold.status(), Some(RunStatus::Failed));
         assert_eq!(fold.output()[0].status(), ItemStatus::Incomplete);
         assert_eq!(fold.open_items().count(), 0);
-        let obj = serde_json::to_value(fold.object().unwrap()).unwrap();
+        let obj = serde_json::to_value(object(&fold).unwrap()).unwrap();
         assert_eq!(obj["error"]["code"], "upstream_error");
         assert_eq!(obj["completed_at"], serde_json::Value::Null);
     }
@@ -671,7 +797,7 @@ mod tests {
         events.truncate(5);
         events.push(Event::RunCancelled);
         let fold = RunFold::from_events(&log(events)).unwrap();
-        let obj = serde_json::to_value(fold.object().unwrap()).unwrap();
+        let obj = serde_json::to_value(object(&fold).unwrap()).unwrap();
         assert_eq!(obj["status"], "cancelled");
         assert_eq!(obj["output"], serde_json::json!([]));
     }
@@ -681,9 +807,10 @@ mod tests {
         let mut h = header();
         h.background = true;
         let events = vec![
-            Event::RunCreated {
-                response: Box::new(h),
-            },
+            Event::RunCreated(Box::new(RunCreated {
+                run: h,
+                input: Vec::new(),
+            })),
             Event::RunCancelled,
         ];
         let mut fold = RunFold::new();
@@ -705,5 +832,147 @@ mod tests {
         assert!(fold.apply(&bad).is_err());
         assert_eq!(fold.next_seq(), before);
         assert_eq!(fold.open_items().count(), 1);
+    }
+
+    fn tool_call(id: &str) -> Item {
+        Item::ToolCall(Box::new(ToolCallItem {
+            id: id.into(),
+            status: ItemStatus::InProgress,
+            call_id: format!("call_{id}"),
+            name: "add".into(),
+            server: Some("calc".into()),
+            arguments: "{}".into(),
+            approval_request_id: None,
+            result: None,
+        }))
+    }
+
+    fn finished(output_index: u32) -> Event {
+        Event::ToolFinished {
+            output_index,
+            result: ToolResult {
+                success: true,
+                output: Some("3".into()),
+                error: None,
+                runtime_ms: 2,
+            },
+        }
+    }
+
+    fn completed(output_index: u32) -> Event {
+        Event::ItemCompleted {
+            output_index,
+            status: ItemStatus::Completed,
+        }
+    }
+
+    #[test]
+    fn tool_calls_run_beside_each_other_and_finish_in_any_order() {
+        let events = vec![
+            created(),
+            Event::RunStarted,
+            Event::StepStarted {
+                step_id: "step_1".into(),
+                kind: StepKind::ToolExecution,
+            },
+            Event::ItemStarted {
+                output_index: 0,
+                item: tool_call("a"),
+            },
+            Event::ItemStarted {
+                output_index: 1,
+                item: tool_call("b"),
+            },
+            finished(1),
+            completed(1),
+            finished(0),
+            completed(0),
+            Event::StepCompleted {
+                step_id: "step_1".into(),
+                usage: None,
+            },
+            Event::RunCompleted,
+        ];
+        let fold = RunFold::from_events(&log(events)).unwrap();
+        assert_eq!(fold.status(), Some(RunStatus::Completed));
+        let Item::ToolCall(call) = &fold.output()[0] else {
+            panic!("not a tool call")
+        };
+        assert_eq!(call.result.as_ref().unwrap().output.as_deref(), Some("3"));
+        let step = &fold.steps()[0];
+        assert_eq!(
+            (step.output_start, step.output_end, step.open),
+            (0, 2, false)
+        );
+    }
+
+    #[test]
+    fn no_other_item_starts_beside_a_tool_call_and_no_call_completes_unfinished() {
+        let mut fold = RunFold::from_events(&log(vec![
+            created(),
+            Event::RunStarted,
+            Event::ItemStarted {
+                output_index: 0,
+                item: tool_call("a"),
+            },
+        ]))
+        .unwrap();
+        let message = Event::ItemStarted {
+            output_index: 1,
+            item: Item::assistant_message("msg_1".into()),
+        };
+        assert_eq!(fold.check(&message), Err(OrderError::ItemStillOpen(0)));
+        assert_eq!(
+            fold.check(&completed(0)),
+            Err(OrderError::ToolNotFinished(0))
+        );
+        fold.apply(&Envelope {
+            seq: 3,
+            ts_ms: 0,
+            event: finished(0),
+        })
+        .unwrap();
+        assert_eq!(
+            fold.check(&finished(0)),
+            Err(OrderError::NotRunningToolCall(0))
+        );
+    }
+
+    #[test]
+    fn steps_do_not_overlap_and_carry_their_usage() {
+        let usage = Usage {
+            input_tokens: 3,
+            output_tokens: 2,
+            total_tokens: 5,
+            ..Usage::default()
+        };
+        let mut events = vec![
+            created(),
+            Event::RunStarted,
+            Event::StepStarted {
+                step_id: "step_1".into(),
+                kind: StepKind::Inference,
+            },
+        ];
+        let fold = RunFold::from_events(&log(events.clone())).unwrap();
+        assert_eq!(
+            fold.check(&Event::StepStarted {
+                step_id: "step_2".into(),
+                kind: StepKind::Inference,
+            }),
+            Err(OrderError::StepStillOpen("step_1".into()))
+        );
+        assert_eq!(
+            fold.check(&Event::RunCompleted),
+            Err(OrderError::StepStillOpen("step_1".into()))
+        );
+        events.push(Event::StepCompleted {
+            step_id: "step_1".into(),
+            usage: Some(usage),
+        });
+        events.push(Event::RunCompleted);
+        let fold = RunFold::from_events(&log(events)).unwrap();
+        assert_eq!(fold.usage(), Some(&usage));
+        assert_eq!(fold.steps()[0].usage, Some(usage));
     }
 }

@@ -22,6 +22,9 @@ pub enum Item {
     McpCall(Box<McpCallItem>),
     McpApprovalRequest(McpApprovalRequestItem),
     McpApprovalResponse(McpApprovalResponseItem),
+    /// A server-side tool call spool made (an MCP tool or one hosted in
+    /// Rust). Only in logs: the Responses API shows it as an `mcp_call`.
+    ToolCall(Box<ToolCallItem>),
 }
 
 impl Item {
@@ -35,6 +38,7 @@ impl Item {
             Item::McpCall(c) => &c.id,
             Item::McpApprovalRequest(r) => &r.id,
             Item::McpApprovalResponse(r) => &r.id,
+            Item::ToolCall(c) => &c.id,
         }
     }
 
@@ -48,6 +52,7 @@ impl Item {
             Item::McpCall(c) => c.status,
             Item::McpApprovalRequest(r) => r.status,
             Item::McpApprovalResponse(r) => r.status,
+            Item::ToolCall(c) => c.status,
         }
     }
 
@@ -61,6 +66,7 @@ impl Item {
             Item::McpCall(c) => c.status = status,
             Item::McpApprovalRequest(r) => r.status = status,
             Item::McpApprovalResponse(r) => r.status = status,
+            Item::ToolCall(c) => c.status = status,
         }
     }
 
@@ -112,6 +118,31 @@ impl Item {
             encrypted_content: None,
         })
     }
+}
+
+/// A call of a tool that spool runs itself, logged when it starts; its
+/// result arrives with `tool.finished`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCallItem {
+    pub id: String,
+    pub status: ItemStatus,
+    /// The model's own id for the call.
+    pub call_id: String,
+    /// The tool's name where it lives (the model may know it under a
+    /// prefixed name when two servers offer the same one).
+    pub name: String,
+    /// The label of the MCP server that runs it; `None` for a tool spool
+    /// hosts in Rust.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// The arguments, a JSON document in a string.
+    pub arguments: String,
+    /// The approval request this call answers, when one was needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_request_id: Option<String>,
+    /// How the call ended; `None` while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<crate::tool::ToolResult>,
 }
 
 /// The tools an MCP server offers, as listed at the start of a run.

@@ -10,15 +10,16 @@
 //! - [`item`]: conversation items (messages, function calls, their outputs,
 //!   reasoning) in the normalized form spool stores and serves.
 //! - [`request`]: a validated `POST /v1/responses` body ([`request::RunRequest`]).
-//! - [`response`]: the response header fixed at creation, and the wire
-//!   response object assembled from it.
+//! - [`run`]: what a run is in every dialect: the header fixed at its
+//!   creation, usage, errors and incomplete reasons.
 //! - [`status`]: the run state machine (queued → in_progress → terminal).
-//! - [`event`]: the canonical events of the log, the one storage format that
-//!   every dialect is projected from.
-//! - [`fold`]: folds events into a response snapshot and rejects events that
+//! - [`event`]: the canonical events of the log (runs, steps, items, tool
+//!   calls, agent status), the one storage format that every dialect is
+//!   projected from; [`event::legacy`] reads what older builds logged.
+//! - [`fold`]: folds events into a run's state and rejects events that
 //!   arrive in an order the protocol forbids.
 //! - [`projection`]: pure projections of the log into wire dialects; the
-//!   Responses API stream is the first.
+//!   Responses API stream and response object are the first.
 //! - [`emit`]: the typed writer through which agents emit events, and the
 //!   [`emit::EventSink`] trait that the runtime implements.
 //! - [`agent_config`]: named agents (model, instructions, tools, defaults)
@@ -38,7 +39,7 @@ pub mod ids;
 pub mod item;
 pub mod projection;
 pub mod request;
-pub mod response;
+pub mod run;
 pub mod status;
 pub mod tool;
 

@@ -7,10 +7,11 @@
 
 use crate::emit::{MemorySink, RunEmitter};
 use crate::event::Envelope;
+use crate::event::StepKind;
 use crate::fold::RunFold;
 use crate::item::ItemStatus;
 use crate::projection::ResponsesProjection;
-use crate::response::{RunError, Usage};
+use crate::run::{RunError, Usage};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -67,9 +68,9 @@ fn generate(background: bool, ops: &[Op], ending: &Ending) -> Vec<Envelope> {
     let events = sink.events.clone();
     block_on(async {
         let mut e = RunEmitter::new(Box::new(sink));
-        let mut header = crate::response::tests::header();
+        let mut header = crate::run::tests::header();
         header.background = background;
-        e.created(header).await.unwrap();
+        e.created(header, Vec::new()).await.unwrap();
         e.started().await.unwrap();
         {
             let mut w = e.writer();
@@ -104,15 +105,16 @@ fn generate(background: bool, ops: &[Op], ending: &Ending) -> Vec<Envelope> {
                         }
                         c.done().await.unwrap();
                     }
-                    Op::Usage(i, o) => w
-                        .usage(Usage {
+                    Op::Usage(i, o) => {
+                        let step = w.start_step(StepKind::Inference).await.unwrap();
+                        let usage = Usage {
                             input_tokens: *i,
                             output_tokens: *o,
                             total_tokens: i + o,
                             ..Usage::default()
-                        })
-                        .await
-                        .unwrap(),
+                        };
+                        w.complete_step(step, Some(usage)).await.unwrap();
+                    }
                 }
             }
             if matches!(ending, Ending::FailMidItem) {
@@ -170,8 +172,8 @@ proptest! {
         let b = RunFold::from_events(&replayed).unwrap();
         prop_assert!(a.is_terminal());
         prop_assert!(a.output().iter().all(|i| i.status() != ItemStatus::InProgress));
-        let a = serde_json::to_string(&a.object().unwrap()).unwrap();
-        let b = serde_json::to_string(&b.object().unwrap()).unwrap();
+        let a = serde_json::to_string(&crate::projection::responses::object(&a).unwrap()).unwrap();
+        let b = serde_json::to_string(&crate::projection::responses::object(&b).unwrap()).unwrap();
         prop_assert_eq!(a, b);
     }
 

@@ -11,7 +11,7 @@ use crate::item::{
     ContentPart, FunctionCallItem, FunctionCallOutputItem, Item, ItemStatus, MessageItem,
     ReasoningItem, Role,
 };
-use crate::response::{AgentReference, ConversationRef, ResponseHeader};
+use crate::run::{ResponsesEcho, RunHeader, Sampling};
 use crate::tool::{ApprovalPolicy, McpServerSpec, McpTransport};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -356,35 +356,39 @@ impl RunRequest {
     }
 
     /// The fixed part of the response this request creates.
-    pub fn header(&self, id: ResponseId, created_at: i64) -> ResponseHeader {
-        ResponseHeader {
+    pub fn header(&self, id: ResponseId, created_at: i64) -> RunHeader {
+        RunHeader {
             id,
             created_at,
             model: self.model.clone(),
             instructions: self.instructions.clone(),
             previous_response_id: self.previous_response_id.clone(),
-            tools: self.echo.tools.clone(),
-            tool_choice: self.echo.tool_choice.clone(),
-            parallel_tool_calls: self.parallel_tool_calls,
-            temperature: self.temperature.unwrap_or(1.0),
-            top_p: self.top_p.unwrap_or(1.0),
-            presence_penalty: self.presence_penalty.unwrap_or(0.0),
-            frequency_penalty: self.frequency_penalty.unwrap_or(0.0),
-            top_logprobs: self.echo.top_logprobs,
-            max_output_tokens: self.max_output_tokens,
-            max_tool_calls: self.max_tool_calls,
-            truncation: self.echo.truncation.clone(),
-            text: self.echo.text.clone(),
-            reasoning: self.echo.reasoning.clone(),
+            conversation: self.conversation.clone(),
+            agent: self.agent.clone(),
             store: self.modes.store,
             background: self.modes.background,
-            service_tier: self.echo.service_tier.clone(),
             metadata: self.metadata.clone(),
-            safety_identifier: self.echo.safety_identifier.clone(),
-            prompt_cache_key: self.echo.prompt_cache_key.clone(),
-            user: self.echo.user.clone(),
-            conversation: self.conversation.clone().map(|id| ConversationRef { id }),
-            agent_reference: self.agent.clone().map(AgentReference::new),
+            sampling: Sampling {
+                temperature: self.temperature,
+                top_p: self.top_p,
+                presence_penalty: self.presence_penalty,
+                frequency_penalty: self.frequency_penalty,
+                max_output_tokens: self.max_output_tokens,
+                max_tool_calls: self.max_tool_calls,
+                parallel_tool_calls: self.parallel_tool_calls,
+            },
+            responses: ResponsesEcho {
+                tools: self.echo.tools.clone(),
+                tool_choice: self.echo.tool_choice.clone(),
+                top_logprobs: self.echo.top_logprobs,
+                truncation: self.echo.truncation.clone(),
+                text: self.echo.text.clone(),
+                reasoning: self.echo.reasoning.clone(),
+                service_tier: self.echo.service_tier.clone(),
+                safety_identifier: self.echo.safety_identifier.clone(),
+                prompt_cache_key: self.echo.prompt_cache_key.clone(),
+                user: self.echo.user.clone(),
+            },
         }
     }
 }
@@ -1105,7 +1109,7 @@ mod tests {
         .unwrap();
         let h = r.header(ResponseId::generate(), 0);
         assert_eq!(
-            h.tools[0],
+            h.responses.tools[0],
             json!({"type":"function","name":"f","description":null,"parameters":null,"strict":null})
         );
     }
@@ -1149,11 +1153,11 @@ mod tests {
         .unwrap();
         let h = r.header(ResponseId::generate(), 0);
         assert_eq!(
-            h.text["format"],
+            h.responses.text["format"],
             json!({"type": "json_schema", "name": "n", "schema": {"type": "object"},
                    "description": null, "strict": null})
         );
-        assert_eq!(h.text["verbosity"], "medium");
+        assert_eq!(h.responses.text["verbosity"], "medium");
     }
 
     #[test]
@@ -1165,7 +1169,7 @@ mod tests {
         let h = a.header(ResponseId::generate(), 0);
         assert_eq!(
             serde_json::to_value(&h.conversation).unwrap(),
-            json!({"id": "conv_1"})
+            json!("conv_1")
         );
         let e = parse(json!({"model": "m", "input": "x", "conversation": "conv_1",
             "previous_response_id": "resp_1"}))
@@ -1193,8 +1197,8 @@ mod tests {
         );
         assert!(!calc.trusted);
         let h = r.header(ResponseId::generate(), 0);
-        assert_eq!(h.tools[0]["headers"], Value::Null);
-        assert!(!h.tools[0].to_string().contains("s3cret"));
+        assert_eq!(h.responses.tools[0]["headers"], Value::Null);
+        assert!(!h.responses.tools[0].to_string().contains("s3cret"));
     }
 
     #[test]

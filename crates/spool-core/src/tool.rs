@@ -49,7 +49,8 @@ impl ToolSet {
     }
 }
 
-/// The label of the tools a server hosts in Rust, in `mcp_call` items.
+/// The label the Responses API shows for tools spool hosts in Rust, in
+/// `mcp_call` items.
 pub const HOSTED_TOOLS_LABEL: &str = "spool";
 
 /// An MCP server a run may call.
@@ -113,28 +114,97 @@ impl ApprovalPolicy {
 
 /// The agent status vocabulary (seed 001), recorded in the log as the
 /// tool loop moves: dialects that show agent status project it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
 pub enum AgentStatus {
     StartingGeneration,
-    ToolCallDetected,
+    /// The model called server-side tools; they run next.
+    ToolCallDetected {
+        details: DetectedCalls,
+    },
     ToolsExecuted,
     ContinuingGeneration,
-    MaxDepthReached,
+    /// The loop called the model as often as it may.
+    MaxDepthReached {
+        details: DepthReached,
+    },
 }
 
-/// What one server-side tool execution did.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ToolExecution {
-    pub call_id: String,
+/// The server-side calls a model answer asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetectedCalls {
+    pub tools: Vec<DetectedCall>,
+}
+
+/// One server-side call as the model made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DetectedCall {
+    /// The model's id for the call (older logs did not keep it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    /// The tool's name as the model called it.
     pub name: String,
+    /// The arguments, a JSON document in a string.
+    pub arguments: String,
+}
+
+impl<'de> Deserialize<'de> for DetectedCall {
+    /// Reads the object, and the JSON string `{"arguments","name"}` that
+    /// older logs kept.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Call {
+            #[serde(default)]
+            call_id: Option<String>,
+            name: String,
+            #[serde(default)]
+            arguments: String,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Stored {
+            Object(Call),
+            Text(String),
+        }
+        let call = match Stored::deserialize(d)? {
+            Stored::Object(call) => call,
+            Stored::Text(text) => serde_json::from_str(&text).map_err(serde::de::Error::custom)?,
+        };
+        Ok(DetectedCall {
+            call_id: call.call_id,
+            name: call.name,
+            arguments: call.arguments,
+        })
+    }
+}
+
+/// How deep the loop went before it stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepthReached {
+    pub max_infer_iters: u32,
+}
+
+/// How a server-side tool call ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolResult {
     pub success: bool,
-    /// The output the model was given (an error's text when it failed).
-    pub output: String,
+    /// The tool's output, when it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
     /// Why it failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// When it started, in Unix milliseconds.
-    pub started_at_ms: i64,
     /// Wall-clock time it ran.
     pub runtime_ms: u64,
+}
+
+impl ToolResult {
+    /// What the model is given as the call's output.
+    pub fn model_output(&self) -> String {
+        match (&self.output, &self.error) {
+            (Some(output), _) if self.success => output.clone(),
+            (_, Some(error)) => format!("Error: {error}"),
+            _ => String::new(),
+        }
+    }
 }

@@ -9,7 +9,7 @@ use crate::{DeltaStream, FinishReason, ModelDelta, ModelProvider, ModelRequest, 
 use async_trait::async_trait;
 use futures::StreamExt;
 use spool_core::item::{Item, Role};
-use spool_core::response::Usage;
+use spool_core::run::Usage;
 
 /// The model name that selects the echo model.
 pub const ECHO_MODEL: &str = "echo";

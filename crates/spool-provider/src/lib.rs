@@ -26,7 +26,7 @@ use futures::stream::BoxStream;
 use spool_core::agent::RunContext;
 use spool_core::item::Item;
 use spool_core::request::{FunctionTool, TextFormat, ToolChoice};
-use spool_core::response::{RunError, Usage};
+use spool_core::run::{ErrorCode, RunError, Usage};
 use std::sync::Arc;
 
 pub use model_agent::{LoopLimits, ModelAgent};
@@ -132,15 +132,15 @@ pub enum ProviderError {
 
 impl ProviderError {
     /// The `error.code` of the failed response.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Unreachable(_) => "upstream_unreachable",
-            Self::Http { status: 429, .. } => "rate_limit_exceeded",
-            Self::Http { .. } => "upstream_http_error",
-            Self::Timeout(_) => "upstream_timeout",
-            Self::Protocol(_) => "upstream_protocol_error",
-            Self::Disconnected(_) => "upstream_disconnected",
-            Self::Upstream(_) => "upstream_error",
+            Self::Unreachable(_) => ErrorCode::UpstreamUnreachable,
+            Self::Http { status: 429, .. } => ErrorCode::RateLimitExceeded,
+            Self::Http { .. } => ErrorCode::UpstreamHttpError,
+            Self::Timeout(_) => ErrorCode::UpstreamTimeout,
+            Self::Protocol(_) => ErrorCode::UpstreamProtocolError,
+            Self::Disconnected(_) => ErrorCode::UpstreamDisconnected,
+            Self::Upstream(_) => ErrorCode::UpstreamError,
         }
     }
 }

@@ -20,7 +20,7 @@ use spool_core::event::Envelope;
 use spool_core::ids::{ResponseId, SequentialIds};
 use spool_core::item::McpToolInfo;
 use spool_core::request::{CreateResponseBody, FunctionTool, RunRequest};
-use spool_core::response::{InputTokensDetails, OutputTokensDetails, RunError, Usage};
+use spool_core::run::{InputTokensDetails, OutputTokensDetails, RunError, Usage};
 use spool_core::tool::{McpServerSpec, Tool, ToolSet};
 use spool_provider::model_agent::McpConnector;
 use spool_provider::{
@@ -223,7 +223,8 @@ async fn run(s: Scenario) -> Vec<Envelope> {
     };
     let events = sink.events.clone();
     let mut emitter = RunEmitter::new(Box::new(sink)).with_ids(Arc::new(SequentialIds::default()));
-    emitter.created(header).await.expect("run.created");
+    let input = request.input.clone();
+    emitter.created(header, input).await.expect("run.created");
     emitter.started().await.expect("run.started");
     let ctx = RunContext {
         response_id: id,

@@ -19,7 +19,7 @@ use spool_core::agent::{Agent, RunContext, RunOutcome};
 use spool_core::emit::RunWriter;
 use spool_core::ids::new_id;
 use spool_core::item::{Item, Role};
-use spool_core::response::RunError;
+use spool_core::run::RunError;
 use spool_server::{Agents, App, ServeConfig};
 use std::sync::Arc;
 

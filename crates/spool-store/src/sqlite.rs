@@ -1009,7 +1009,7 @@ mod tests {
     use super::*;
     use crate::{Create, Finish, ItemPageQuery};
     use spool_core::item::{ContentPart, ItemStatus, MessageItem, Role};
-    use spool_core::response::RunError;
+    use spool_core::run::RunError;
 
     async fn store() -> SqliteStore {
         let dir = std::env::temp_dir().join(spool_core::ids::new_id("store-test"));
@@ -1028,7 +1028,7 @@ mod tests {
         })
     }
 
-    fn header(id: &ResponseId) -> spool_core::response::ResponseHeader {
+    fn header(id: &ResponseId) -> spool_core::run::RunHeader {
         let body: spool_core::request::CreateResponseBody =
             serde_json::from_str(r#"{"model":"m","input":"x"}"#).unwrap();
         spool_core::request::RunRequest::parse(body)
@@ -1050,9 +1050,10 @@ mod tests {
             first_event: Envelope {
                 seq: 0,
                 ts_ms: 1,
-                event: Event::RunCreated {
-                    response: Box::new(header(id)),
-                },
+                event: Event::RunCreated(Box::new(spool_core::event::RunCreated {
+                    run: header(id),
+                    input: Vec::new(),
+                })),
             },
         }))
     }

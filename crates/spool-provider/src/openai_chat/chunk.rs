@@ -7,7 +7,7 @@
 use crate::{FinishReason, ModelDelta, ProviderError};
 use serde::Deserialize;
 use serde_json::Value;
-use spool_core::response::{InputTokensDetails, OutputTokensDetails, Usage};
+use spool_core::run::{InputTokensDetails, OutputTokensDetails, Usage};
 
 #[derive(Debug, Deserialize)]
 struct Chunk {

@@ -146,6 +146,21 @@ fn messages(request: &ModelRequest) -> Vec<Value> {
                     }
                 }
             }
+            Item::ToolCall(call) => {
+                let output = call
+                    .result
+                    .as_ref()
+                    .map(|r| r.model_output())
+                    .unwrap_or_default();
+                match &call.approval_request_id {
+                    // The approval request was the call; this is its result.
+                    Some(request_id) => group.result(request_id, output),
+                    None => {
+                        group.call(&call.call_id, &call.name, &call.arguments);
+                        group.result(&call.call_id, output);
+                    }
+                }
+            }
             Item::McpApprovalRequest(r) => group.call(&r.id, &r.name, &r.arguments),
             Item::McpApprovalResponse(r) if !r.approve => {
                 let reason = r

@@ -17,7 +17,7 @@ use futures::StreamExt;
 use spool_core::event::{Envelope, Event};
 use spool_core::ids::ResponseId;
 use spool_core::projection::{ResponsesProjection, WireEvent};
-use spool_core::response::RunError;
+use spool_core::run::RunError;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;

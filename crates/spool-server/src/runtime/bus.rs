@@ -9,7 +9,7 @@
 
 use spool_core::event::Envelope;
 use spool_core::ids::ResponseId;
-use spool_core::response::RunError;
+use spool_core::run::RunError;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

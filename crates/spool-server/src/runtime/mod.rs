@@ -29,8 +29,9 @@ use spool_core::emit::{EventSink, RunEmitter};
 use spool_core::fold::RunFold;
 use spool_core::ids::{ConversationId, ResponseId};
 use spool_core::item::Item;
+use spool_core::projection::responses;
 use spool_core::request::RunRequest;
-use spool_core::response::RunError;
+use spool_core::run::RunError;
 use spool_core::status::RunStatus;
 use spool_core::tool::McpTransport;
 use spool_provider::mcp::{McpClients, url_allowed};
@@ -407,13 +408,14 @@ impl Runtime {
     async fn drive(
         &self,
         emitter: &mut RunEmitter,
-        header: spool_core::response::ResponseHeader,
+        header: spool_core::run::RunHeader,
         ctx: RunContext,
         agent: Arc<dyn Agent>,
         cancel: CancellationToken,
     ) {
         let id = ctx.response_id.clone();
-        if let Err(e) = emitter.created(header).await {
+        let input = ctx.request.input.clone();
+        if let Err(e) = emitter.created(header, input).await {
             tracing::error!(response_id = %id, error = %e, "could not record run.created");
             return;
         }
@@ -672,13 +674,13 @@ impl Runtime {
         let events = self.store.events(id, None).await?;
         let fold = RunFold::from_events(&events)
             .map_err(|e| SubscribeError::Store(StoreError::Corrupt(format!("log of {id}: {e}"))))?;
-        Ok(fold.object().and_then(|o| serde_json::to_string(&o).ok()))
+        Ok(responses::object(&fold).and_then(|o| serde_json::to_string(&o).ok()))
     }
 }
 
 /// The `Finish` op of a fold that has ended.
 pub(crate) fn finish_op(fold: &RunFold) -> Option<Finish> {
-    let object = fold.object()?;
+    let object = responses::object(fold)?;
     if !object.status.is_terminal() {
         return None;
     }
@@ -687,6 +689,6 @@ pub(crate) fn finish_op(fold: &RunFold) -> Option<Finish> {
         terminal: None,
         status: object.status,
         snapshot: serde_json::to_string(&object).ok()?,
-        output: object.output.to_vec(),
+        output: object.output.into_owned(),
     })
 }

@@ -13,7 +13,7 @@ use super::sink::now_ms;
 use spool_core::event::{Envelope, Event};
 use spool_core::fold::RunFold;
 use spool_core::ids::ResponseId;
-use spool_core::response::RunError;
+use spool_core::run::RunError;
 use spool_store::{Store, StoreError, WriteOp};
 
 /// Ends every unfinished run in `store`; returns how many were ended.

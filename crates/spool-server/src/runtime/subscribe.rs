@@ -10,7 +10,7 @@
 use super::bus::BusMessage;
 use spool_core::event::Envelope;
 use spool_core::ids::ResponseId;
-use spool_core::response::RunError;
+use spool_core::run::RunError;
 use spool_store::{Store, StoreError};
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -10,7 +10,7 @@
 use super::bus::Bus;
 use spool_core::event::Envelope;
 use spool_core::ids::ResponseId;
-use spool_core::response::RunError;
+use spool_core::run::RunError;
 use spool_store::{Finish, Store, StoreError, WriteOp};
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use serde_json::json;
 use spool_core::agent::{Agent, RunContext, RunOutcome};
 use spool_core::emit::RunWriter;
-use spool_core::response::RunError;
+use spool_core::run::RunError;
 use spool_server::Agents;
 use std::sync::Arc;
 

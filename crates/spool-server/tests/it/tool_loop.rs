@@ -135,15 +135,35 @@ fn calls(calls: &[(&str, &str, Value)]) -> Script {
 }
 
 /// The `tool.executed` records of a response's log.
+/// The server-side tool calls a run logged, in call order: each call's
+/// item (`id`, the model's `call_id`, `name`) with its result (`success`,
+/// `output` or `error`, `runtime_ms`).
 fn executions(app: &TestApp, id: &str) -> Vec<Value> {
     let conn = rusqlite::Connection::open(&app.db_path).unwrap();
     let mut q = conn
-        .prepare("SELECT payload FROM events WHERE response_id = ? AND type = 'tool.executed' ORDER BY seq")
+        .prepare(
+            "SELECT payload FROM events WHERE response_id = ? \
+             AND type IN ('item.started', 'tool.finished') ORDER BY seq",
+        )
         .unwrap();
-    q.query_map([id], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(|p| serde_json::from_str::<Value>(&p.unwrap()).unwrap()["execution"].clone())
-        .collect()
+    let mut calls = std::collections::BTreeMap::new();
+    for payload in q.query_map([id], |r| r.get::<_, String>(0)).unwrap() {
+        let event: Value = serde_json::from_str(&payload.unwrap()).unwrap();
+        let index = event["output_index"].as_u64().unwrap();
+        match event["type"].as_str().unwrap() {
+            "item.started" if event["item"]["type"] == "tool_call" => {
+                calls.insert(index, event["item"].clone());
+            }
+            "tool.finished" => {
+                let call = calls.get_mut(&index).expect("a started call");
+                for (k, v) in event["result"].as_object().unwrap() {
+                    call[k] = v.clone();
+                }
+            }
+            _ => {}
+        }
+    }
+    calls.into_values().collect()
 }
 
 fn statuses(app: &TestApp, id: &str) -> Vec<String> {
@@ -220,7 +240,7 @@ async fn three_tool_rounds_run_inside_the_server() {
     let last = requests[3]["messages"].as_array().unwrap();
     assert_eq!(
         last.last().unwrap(),
-        &json!({"role": "tool", "tool_call_id": third["id"], "content": "30"})
+        &json!({"role": "tool", "tool_call_id": "c3", "content": "30"})
     );
     let id = response["id"].as_str().unwrap();
     let runs = executions(&app, id);
@@ -268,7 +288,7 @@ async fn parallel_calls_run_concurrently_and_are_recorded_in_order() {
     );
     let recorded: Vec<_> = executions(&app, response["id"].as_str().unwrap())
         .iter()
-        .map(|e| e["call_id"].as_str().unwrap().to_owned())
+        .map(|e| e["id"].as_str().unwrap().to_owned())
         .collect();
     let items: Vec<_> = response["output"].as_array().unwrap()[..3]
         .iter()

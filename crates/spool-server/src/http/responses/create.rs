@@ -22,6 +22,7 @@ use axum::response::Response;
 use spool_core::agent_config::selected_agent;
 use spool_core::event::{Envelope, Event};
 use spool_core::fold::RunFold;
+use spool_core::projection::responses;
 use spool_core::request::{CreateResponseBody, RunRequest};
 
 pub async fn create_response(
@@ -58,8 +59,7 @@ pub async fn create_response(
     if let Some(mut guard) = guard {
         guard.disarm();
     }
-    let json = fold
-        .object()
+    let json = responses::object(&fold)
         .map(|o| serde_json::to_string(&o))
         .transpose()
         .map_err(ApiError::internal)?

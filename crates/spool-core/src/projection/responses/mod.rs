@@ -7,10 +7,13 @@
 //! carrying `status: "cancelled"`: the Responses event union has no
 //! cancelled event.
 
+mod object;
+
+pub use object::{ResponseObject, added_item, object, wire_item, wire_items};
+
 use crate::event::{Envelope, Event};
 use crate::fold::{OrderError, RunFold};
-use crate::item::{ContentPart, Item, PartKind};
-use crate::response::ResponseObject;
+use crate::item::{ContentPart, Item, McpCallItem, PartKind};
 use serde::Serialize;
 
 /// One Responses API stream event, serialized.
@@ -28,6 +31,17 @@ pub struct WireEvent {
 pub struct ResponsesProjection {
     fold: RunFold,
     next_sequence_number: u64,
+    cursor: WireCursor,
+}
+
+/// How far the output items are on the wire. At most one item is open
+/// there: `next_done..next_added` is empty or that one item.
+#[derive(Debug, Clone, Copy, Default)]
+struct WireCursor {
+    /// Items below this index have been added.
+    next_added: u32,
+    /// Items below this index are done.
+    next_done: u32,
 }
 
 /// Why a log could not be projected.
@@ -151,66 +165,33 @@ impl ResponsesProjection {
         out: impl FnMut(WireEvent),
     ) -> Result<(), ProjectionError> {
         self.fold.apply(envelope)?;
-        let fold = &self.fold;
         let mut o = Out {
             next: &mut self.next_sequence_number,
             out,
         };
-        let item = |output_index: u32| &fold.output()[output_index as usize];
-        let lifecycle = |o: &mut Out<'_, _>, ty: &'static str| -> Result<(), ProjectionError> {
-            let response = fold.object().ok_or(OrderError::NotCreatedFirst)?;
-            o.emit(ty, |sequence_number| LifecycleFrame {
-                ty,
-                sequence_number,
-                response,
-            })
-        };
+        let fold = &self.fold;
+        let cursor = &mut self.cursor;
         match &envelope.event {
-            Event::RunCreated { response } => {
-                lifecycle(&mut o, "response.created")?;
-                if response.background {
-                    lifecycle(&mut o, "response.queued")?;
+            Event::RunCreated(created) => {
+                lifecycle(fold, &mut o, "response.created")?;
+                if created.run.background {
+                    lifecycle(fold, &mut o, "response.queued")?;
                 }
             }
-            Event::RunStarted => lifecycle(&mut o, "response.in_progress")?,
+            Event::RunStarted => lifecycle(fold, &mut o, "response.in_progress")?,
             Event::ItemStarted { output_index, .. } => {
-                let it = item(*output_index);
-                let ty = "response.output_item.added";
-                o.emit(ty, |sequence_number| ItemFrame {
-                    ty,
-                    sequence_number,
-                    output_index: *output_index,
-                    item: it,
-                })?;
-                if let Item::McpListTools(_) = it {
-                    let ty = "response.mcp_list_tools.in_progress";
-                    o.emit(ty, |sequence_number| ProgressFrame {
-                        ty,
-                        sequence_number,
-                        item_id: it.id(),
-                        output_index: *output_index,
-                    })?;
+                // Items go on the wire one after another. A tool call that
+                // started beside an earlier one waits until that one is done.
+                if *output_index == cursor.next_added && cursor.next_added == cursor.next_done {
+                    cursor.next_added += 1;
+                    added(fold, &mut o, *output_index)?;
                 }
             }
             Event::ItemUpdated { output_index, .. } => {
-                // An MCP call's result arrived: its arguments are final and
-                // the call ran.
-                if let Item::McpCall(call) = item(*output_index) {
-                    let ty = "response.mcp_call_arguments.done";
-                    o.emit(ty, |sequence_number| McpArgumentsDoneFrame {
-                        ty,
-                        sequence_number,
-                        item_id: &call.id,
-                        output_index: *output_index,
-                        arguments: &call.arguments,
-                    })?;
-                    let ty = "response.mcp_call.in_progress";
-                    o.emit(ty, |sequence_number| ProgressFrame {
-                        ty,
-                        sequence_number,
-                        item_id: &call.id,
-                        output_index: *output_index,
-                    })?;
+                // Legacy: an MCP call's result arrived: its arguments are
+                // final and the call ran.
+                if let Item::McpCall(call) = &fold.output()[*output_index as usize] {
+                    mcp_call_running(&mut o, call, *output_index)?;
                 }
             }
             Event::PartStarted {
@@ -218,7 +199,7 @@ impl ResponsesProjection {
                 content_index,
                 ..
             } => {
-                let it = item(*output_index);
+                let it = &fold.output()[*output_index as usize];
                 let ty = "response.content_part.added";
                 o.emit(ty, |sequence_number| PartFrame {
                     ty,
@@ -234,7 +215,7 @@ impl ResponsesProjection {
                 content_index,
                 delta,
             } => {
-                let it = item(*output_index);
+                let it = &fold.output()[*output_index as usize];
                 let kind = part_kind(it, *content_index);
                 let ty = match kind {
                     PartKind::OutputText => "response.output_text.delta",
@@ -255,7 +236,7 @@ impl ResponsesProjection {
                 output_index,
                 content_index,
             } => {
-                let it = item(*output_index);
+                let it = &fold.output()[*output_index as usize];
                 let part = &it.content()[*content_index as usize];
                 let text = part.text().unwrap_or_default();
                 let kind = part_kind(it, *content_index);
@@ -288,14 +269,15 @@ impl ResponsesProjection {
                 output_index,
                 delta,
             } => {
-                let ty = match item(*output_index) {
+                let it = &fold.output()[*output_index as usize];
+                let ty = match it {
                     Item::McpCall(_) => "response.mcp_call_arguments.delta",
                     _ => "response.function_call_arguments.delta",
                 };
                 o.emit(ty, |sequence_number| DeltaFrame {
                     ty,
                     sequence_number,
-                    item_id: item(*output_index).id(),
+                    item_id: it.id(),
                     output_index: *output_index,
                     content_index: None,
                     delta,
@@ -303,50 +285,168 @@ impl ResponsesProjection {
                 })?;
             }
             Event::ItemCompleted { output_index, .. } => {
-                let it = item(*output_index);
-                let progress = match it {
-                    Item::McpCall(call) if call.error.is_some() => Some("response.mcp_call.failed"),
-                    Item::McpCall(_) => Some("response.mcp_call.completed"),
-                    Item::McpListTools(list) if list.error.is_some() => {
-                        Some("response.mcp_list_tools.failed")
+                if *output_index == cursor.next_done && cursor.next_done < cursor.next_added {
+                    cursor.next_done += 1;
+                    done(fold, &mut o, *output_index)?;
+                    // Tool calls that started beside this one, in order, as
+                    // far as they have got.
+                    while cursor.next_added == cursor.next_done
+                        && (cursor.next_added as usize) < fold.output().len()
+                    {
+                        let next = cursor.next_added;
+                        cursor.next_added += 1;
+                        added(fold, &mut o, next)?;
+                        if fold.is_open(next) {
+                            break;
+                        }
+                        cursor.next_done += 1;
+                        done(fold, &mut o, next)?;
                     }
-                    Item::McpListTools(_) => Some("response.mcp_list_tools.completed"),
-                    _ => None,
-                };
-                if let Some(ty) = progress {
-                    o.emit(ty, |sequence_number| ProgressFrame {
-                        ty,
-                        sequence_number,
-                        item_id: it.id(),
-                        output_index: *output_index,
-                    })?;
                 }
-                if let Item::FunctionCall(call) = it {
-                    let ty = "response.function_call_arguments.done";
-                    o.emit(ty, |sequence_number| ArgumentsDoneFrame {
-                        ty,
-                        sequence_number,
-                        item_id: &call.id,
-                        output_index: *output_index,
-                        name: &call.name,
-                        arguments: &call.arguments,
-                    })?;
-                }
-                let ty = "response.output_item.done";
-                o.emit(ty, |sequence_number| ItemFrame {
-                    ty,
-                    sequence_number,
-                    output_index: *output_index,
-                    item: it,
-                })?;
             }
-            Event::Usage { .. } | Event::Status { .. } | Event::ToolExecuted { .. } => {}
-            Event::RunCompleted => lifecycle(&mut o, "response.completed")?,
-            Event::RunIncomplete { .. } => lifecycle(&mut o, "response.incomplete")?,
-            Event::RunFailed { .. } | Event::RunCancelled => lifecycle(&mut o, "response.failed")?,
+            Event::StepStarted { .. }
+            | Event::StepCompleted { .. }
+            | Event::ToolFinished { .. }
+            | Event::Usage { .. }
+            | Event::Status(_)
+            | Event::ToolExecuted { .. } => {}
+            Event::RunCompleted => lifecycle(fold, &mut o, "response.completed")?,
+            Event::RunIncomplete { .. } => lifecycle(fold, &mut o, "response.incomplete")?,
+            Event::RunFailed { .. } | Event::RunCancelled => {
+                lifecycle(fold, &mut o, "response.failed")?
+            }
         }
         Ok(())
     }
+}
+
+/// A `response.*` lifecycle event carrying the whole response object.
+fn lifecycle<F: FnMut(WireEvent)>(
+    fold: &RunFold,
+    o: &mut Out<'_, F>,
+    ty: &'static str,
+) -> Result<(), ProjectionError> {
+    let response = object(fold).ok_or(OrderError::NotCreatedFirst)?;
+    o.emit(ty, |sequence_number| LifecycleFrame {
+        ty,
+        sequence_number,
+        response,
+    })
+}
+
+/// The events that put item `output_index` on the wire.
+fn added<F: FnMut(WireEvent)>(
+    fold: &RunFold,
+    o: &mut Out<'_, F>,
+    output_index: u32,
+) -> Result<(), ProjectionError> {
+    let logged = &fold.output()[output_index as usize];
+    let it = added_item(logged);
+    let ty = "response.output_item.added";
+    o.emit(ty, |sequence_number| ItemFrame {
+        ty,
+        sequence_number,
+        output_index,
+        item: &it,
+    })?;
+    match logged {
+        Item::McpListTools(_) => {
+            let ty = "response.mcp_list_tools.in_progress";
+            o.emit(ty, |sequence_number| ProgressFrame {
+                ty,
+                sequence_number,
+                item_id: it.id(),
+                output_index,
+            })?;
+        }
+        Item::ToolCall(call) => {
+            // A tool call is logged with its arguments, as it starts: they
+            // stream in one delta, and the call is running.
+            if !call.arguments.is_empty() {
+                let ty = "response.mcp_call_arguments.delta";
+                o.emit(ty, |sequence_number| DeltaFrame {
+                    ty,
+                    sequence_number,
+                    item_id: &call.id,
+                    output_index,
+                    content_index: None,
+                    delta: &call.arguments,
+                    logprobs: None,
+                })?;
+            }
+            if let Item::McpCall(wire) = &*wire_item(logged) {
+                mcp_call_running(o, wire, output_index)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `response.mcp_call_arguments.done` then `response.mcp_call.in_progress`.
+fn mcp_call_running<F: FnMut(WireEvent)>(
+    o: &mut Out<'_, F>,
+    call: &McpCallItem,
+    output_index: u32,
+) -> Result<(), ProjectionError> {
+    let ty = "response.mcp_call_arguments.done";
+    o.emit(ty, |sequence_number| McpArgumentsDoneFrame {
+        ty,
+        sequence_number,
+        item_id: &call.id,
+        output_index,
+        arguments: &call.arguments,
+    })?;
+    let ty = "response.mcp_call.in_progress";
+    o.emit(ty, |sequence_number| ProgressFrame {
+        ty,
+        sequence_number,
+        item_id: &call.id,
+        output_index,
+    })
+}
+
+/// The events that close item `output_index` on the wire.
+fn done<F: FnMut(WireEvent)>(
+    fold: &RunFold,
+    o: &mut Out<'_, F>,
+    output_index: u32,
+) -> Result<(), ProjectionError> {
+    let wire = wire_item(&fold.output()[output_index as usize]);
+    let it: &Item = &wire;
+    let progress = match it {
+        Item::McpCall(call) if call.error.is_some() => Some("response.mcp_call.failed"),
+        Item::McpCall(_) => Some("response.mcp_call.completed"),
+        Item::McpListTools(list) if list.error.is_some() => Some("response.mcp_list_tools.failed"),
+        Item::McpListTools(_) => Some("response.mcp_list_tools.completed"),
+        _ => None,
+    };
+    if let Some(ty) = progress {
+        o.emit(ty, |sequence_number| ProgressFrame {
+            ty,
+            sequence_number,
+            item_id: it.id(),
+            output_index,
+        })?;
+    }
+    if let Item::FunctionCall(call) = it {
+        let ty = "response.function_call_arguments.done";
+        o.emit(ty, |sequence_number| ArgumentsDoneFrame {
+            ty,
+            sequence_number,
+            item_id: &call.id,
+            output_index,
+            name: &call.name,
+            arguments: &call.arguments,
+        })?;
+    }
+    let ty = "response.output_item.done";
+    o.emit(ty, |sequence_number| ItemFrame {
+        ty,
+        sequence_number,
+        output_index,
+        item: it,
+    })
 }
 
 /// Numbers and serializes wire events as a projection step produces them.
@@ -383,9 +483,17 @@ fn part_kind(item: &Item, content_index: u32) -> PartKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::RunCreated;
     use crate::item::ItemStatus;
-    use crate::response::tests::header;
+    use crate::run::tests::header;
     use serde_json::Value;
+
+    fn created(run: crate::run::RunHeader) -> Event {
+        Event::RunCreated(Box::new(RunCreated {
+            run,
+            input: Vec::new(),
+        }))
+    }
 
     fn envelopes(events: Vec<Event>) -> Vec<Envelope> {
         events
@@ -410,9 +518,7 @@ mod tests {
 
     fn tool_then_text_log() -> Vec<Envelope> {
         envelopes(vec![
-            Event::RunCreated {
-                response: Box::new(header()),
-            },
+            created(header()),
             Event::RunStarted,
             Event::ItemStarted {
                 output_index: 0,
@@ -525,7 +631,7 @@ mod tests {
     }
 
     #[test]
-    fn an_mcp_call_projects_to_the_responses_mcp_events() {
+    fn a_legacy_mcp_call_projects_to_the_responses_mcp_events() {
         use crate::item::McpCallItem;
         let call = |output: Option<&str>| {
             Item::McpCall(Box::new(McpCallItem {
@@ -544,9 +650,7 @@ mod tests {
             }))
         };
         let log = envelopes(vec![
-            Event::RunCreated {
-                response: Box::new(header()),
-            },
+            created(header()),
             Event::RunStarted,
             Event::ItemStarted {
                 output_index: 0,
@@ -591,12 +695,7 @@ mod tests {
     fn a_background_run_announces_it_is_queued() {
         let mut h = header();
         h.background = true;
-        let log = envelopes(vec![
-            Event::RunCreated {
-                response: Box::new(h),
-            },
-            Event::RunStarted,
-        ]);
+        let log = envelopes(vec![created(h), Event::RunStarted]);
         let types: Vec<_> = project(&log).iter().map(|w| w.event_type).collect();
         assert_eq!(
             types,
@@ -606,5 +705,90 @@ mod tests {
                 "response.in_progress"
             ]
         );
+    }
+
+    #[test]
+    fn tool_calls_running_side_by_side_go_on_the_wire_one_after_another() {
+        use crate::item::ToolCallItem;
+        use crate::tool::ToolResult;
+        let call = |id: &str, args: &str| {
+            Item::ToolCall(Box::new(ToolCallItem {
+                id: id.into(),
+                status: ItemStatus::InProgress,
+                call_id: format!("call_{id}"),
+                name: "add".into(),
+                server: Some("calc".into()),
+                arguments: args.into(),
+                approval_request_id: None,
+                result: None,
+            }))
+        };
+        let finished = |output_index: u32, output: &str| Event::ToolFinished {
+            output_index,
+            result: ToolResult {
+                success: true,
+                output: Some(output.into()),
+                error: None,
+                runtime_ms: 1,
+            },
+        };
+        let completed = |output_index: u32| Event::ItemCompleted {
+            output_index,
+            status: ItemStatus::Completed,
+        };
+        let log = envelopes(vec![
+            created(header()),
+            Event::RunStarted,
+            Event::ItemStarted {
+                output_index: 0,
+                item: call("a", "{\"x\":1}"),
+            },
+            Event::ItemStarted {
+                output_index: 1,
+                item: call("b", "{\"x\":2}"),
+            },
+            // b ends first, but is shown after a.
+            finished(1, "2"),
+            completed(1),
+            finished(0, "1"),
+            completed(0),
+            Event::RunCompleted,
+        ]);
+        let wire = project(&log);
+        let shown: Vec<(String, Value)> = wire
+            .iter()
+            .map(|w| {
+                let v: Value = serde_json::from_str(&w.json).unwrap();
+                (w.event_type.to_owned(), v["output_index"].clone())
+            })
+            .collect();
+        let expected = [
+            ("response.created", Value::Null),
+            ("response.in_progress", Value::Null),
+            ("response.output_item.added", 0.into()),
+            ("response.mcp_call_arguments.delta", 0.into()),
+            ("response.mcp_call_arguments.done", 0.into()),
+            ("response.mcp_call.in_progress", 0.into()),
+            ("response.mcp_call.completed", 0.into()),
+            ("response.output_item.done", 0.into()),
+            ("response.output_item.added", 1.into()),
+            ("response.mcp_call_arguments.delta", 1.into()),
+            ("response.mcp_call_arguments.done", 1.into()),
+            ("response.mcp_call.in_progress", 1.into()),
+            ("response.mcp_call.completed", 1.into()),
+            ("response.output_item.done", 1.into()),
+            ("response.completed", Value::Null),
+        ];
+        let expected: Vec<(String, Value)> = expected
+            .into_iter()
+            .map(|(t, i)| (t.to_owned(), i))
+            .collect();
+        assert_eq!(shown, expected);
+        let added: Value = serde_json::from_str(&wire[2].json).unwrap();
+        assert_eq!(added["item"]["type"], "mcp_call");
+        assert_eq!(added["item"]["arguments"], "");
+        let done: Value = serde_json::from_str(&wire[13].json).unwrap();
+        assert_eq!(done["item"]["output"], "2");
+        assert_eq!(done["item"]["server_label"], "calc");
     }
 }

@@ -1,0 +1,364 @@
+//! The built-in agent: the model, and the tool loop around it.
+//!
+//! A run is a sequence of steps. Each `inference` step is one model call
+//! whose answer becomes items ([`turn`]) and whose usage the step reports.
+//! When the model calls tools spool runs itself (Rust [`Tool`]s and MCP
+//! servers, [`tools`]), they run as one `tool_execution` step, each call
+//! logged as it starts and as it ends; then the model is called again. The
+//! loop ends when the model answers without server-side calls, when a call
+//! is the caller's (a client function, or an approval the caller must give:
+//! the run ends with it), or after `max_infer_iters` model calls
+//! (`incomplete`). Its progress is recorded in the agent status vocabulary.
+//!
+//! [`Tool`]: spool_core::tool::Tool
+
+mod tools;
+mod turn;
+
+pub use tools::{McpConnector, SystemClock};
+
+use crate::{FinishReason, ModelDelta, ModelProvider, ModelRequest};
+use async_trait::async_trait;
+use futures::StreamExt;
+use spool_core::agent::{Agent, RunContext, RunOutcome};
+use spool_core::clock::Clock;
+use spool_core::emit::{EmitError, RunWriter};
+use spool_core::event::StepKind;
+use spool_core::item::{Item, ItemStatus, McpApprovalRequestItem, PartKind};
+use spool_core::request::ToolChoice;
+use spool_core::run::{IncompleteReason, RunError, Usage};
+use spool_core::tool::{AgentStatus, DepthReached, DetectedCall, DetectedCalls, ToolSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tools::{PlannedCall, Route, RunTools, ToolRunner};
+use turn::{ServerCall, TurnMapper};
+
+/// Limits of the tool loop.
+#[derive(Debug, Clone, Copy)]
+pub struct LoopLimits {
+    /// Most model calls in one run (a request's `max_infer_iters` overrides).
+    pub max_infer_iters: u32,
+    /// Longest a server-side tool may run before it counts as failed.
+    pub tool_timeout: Duration,
+    /// Most server-side tools running at once.
+    pub max_parallel_tools: usize,
+}
+
+impl Default for LoopLimits {
+    fn default() -> Self {
+        Self {
+            max_infer_iters: 10,
+            tool_timeout: Duration::from_secs(60),
+            max_parallel_tools: 4,
+        }
+    }
+}
+
+/// The built-in agent: calls the model, runs the server-side tools it asks
+/// for, and calls it again, until it answers without tool calls, a caller's
+/// function (or an approval) is needed, or the loop reaches its limit.
+#[derive(Clone)]
+pub struct ModelAgent {
+    provider: Arc<dyn ModelProvider>,
+    /// The model named upstream; `None` sends the request's `model`.
+    model: Option<String>,
+    tools: ToolSet,
+    limits: LoopLimits,
+    /// Sessions to MCP servers, shared by every run.
+    mcp: Option<Arc<dyn McpConnector>>,
+    /// Times tool executions.
+    clock: Arc<dyn Clock>,
+}
+
+impl ModelAgent {
+    /// One model call per run, no server-side tools.
+    pub fn new(provider: Arc<dyn ModelProvider>) -> Self {
+        Self {
+            provider,
+            model: None,
+            tools: ToolSet::default(),
+            limits: LoopLimits::default(),
+            mcp: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Names the upstream model, whatever the request's `model` says (a
+    /// hosted agent is selected by its own name).
+    pub fn with_model(mut self, model: impl Into<String>) -> Self {
+        self.model = Some(model.into());
+        self
+    }
+
+    /// Tools spool runs itself, offered to the model with the caller's.
+    pub fn with_tools(mut self, tools: ToolSet) -> Self {
+        self.tools = tools;
+        self
+    }
+
+    pub fn with_limits(mut self, limits: LoopLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// How runs reach the MCP servers they name.
+    pub fn with_mcp(mut self, clients: Arc<dyn McpConnector>) -> Self {
+        self.mcp = Some(clients);
+        self
+    }
+
+    /// The clock that times tool executions.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn runner<'a>(&'a self, tools: &'a RunTools) -> ToolRunner<'a> {
+        ToolRunner {
+            tools,
+            hosted: &self.tools,
+            mcp: self.mcp.as_deref(),
+            clock: self.clock.as_ref(),
+            limits: self.limits,
+        }
+    }
+
+    /// One model call, as an inference step: streams its answer into items;
+    /// returns how it ended and the calls of server-side tools it made.
+    /// `offer_tools` is false once the run may make no more tool calls.
+    async fn infer(
+        &self,
+        ctx: &RunContext,
+        tools: &RunTools,
+        out: &mut RunWriter<'_>,
+        after_tools: bool,
+        offer_tools: bool,
+    ) -> Result<(Option<FinishReason>, Vec<ServerCall>), RunError> {
+        let mut request = ModelRequest::from_context(ctx);
+        // The run's own output so far (earlier steps' calls and results).
+        request.items.extend(out.fold().output().iter().cloned());
+        if offer_tools {
+            request.tools.extend(tools.offered.iter().cloned());
+        }
+        // A forced tool choice holds for the first step only; after tools
+        // ran the model must be free to answer, or the loop never ends. Nor
+        // can a tool be forced when none is offered.
+        let forced = matches!(
+            request.tool_choice,
+            ToolChoice::Required | ToolChoice::Function(_)
+        );
+        if forced && (after_tools || request.tools.is_empty()) {
+            request.tool_choice = ToolChoice::Auto;
+        }
+        if let Some(model) = &self.model {
+            request.model.clone_from(model);
+        }
+        let step = out
+            .start_step(StepKind::Inference)
+            .await
+            .map_err(emit_failed)?;
+        let mut stream = self.provider.stream(request).await?;
+        let server_tools = if offer_tools {
+            tools.routes.keys().cloned().collect()
+        } else {
+            Default::default()
+        };
+        let mut mapper = TurnMapper::new(server_tools);
+        let mut finish = None;
+        let mut usage: Option<Usage> = None;
+        while let Some(delta) = stream.next().await {
+            match delta? {
+                ModelDelta::Text(t) => mapper.text(out, PartKind::OutputText, t).await?,
+                ModelDelta::Refusal(t) => mapper.text(out, PartKind::Refusal, t).await?,
+                ModelDelta::Reasoning(t) => mapper.text(out, PartKind::ReasoningText, t).await?,
+                ModelDelta::ToolCall {
+                    index,
+                    id,
+                    name,
+                    arguments,
+                } => mapper.tool_call(out, index, id, name, arguments).await?,
+                ModelDelta::Usage(u) => usage.get_or_insert_with(Usage::default).add(&u),
+                ModelDelta::Finish(reason) => finish = Some(reason),
+            }
+        }
+        let cut_off = matches!(
+            finish,
+            Some(FinishReason::Length | FinishReason::ContentFilter)
+        );
+        let last_item = if cut_off {
+            ItemStatus::Incomplete
+        } else {
+            ItemStatus::Completed
+        };
+        let server_calls = mapper.finish(out, last_item).await?;
+        out.complete_step(step, usage).await.map_err(emit_failed)?;
+        Ok((finish, server_calls))
+    }
+}
+
+/// The calls the caller approved in this request, each of a tool its server
+/// may offer and each once: an approval cannot widen `allowed_tools` or
+/// replay a call.
+fn approved_calls(ctx: &RunContext, tools: &RunTools) -> Vec<PlannedCall> {
+    ctx.request
+        .input
+        .iter()
+        .filter_map(|item| match item {
+            Item::McpApprovalResponse(r) if r.approve => Some(r),
+            _ => None,
+        })
+        .filter_map(|response| {
+            // The request may carry the conversation itself (a client that
+            // keeps no stored state), so the input is searched too.
+            ctx.conversation().find_map(|item| match item {
+                Item::McpApprovalRequest(q) if q.id == response.approval_request_id => {
+                    let server = tools
+                        .servers
+                        .iter()
+                        .position(|s| s.server_label == q.server_label)?;
+                    let ran = ctx.conversation().any(|i| {
+                        matches!(i, Item::McpCall(c) if c.approval_request_id.as_deref() == Some(q.id.as_str()))
+                    });
+                    if ran || !tools.servers[server].offers(&q.name) {
+                        return None;
+                    }
+                    Some(PlannedCall {
+                        route: Route::Mcp {
+                            server,
+                            tool: q.name.clone(),
+                        },
+                        call_id: q.id.clone(),
+                        arguments: q.arguments.clone(),
+                        approval_request_id: Some(q.id.clone()),
+                    })
+                }
+                _ => None,
+            })
+        })
+        .collect()
+}
+
+/// What `max_tool_calls` still allows; unlimited when `None`.
+fn remaining(limit: Option<u64>, used: u64) -> Option<u64> {
+    limit.map(|limit| limit.saturating_sub(used))
+}
+
+fn emit_failed(e: EmitError) -> RunError {
+    RunError::new(
+        "server_error",
+        format!("the run's log refused an event: {e}"),
+    )
+}
+
+#[async_trait]
+impl Agent for ModelAgent {
+    async fn run(&self, ctx: RunContext, out: &mut RunWriter<'_>) -> Result<RunOutcome, RunError> {
+        let max_iters = ctx
+            .request
+            .max_infer_iters
+            .unwrap_or(self.limits.max_infer_iters)
+            .max(1);
+        let max_tool_calls = ctx.request.max_tool_calls;
+        let tools = RunTools::gather(&ctx, &self.tools, self.mcp.as_deref(), out).await?;
+        let runner = self.runner(&tools);
+        let looping = !tools.routes.is_empty();
+        // Calls the caller approved in this request run first.
+        let mut tool_calls = runner
+            .run(approved_calls(&ctx, &tools), max_tool_calls, out)
+            .await?;
+        for iteration in 1..=max_iters {
+            if looping {
+                let status = if iteration == 1 {
+                    AgentStatus::StartingGeneration
+                } else {
+                    AgentStatus::ContinuingGeneration
+                };
+                out.status(status).await.map_err(emit_failed)?;
+            }
+            let first_new = out.next_output_index() as usize;
+            let offer_tools = remaining(max_tool_calls, tool_calls) != Some(0);
+            let (finish, server_calls) = self
+                .infer(&ctx, &tools, out, iteration > 1, offer_tools)
+                .await?;
+            match finish {
+                Some(FinishReason::Length) => {
+                    return Ok(RunOutcome::Incomplete {
+                        reason: IncompleteReason::MaxOutputTokens,
+                    });
+                }
+                Some(FinishReason::ContentFilter) => {
+                    return Ok(RunOutcome::Incomplete {
+                        reason: IncompleteReason::ContentFilter,
+                    });
+                }
+                _ => {}
+            }
+            let client_calls = out.fold().output()[first_new..]
+                .iter()
+                .any(|item| matches!(item, Item::FunctionCall(_)));
+            if server_calls.is_empty() {
+                // Answered, or the caller's functions are needed.
+                return Ok(RunOutcome::Completed);
+            }
+            let detected = DetectedCalls {
+                tools: server_calls
+                    .iter()
+                    .map(|c| DetectedCall {
+                        call_id: Some(c.call_id.clone()),
+                        name: c.name.clone(),
+                        arguments: c.arguments.clone(),
+                    })
+                    .collect(),
+            };
+            out.status(AgentStatus::ToolCallDetected { details: detected })
+                .await
+                .map_err(emit_failed)?;
+            let mut runnable = Vec::new();
+            let mut awaiting_approval = false;
+            for call in server_calls {
+                let Some(route) = tools.routes.get(&call.name).cloned() else {
+                    continue;
+                };
+                if !tools.needs_approval(&route) {
+                    runnable.push(PlannedCall {
+                        route,
+                        call_id: call.call_id,
+                        arguments: call.arguments,
+                        approval_request_id: None,
+                    });
+                    continue;
+                }
+                awaiting_approval = true;
+                let request = McpApprovalRequestItem {
+                    id: out.new_id("mcpr"),
+                    status: ItemStatus::InProgress,
+                    server_label: tools.label(&route).to_owned(),
+                    name: tools.tool_name(&route).to_owned(),
+                    arguments: call.arguments,
+                };
+                out.whole_item(Item::McpApprovalRequest(request))
+                    .await
+                    .map_err(emit_failed)?;
+            }
+            tool_calls += runner
+                .run(runnable, remaining(max_tool_calls, tool_calls), out)
+                .await?;
+            out.status(AgentStatus::ToolsExecuted)
+                .await
+                .map_err(emit_failed)?;
+            if client_calls || awaiting_approval {
+                return Ok(RunOutcome::Completed);
+            }
+        }
+        out.status(AgentStatus::MaxDepthReached {
+            details: DepthReached {
+                max_infer_iters: max_iters,
+            },
+        })
+        .await
+        .map_err(emit_failed)?;
+        Ok(RunOutcome::Incomplete {
+            reason: IncompleteReason::MaxInferIters,
+        })
+    }
+}
