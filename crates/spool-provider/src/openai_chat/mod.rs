@@ -188,7 +188,11 @@ impl ChunkStream {
 
     fn end_of_body(&mut self) -> Result<(), ProviderError> {
         self.body_done = true;
-        if let Some(data) = self.decoder.finish()
+        let last = self
+            .decoder
+            .finish()
+            .map_err(|e| ProviderError::Protocol(e.to_string()))?;
+        if let Some(data) = last
             && data != b"[DONE]"
         {
             decode_chunk(&data, &mut self.pending)?;
