@@ -73,7 +73,8 @@ impl SseDecoder {
         Self::default()
     }
 
-    fn with_limit(max_event_bytes: usize) -> Self {
+    /// A decoder whose events may hold at most `max_event_bytes`.
+    pub(crate) fn with_limit(max_event_bytes: usize) -> Self {
         Self {
             partial_line: Vec::new(),
             event: EventBuilder::default(),
