@@ -7,7 +7,8 @@
 //! - [`ids`]: the id newtypes (`resp_…`, `msg_…`, …) and their parsing.
 //! - [`item`]: conversation items (messages, function calls, their outputs,
 //!   reasoning) in the normalized form spool stores and serves.
-//! - [`request`]: a validated `POST /v1/responses` body ([`request::RunRequest`]).
+//! - [`request`]: a validated `POST /v1/responses` body ([`request::RunRequest`]),
+//!   parsed as typed serde whose errors name the full parameter path.
 //! - [`response`]: the response header fixed at creation, and the wire
 //!   response object assembled from it.
 //! - [`status`]: the run state machine (queued → in_progress → terminal).

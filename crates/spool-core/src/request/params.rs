@@ -3,7 +3,7 @@
 //! on but echoes back in the response object.
 
 use super::RequestError;
-use super::deserialize::{deserialize_tagged, take_tag};
+use super::deserialize::{deserialize_at, deserialize_tagged, take_tag};
 use super::tools::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -162,25 +162,22 @@ pub(super) fn parse_text(text: Option<Value>) -> Result<(TextFormat, Value), Req
     Ok((format, Value::Object(echo)))
 }
 
+/// `reasoning` as the request gives it; its other keys are only echoed.
+#[derive(Debug, Deserialize)]
+struct ReasoningParam {
+    #[serde(default)]
+    effort: Option<String>,
+}
+
 /// Parses `reasoning`; returns its effort with the echo.
 pub(super) fn parse_reasoning(
     reasoning: Option<Value>,
 ) -> Result<(Option<String>, Value), RequestError> {
-    let default_echo = json!({"effort": null, "summary": null});
     match reasoning {
-        None | Some(Value::Null) => Ok((None, default_echo)),
-        Some(Value::Object(obj)) => {
-            let effort = match obj.get("effort") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(e)) => Some(e.clone()),
-                Some(_) => {
-                    return Err(RequestError::invalid(
-                        "reasoning.effort",
-                        "reasoning.effort must be a string.",
-                    ));
-                }
-            };
-            let mut echo = obj;
+        None | Some(Value::Null) => Ok((None, json!({"effort": null, "summary": null}))),
+        Some(Value::Object(mut echo)) => {
+            let ReasoningParam { effort } =
+                deserialize_at(Value::Object(echo.clone()), "reasoning")?;
             echo.entry("effort").or_insert(Value::Null);
             echo.entry("summary").or_insert(Value::Null);
             Ok((effort, Value::Object(echo)))
@@ -214,6 +211,17 @@ mod tests {
         assert_eq!(e.param.as_deref(), Some("text.format.type"));
         let e = text_error(json!({"format": "json"}));
         assert_eq!(e.param.as_deref(), Some("text.format"));
+    }
+
+    #[test]
+    fn reasoning_effort_must_be_a_string_and_the_echo_is_completed() {
+        let e = parse_reasoning(Some(json!({"effort": 1}))).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("reasoning.effort"));
+        let (effort, echo) = parse_reasoning(Some(json!({"effort": "low"}))).unwrap();
+        assert_eq!(effort.as_deref(), Some("low"));
+        assert_eq!(echo, json!({"effort": "low", "summary": null}));
+        let e = parse_reasoning(Some(json!("low"))).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("reasoning"));
     }
 
     #[test]

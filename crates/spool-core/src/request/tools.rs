@@ -160,6 +160,13 @@ pub(super) fn parse_tools(
     Ok(())
 }
 
+/// `tool_choice` given as an object, by its `type`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ToolChoiceParam {
+    Function { name: String },
+}
+
 /// Parses `tool_choice` against the function tools offered; returns it with
 /// its echo (as given).
 pub(super) fn parse_tool_choice(
@@ -168,6 +175,12 @@ pub(super) fn parse_tool_choice(
 ) -> Result<(ToolChoice, Value), RequestError> {
     let Some(choice) = choice else {
         return Ok((ToolChoice::Auto, json!("auto")));
+    };
+    let unsupported = || {
+        RequestError::unsupported(
+            "tool_choice",
+            "tool_choice must be 'none', 'auto', 'required' or {\"type\":\"function\",\"name\":…}.",
+        )
     };
     let parsed = match &choice {
         Value::String(s) => match s.as_str() {
@@ -183,27 +196,23 @@ pub(super) fn parse_tool_choice(
                 ));
             }
         },
-        Value::Object(obj) if obj.get("type").and_then(Value::as_str) == Some("function") => {
-            let Some(name) = obj.get("name").and_then(Value::as_str) else {
-                return Err(RequestError::invalid(
-                    "tool_choice.name",
-                    "tool_choice.name must be a string.",
-                ));
-            };
-            if !tools.iter().any(|t| t.name == name) {
-                return Err(RequestError::invalid(
-                    "tool_choice",
-                    format!("tool_choice names function '{name}', which is not in tools."),
-                ));
+        Value::Object(fields) => {
+            let mut fields = fields.clone();
+            let tag = take_tag(&mut fields, "tool_choice", None)?;
+            match deserialize_tagged::<ToolChoiceParam>(&tag, fields, "tool_choice")? {
+                Some(ToolChoiceParam::Function { name }) => {
+                    if !tools.iter().any(|t| t.name == name) {
+                        return Err(RequestError::invalid(
+                            "tool_choice",
+                            format!("tool_choice names function '{name}', which is not in tools."),
+                        ));
+                    }
+                    ToolChoice::Function(name)
+                }
+                None => return Err(unsupported()),
             }
-            ToolChoice::Function(name.to_owned())
         }
-        _ => {
-            return Err(RequestError::unsupported(
-                "tool_choice",
-                "tool_choice must be 'none', 'auto', 'required' or {\"type\":\"function\",\"name\":…}.",
-            ));
-        }
+        _ => return Err(unsupported()),
     };
     if matches!(parsed, ToolChoice::Required | ToolChoice::Function(_)) && tools.is_empty() {
         return Err(RequestError::invalid(
@@ -248,6 +257,41 @@ mod tests {
         let e = error(json!([{"type": 1}]));
         assert_eq!(e.param.as_deref(), Some("tools[0].type"));
         assert_eq!(error(json!(["f"])).param.as_deref(), Some("tools[0]"));
+    }
+
+    #[test]
+    fn tool_choice_errors_name_their_field() {
+        let f = [FunctionTool {
+            name: "f".into(),
+            description: None,
+            parameters: None,
+            strict: None,
+        }];
+        let param = |choice: Value| parse_tool_choice(Some(choice), &f).unwrap_err().param;
+        assert_eq!(
+            param(json!({"type": "function"})).as_deref(),
+            Some("tool_choice.name")
+        );
+        assert_eq!(
+            param(json!({"type": "function", "name": 1})).as_deref(),
+            Some("tool_choice.name")
+        );
+        assert_eq!(
+            param(json!({"name": "f"})).as_deref(),
+            Some("tool_choice.type")
+        );
+        let e = parse_tool_choice(Some(json!({"type": "file_search"})), &f).unwrap_err();
+        assert_eq!(e.code, "unsupported_parameter");
+        assert_eq!(
+            parse_tool_choice(Some(json!({"type": "function", "name": "f"})), &f)
+                .unwrap()
+                .0,
+            ToolChoice::Function("f".into())
+        );
+        assert_eq!(param(json!("maybe")).as_deref(), Some("tool_choice"));
+        let none: [FunctionTool; 0] = [];
+        let e = parse_tool_choice(Some(json!("required")), &none).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("tool_choice"));
     }
 
     #[test]
