@@ -275,7 +275,8 @@ impl<'de> Deserialize<'de> for InputItemId {
 impl InputItem {
     /// The stored item; `id` is the caller's, or a new one.
     fn into_item(self, id: Option<String>, at: &str) -> Result<Item, RequestError> {
-        let id = |prefix: &str| id.clone().unwrap_or_else(|| new_id(prefix));
+        // The caller's id, or a new one with the prefix of the item's kind.
+        let id = move |prefix: &str| id.unwrap_or_else(|| new_id(prefix));
         let status = ItemStatus::Completed;
         Ok(match self {
             InputItem::Message(MessageParam { role, content }) => {
