@@ -9,7 +9,8 @@
 //! - [`clock`]: the [`clock::Clock`] passed to code that reads the time.
 //! - [`item`]: conversation items (messages, function calls, their outputs,
 //!   reasoning) in the normalized form spool stores and serves.
-//! - [`request`]: a validated `POST /v1/responses` body ([`request::RunRequest`]).
+//! - [`request`]: a validated `POST /v1/responses` body ([`request::RunRequest`]),
+//!   parsed as typed serde whose errors name the full parameter path.
 //! - [`run`]: what a run is in every dialect: the header fixed at its
 //!   creation, usage, errors and incomplete reasons.
 //! - [`status`]: the run state machine (queued → in_progress → terminal).

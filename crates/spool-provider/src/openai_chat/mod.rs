@@ -188,7 +188,11 @@ impl ChunkStream {
 
     fn end_of_body(&mut self) -> Result<(), ProviderError> {
         self.body_done = true;
-        if let Some(data) = self.decoder.finish()
+        let last = self
+            .decoder
+            .finish()
+            .map_err(|e| ProviderError::Protocol(e.to_string()))?;
+        if let Some(data) = last
             && data != b"[DONE]"
         {
             decode_chunk(&data, &mut self.pending)?;
@@ -211,6 +215,59 @@ impl ChunkStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The deltas and the error (if any) of a body arriving in `pieces`,
+    /// decoded with events of at most `max_event_bytes`.
+    async fn decode_body(
+        pieces: &[&str],
+        max_event_bytes: usize,
+    ) -> (Vec<ModelDelta>, Option<ProviderError>) {
+        let pieces: Vec<reqwest::Result<Bytes>> = pieces
+            .iter()
+            .map(|p| Ok(Bytes::copy_from_slice(p.as_bytes())))
+            .collect();
+        let mut stream = ChunkStream {
+            body: futures::stream::iter(pieces).boxed(),
+            decoder: SseDecoder::with_limit(max_event_bytes),
+            pending: VecDeque::new(),
+            idle: Duration::from_secs(5),
+            body_done: false,
+            saw_done: false,
+            saw_finish: false,
+        };
+        let mut deltas = Vec::new();
+        while let Some(next) = stream.next().await {
+            match next {
+                Ok(delta) => deltas.push(delta),
+                Err(e) => return (deltas, Some(e)),
+            }
+        }
+        (deltas, None)
+    }
+
+    const STOP: &str =
+        r#"{"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":"stop"}]}"#;
+
+    #[tokio::test]
+    async fn an_event_over_the_limit_is_a_protocol_error() {
+        let too_large = |e: Option<ProviderError>| matches!(e, Some(ProviderError::Protocol(m)) if m.contains("larger than"));
+        let long = format!("data: {}", "x".repeat(100));
+        let (deltas, error) = decode_body(&[&long[..50], &long[50..], "\n\n"], 64).await;
+        assert!(deltas.is_empty());
+        assert!(too_large(error));
+        // Also when the stream ends inside the long event, after a good one.
+        let (deltas, error) = decode_body(&[&format!("data: {STOP}\n\n"), &long], 100).await;
+        assert_eq!(deltas.len(), 2);
+        assert!(too_large(error));
+    }
+
+    #[tokio::test]
+    async fn a_last_event_without_a_blank_line_is_decoded() {
+        let body = format!("data: {STOP}\r\n");
+        let (deltas, error) = decode_body(&[&body[..9], &body[9..]], 1024).await;
+        assert!(error.is_none(), "{error:?}");
+        assert_eq!(deltas.len(), 2, "{deltas:?}");
+    }
 
     #[test]
     fn error_bodies_yield_their_message() {
