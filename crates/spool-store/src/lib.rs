@@ -18,17 +18,36 @@ use std::collections::BTreeMap;
 
 pub use sqlite::SqliteStore;
 
-/// A storage failure.
+/// A storage failure, in terms any backend can report: callers decide on
+/// retries and responses from these variants, never from a driver's codes.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    /// The backend refused or failed an operation. `transient` failures
+    /// (busy, locked, out of space or I/O) may succeed if tried again;
+    /// the others (a violated constraint, a bad statement) will not.
+    #[error("storage backend error: {message}")]
+    Backend { message: String, transient: bool },
+    /// The database cannot be reached or opened.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// The store's worker (thread, pool or connection) has stopped.
     #[error("the database's worker thread has stopped")]
     Closed,
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("invalid database URL '{url}': {reason}")]
     Url { url: String, reason: String },
+}
+
+impl StoreError {
+    /// Whether trying the same operation again may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Backend { transient, .. } => *transient,
+            Self::Unavailable(_) => true,
+            Self::Closed | Self::Corrupt(_) | Self::Url { .. } => false,
+        }
+    }
 }
 
 /// A new response and its input, written before its first event.
@@ -232,9 +251,10 @@ pub trait ConversationStore: Send + Sync + 'static {
     async fn release_stale_claims(&self) -> Result<(), StoreError>;
 }
 
-/// Everything spool keeps durably.
+/// The log of runs: batched writes and the reads that serve responses,
+/// events and items.
 #[async_trait]
-pub trait Store: ConversationStore {
+pub trait LogStore: Send + Sync + 'static {
     /// Applies a batch of writes in order, in one transaction: all or none.
     async fn write(&self, batch: &[WriteOp]) -> Result<(), StoreError>;
 
@@ -263,7 +283,11 @@ pub trait Store: ConversationStore {
 
     /// Responses whose runs have not ended.
     async fn unfinished(&self) -> Result<Vec<ResponseId>, StoreError>;
+}
 
+/// Named agents, as the config file (and later an API) defines them.
+#[async_trait]
+pub trait AgentStore: Send + Sync + 'static {
     /// Creates or replaces a named agent.
     async fn put_agent(&self, agent: &AgentDefinition) -> Result<(), StoreError>;
 
@@ -272,3 +296,8 @@ pub trait Store: ConversationStore {
     /// Deletes every agent not named in `names`.
     async fn retain_agents(&self, names: &[String]) -> Result<(), StoreError>;
 }
+
+/// Everything spool keeps durably. Implement the three parts; this follows.
+pub trait Store: LogStore + ConversationStore + AgentStore {}
+
+impl<T: LogStore + ConversationStore + AgentStore + ?Sized> Store for T {}
