@@ -65,6 +65,7 @@ pub struct NewResponse {
 }
 
 /// One write in a batch. A batch is applied in order in one transaction.
+/// Each op belongs to one run ([`WriteOp::response_id`]).
 #[derive(Debug, Clone)]
 pub enum WriteOp {
     /// Creates a response with its input and its first event, together, so
@@ -77,6 +78,32 @@ pub enum WriteOp {
     },
     /// Records the end of a run: its status, final object and output.
     Finish(Box<Finish>),
+}
+
+impl WriteOp {
+    /// The run (response) the op writes to.
+    pub fn response_id(&self) -> &ResponseId {
+        match self {
+            Self::Create(c) => &c.response.id,
+            Self::Append { response_id, .. } => response_id,
+            Self::Finish(f) => &f.response_id,
+        }
+    }
+}
+
+/// What [`LogStore::write_runs`] did with each run of a batch.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// Runs none of whose ops in the batch were written, each with why.
+    /// Every other run's ops were committed.
+    pub failed: Vec<(ResponseId, StoreError)>,
+}
+
+impl BatchOutcome {
+    /// Why `id`'s ops were not written, if they were not.
+    pub fn failure(&self, id: &ResponseId) -> Option<&StoreError> {
+        self.failed.iter().find(|(f, _)| f == id).map(|(_, e)| e)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -257,6 +284,25 @@ pub trait ConversationStore: Send + Sync + 'static {
 pub trait LogStore: Send + Sync + 'static {
     /// Applies a batch of writes in order, in one transaction: all or none.
     async fn write(&self, batch: &[WriteOp]) -> Result<(), StoreError>;
+
+    /// Applies a batch that holds ops of many runs in one transaction, each
+    /// run's ops all or none on their own: a run one of whose ops is refused
+    /// (a constraint, a value that cannot be stored) has none of its ops in
+    /// this batch written and is named in the outcome, and the other runs'
+    /// ops are committed. Each run's ops are applied in batch order.
+    ///
+    /// `Err` means the batch as a whole was not committed (the commit
+    /// failed, or a transient error such as a busy database hit one of its
+    /// ops): nothing of it was written, and if the error
+    /// [is transient](StoreError::is_transient) the same batch may be tried
+    /// again.
+    ///
+    /// The default applies the batch with [`write`](Self::write), all or
+    /// none, so one bad op fails every run in it; a backend that can
+    /// isolate runs (savepoints, per-run validation) should override it.
+    async fn write_runs(&self, batch: &[WriteOp]) -> Result<BatchOutcome, StoreError> {
+        self.write(batch).await.map(|()| BatchOutcome::default())
+    }
 
     async fn response(&self, id: &ResponseId) -> Result<Option<ResponseRecord>, StoreError>;
 

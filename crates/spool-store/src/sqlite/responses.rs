@@ -5,8 +5,10 @@ use super::SqliteStore;
 use super::codec::{corrupt, parse_id, parse_item, parse_status};
 use super::error::Error;
 use super::paging::page_items;
-use super::writer::{Job, prepare};
-use crate::{ItemPage, ItemPageQuery, LogStore, PageError, ResponseRecord, StoreError, WriteOp};
+use super::writer::{Job, prepare, prepare_runs};
+use crate::{
+    BatchOutcome, ItemPage, ItemPageQuery, LogStore, PageError, ResponseRecord, StoreError, WriteOp,
+};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use spool_core::event::{Envelope, Event};
@@ -29,6 +31,13 @@ impl LogStore for SqliteStore {
         let prepared = prepare(batch)?;
         let (reply, answer) = oneshot::channel();
         self.send_job(Job::Write(prepared, reply))?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn write_runs(&self, batch: &[WriteOp]) -> Result<BatchOutcome, StoreError> {
+        let runs = prepare_runs(batch);
+        let (reply, answer) = oneshot::channel();
+        self.send_job(Job::WriteRuns(runs, reply))?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 

@@ -229,3 +229,63 @@ async fn delete_removes_the_response_its_items_and_its_log() {
     assert!(s.turn_items(&id).await.unwrap().is_empty());
     assert!(!s.delete(&id).await.unwrap());
 }
+
+#[tokio::test]
+async fn a_refused_op_fails_only_its_own_run_in_a_batch_of_many() {
+    let s = store().await;
+    let (good, bad) = (ResponseId::generate(), ResponseId::generate());
+    s.write(&[create(&bad, vec![])]).await.unwrap();
+    // The runs' ops interleave, as the writer's queue delivers them; the
+    // bad run's second op repeats seq 0, which the log already holds.
+    let batch = [
+        create(&good, vec![message("a")]),
+        append(&bad, 1, Event::RunStarted),
+        append(&good, 1, Event::RunStarted),
+        append(&bad, 0, Event::RunStarted),
+        append(
+            &good,
+            2,
+            Event::Usage {
+                usage: Default::default(),
+            },
+        ),
+    ];
+    let outcome = s.write_runs(&batch).await.unwrap();
+    assert_eq!(
+        outcome.failed.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+        [&bad]
+    );
+    assert!(!outcome.failure(&bad).unwrap().is_transient());
+    assert!(outcome.failure(&good).is_none());
+    let good_log = s.events(&good, None).await.unwrap();
+    assert_eq!(
+        good_log.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
+    // None of the bad run's ops in the batch were kept: its log has no gap
+    // and does not move on past what was stored before.
+    let bad_log = s.events(&bad, None).await.unwrap();
+    assert_eq!(bad_log.iter().map(|e| e.seq).collect::<Vec<_>>(), [0]);
+    assert_eq!(
+        s.response(&bad).await.unwrap().unwrap().status,
+        RunStatus::InProgress
+    );
+    assert_eq!(s.turn_items(&good).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_batch_of_good_runs_is_written_whole() {
+    let s = store().await;
+    let (a, b) = (ResponseId::generate(), ResponseId::generate());
+    let outcome = s
+        .write_runs(&[
+            create(&a, vec![]),
+            create(&b, vec![]),
+            append(&a, 1, Event::RunStarted),
+        ])
+        .await
+        .unwrap();
+    assert!(outcome.failed.is_empty());
+    assert_eq!(s.events(&a, None).await.unwrap().len(), 2);
+    assert_eq!(s.events(&b, None).await.unwrap().len(), 1);
+}

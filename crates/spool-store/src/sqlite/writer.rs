@@ -1,11 +1,15 @@
 //! The writer thread: owns the only writing connection and applies each
 //! batch of [`WriteOp`]s in one transaction with cached statements. Ops are
-//! serialized to JSON ([`prepare`]) before they reach the thread, so it does
-//! only database work.
+//! serialized to JSON ([`prepare`], [`prepare_runs`]) before they reach the
+//! thread, so it does only database work.
+//!
+//! A batch of many runs ([`Job::WriteRuns`]) applies each run's ops inside
+//! a SAVEPOINT: an op that is refused rolls back only its run's part of the
+//! batch, and the rest is committed.
 
 use super::codec::{item_rows, to_json};
-use super::error::Error;
-use crate::{NewResponse, StoreError, WriteOp};
+use super::error::{Error, from_sqlite};
+use crate::{BatchOutcome, NewResponse, StoreError, WriteOp};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use spool_core::event::Envelope;
 use spool_core::ids::ResponseId;
@@ -14,7 +18,13 @@ use tokio::sync::oneshot;
 
 /// Work for the writer thread; each job sends its own answer.
 pub(super) enum Job {
+    /// All or none.
     Write(Vec<Prepared>, oneshot::Sender<Result<(), StoreError>>),
+    /// Each run all or none on its own.
+    WriteRuns(
+        Vec<RunOps>,
+        oneshot::Sender<Result<BatchOutcome, StoreError>>,
+    ),
     /// Any other write: runs on the writing connection.
     Run(Box<dyn FnOnce(&mut Connection) + Send>),
 }
@@ -107,11 +117,49 @@ pub(super) fn prepare(batch: &[WriteOp]) -> Result<Vec<Prepared>, StoreError> {
     Ok(out)
 }
 
+/// One run's ops of a batch, serialized; or why they could not be, which
+/// fails that run alone before the batch reaches the database.
+pub(super) struct RunOps {
+    id: ResponseId,
+    ops: Result<Vec<Prepared>, StoreError>,
+}
+
+/// Serializes a batch grouped by run, in the order each run first appears;
+/// each run's ops keep their order.
+pub(super) fn prepare_runs(batch: &[WriteOp]) -> Vec<RunOps> {
+    let mut runs: Vec<RunOps> = Vec::new();
+    for op in batch {
+        let id = op.response_id();
+        // Batches hold a few runs with many ops each: the last run is the
+        // likely one, and a scan back is short.
+        let run = match runs.iter().rposition(|r| &r.id == id) {
+            Some(i) => &mut runs[i],
+            None => {
+                runs.push(RunOps {
+                    id: id.clone(),
+                    ops: Ok(Vec::new()),
+                });
+                let last = runs.len() - 1;
+                &mut runs[last]
+            }
+        };
+        if let Ok(ops) = &mut run.ops
+            && let Err(e) = prepare_op(op, ops)
+        {
+            run.ops = Err(e);
+        }
+    }
+    runs
+}
+
 pub(super) fn run_writer(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
     while let Ok(job) = jobs.recv() {
         match job {
             Job::Write(batch, reply) => {
                 let _ = reply.send(write_batch(&mut conn, &batch).map_err(StoreError::from));
+            }
+            Job::WriteRuns(runs, reply) => {
+                let _ = reply.send(write_runs(&mut conn, runs).map_err(StoreError::from));
             }
             Job::Run(job) => job(&mut conn),
         }
@@ -140,6 +188,41 @@ fn write_batch(conn: &mut Connection, batch: &[Prepared]) -> Result<(), Error> {
     }
     tx.commit()?;
     Ok(())
+}
+
+/// Applies each run's ops in a savepoint of one transaction. A run whose
+/// op is refused permanently (a constraint, say) is rolled back to its
+/// savepoint and reported; a transient error (busy, full, I/O), or one
+/// after which SQLite has already rolled the whole transaction back, fails
+/// the batch as a whole so it can be tried again.
+fn write_runs(conn: &mut Connection, runs: Vec<RunOps>) -> Result<BatchOutcome, Error> {
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut outcome = BatchOutcome::default();
+    for RunOps { id, ops } in runs {
+        let ops = match ops {
+            Ok(ops) => ops,
+            Err(e) => {
+                outcome.failed.push((id, e));
+                continue;
+            }
+        };
+        let mut run = tx.savepoint()?;
+        match ops.iter().try_for_each(|op| apply(&run, op)) {
+            Ok(()) => run.commit()?,
+            Err(e) => {
+                let error = from_sqlite(e);
+                if error.is_transient() || run.is_autocommit() {
+                    return Err(error.into());
+                }
+                run.rollback()?;
+                // Releases the savepoint, now empty.
+                run.commit()?;
+                outcome.failed.push((id, error));
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(outcome)
 }
 
 /// Applies one prepared op inside the caller's transaction.
