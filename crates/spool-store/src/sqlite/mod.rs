@@ -113,6 +113,3 @@ impl SqliteStore {
         self.inner.readers.read(read).await
     }
 }
-
-#[cfg(test)]
-mod tests;
