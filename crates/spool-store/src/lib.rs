@@ -1,10 +1,14 @@
 //! Durable storage for spool.
 //!
-//! [`Store`] is everything the runtime needs from a database: one batched
-//! write path (the group-commit writer feeds it [`WriteOp`]s) and the reads
-//! that serve responses, items and logs. [`sqlite::SqliteStore`] is the
-//! embedded default; the trait is shaped so a PostgreSQL store can follow
-//! without changing callers (no SQLite types leak through it).
+//! [`Store`] is everything the runtime needs from a database, in three
+//! parts: [`LogStore`] (the batched write path the group-commit writer
+//! feeds with [`WriteOp`]s, and the reads that serve responses, items and
+//! logs), [`ConversationStore`] and [`AgentStore`]. [`sqlite::SqliteStore`]
+//! is the embedded default; the traits are shaped so a PostgreSQL store can
+//! follow without changing callers: no driver types leak through them, and
+//! failures are [`StoreError`]s that say what a caller can do (retry a
+//! transient one) rather than which driver raised them. What every backend
+//! must do is checked by the contract suite in `tests/contract.rs`.
 
 pub mod sqlite;
 

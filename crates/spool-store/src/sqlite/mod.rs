@@ -2,15 +2,15 @@
 //! writes reach a connection.
 //!
 //! One thread owns the only writing connection and applies each batch in
-//! one transaction with cached prepared statements ([`writer`]); reads run
+//! one transaction with cached prepared statements (`writer.rs`); reads run
 //! on a bounded pool of read-only connections on tokio's blocking threads
-//! ([`pool`]); a checkpointer thread copies the WAL into the database file
-//! ([`checkpoint`]). WAL mode with `synchronous=NORMAL`: a commit survives a
+//! (`pool.rs`); a checkpointer thread copies the WAL into the database file
+//! (`checkpoint.rs`). WAL mode with `synchronous=NORMAL`: a commit survives a
 //! killed process (only power loss can take the last commits), readers
 //! never block the writer, and a batch costs one commit, not one per event.
 //!
-//! What each table holds is served from its own file: [`responses`] (the
-//! log), [`conversations`], [`agents`]; [`error`] is the one place SQLite's
+//! What each table holds is served from its own file: `responses.rs` (the
+//! log), `conversations.rs`, `agents.rs`; `error.rs` is the one place SQLite's
 //! errors become [`StoreError`]s.
 
 mod agents;
