@@ -1,10 +1,14 @@
 //! Durable storage for spool.
 //!
-//! [`Store`] is everything the runtime needs from a database: one batched
-//! write path (the group-commit writer feeds it [`WriteOp`]s) and the reads
-//! that serve responses, items and logs. [`sqlite::SqliteStore`] is the
-//! embedded default; the trait is shaped so a PostgreSQL store can follow
-//! without changing callers (no SQLite types leak through it).
+//! [`Store`] is everything the runtime needs from a database, in three
+//! parts: [`LogStore`] (the batched write path the group-commit writer
+//! feeds with [`WriteOp`]s, and the reads that serve responses, items and
+//! logs), [`ConversationStore`] and [`AgentStore`]. [`sqlite::SqliteStore`]
+//! is the embedded default; the traits are shaped so a PostgreSQL store can
+//! follow without changing callers: no driver types leak through them, and
+//! failures are [`StoreError`]s that say what a caller can do (retry a
+//! transient one) rather than which driver raised them. What every backend
+//! must do is checked by the contract suite in `tests/contract.rs`.
 
 pub mod sqlite;
 
@@ -18,17 +22,36 @@ use std::collections::BTreeMap;
 
 pub use sqlite::SqliteStore;
 
-/// A storage failure.
+/// A storage failure, in terms any backend can report: callers decide on
+/// retries and responses from these variants, never from a driver's codes.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    /// The backend refused or failed an operation. `transient` failures
+    /// (busy, locked, out of space or I/O) may succeed if tried again;
+    /// the others (a violated constraint, a bad statement) will not.
+    #[error("storage backend error: {message}")]
+    Backend { message: String, transient: bool },
+    /// The database cannot be reached or opened.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// The store's worker (thread, pool or connection) has stopped.
     #[error("the database's worker thread has stopped")]
     Closed,
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("invalid database URL '{url}': {reason}")]
     Url { url: String, reason: String },
+}
+
+impl StoreError {
+    /// Whether trying the same operation again may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Backend { transient, .. } => *transient,
+            Self::Unavailable(_) => true,
+            Self::Closed | Self::Corrupt(_) | Self::Url { .. } => false,
+        }
+    }
 }
 
 /// A new response and its input, written before its first event.
@@ -46,6 +69,7 @@ pub struct NewResponse {
 }
 
 /// One write in a batch. A batch is applied in order in one transaction.
+/// Each op belongs to one run ([`WriteOp::response_id`]).
 #[derive(Debug, Clone)]
 pub enum WriteOp {
     /// Creates a response with its input and its first event, together, so
@@ -58,6 +82,32 @@ pub enum WriteOp {
     },
     /// Records the end of a run: its status, final object and output.
     Finish(Box<Finish>),
+}
+
+impl WriteOp {
+    /// The run (response) the op writes to.
+    pub fn response_id(&self) -> &ResponseId {
+        match self {
+            Self::Create(c) => &c.response.id,
+            Self::Append { response_id, .. } => response_id,
+            Self::Finish(f) => &f.response_id,
+        }
+    }
+}
+
+/// What [`LogStore::write_runs`] did with each run of a batch.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// Runs none of whose ops in the batch were written, each with why.
+    /// Every other run's ops were committed.
+    pub failed: Vec<(ResponseId, StoreError)>,
+}
+
+impl BatchOutcome {
+    /// Why `id`'s ops were not written, if they were not.
+    pub fn failure(&self, id: &ResponseId) -> Option<&StoreError> {
+        self.failed.iter().find(|(f, _)| f == id).map(|(_, e)| e)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -232,11 +282,31 @@ pub trait ConversationStore: Send + Sync + 'static {
     async fn release_stale_claims(&self) -> Result<(), StoreError>;
 }
 
-/// Everything spool keeps durably.
+/// The log of runs: batched writes and the reads that serve responses,
+/// events and items.
 #[async_trait]
-pub trait Store: ConversationStore {
+pub trait LogStore: Send + Sync + 'static {
     /// Applies a batch of writes in order, in one transaction: all or none.
     async fn write(&self, batch: &[WriteOp]) -> Result<(), StoreError>;
+
+    /// Applies a batch that holds ops of many runs in one transaction, each
+    /// run's ops all or none on their own: a run one of whose ops is refused
+    /// (a constraint, a value that cannot be stored) has none of its ops in
+    /// this batch written and is named in the outcome, and the other runs'
+    /// ops are committed. Each run's ops are applied in batch order.
+    ///
+    /// `Err` means the batch as a whole was not committed (the commit
+    /// failed, or a transient error such as a busy database hit one of its
+    /// ops): nothing of it was written, and if the error
+    /// [is transient](StoreError::is_transient) the same batch may be tried
+    /// again.
+    ///
+    /// The default applies the batch with [`write`](Self::write), all or
+    /// none, so one bad op fails every run in it; a backend that can
+    /// isolate runs (savepoints, per-run validation) should override it.
+    async fn write_runs(&self, batch: &[WriteOp]) -> Result<BatchOutcome, StoreError> {
+        self.write(batch).await.map(|()| BatchOutcome::default())
+    }
 
     async fn response(&self, id: &ResponseId) -> Result<Option<ResponseRecord>, StoreError>;
 
@@ -263,7 +333,11 @@ pub trait Store: ConversationStore {
 
     /// Responses whose runs have not ended.
     async fn unfinished(&self) -> Result<Vec<ResponseId>, StoreError>;
+}
 
+/// Named agents, as the config file (and later an API) defines them.
+#[async_trait]
+pub trait AgentStore: Send + Sync + 'static {
     /// Creates or replaces a named agent.
     async fn put_agent(&self, agent: &AgentDefinition) -> Result<(), StoreError>;
 
@@ -272,3 +346,8 @@ pub trait Store: ConversationStore {
     /// Deletes every agent not named in `names`.
     async fn retain_agents(&self, names: &[String]) -> Result<(), StoreError>;
 }
+
+/// Everything spool keeps durably. Implement the three parts; this follows.
+pub trait Store: LogStore + ConversationStore + AgentStore {}
+
+impl<T: LogStore + ConversationStore + AgentStore + ?Sized> Store for T {}

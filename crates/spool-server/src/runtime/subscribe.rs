@@ -356,7 +356,7 @@ mod tests {
     }
 
     #[async_trait]
-    impl Store for MemoryLog {
+    impl spool_store::LogStore for MemoryLog {
         async fn write(&self, _: &[WriteOp]) -> Result<(), StoreError> {
             Ok(())
         }
@@ -397,6 +397,10 @@ mod tests {
         async fn unfinished(&self) -> Result<Vec<ResponseId>, StoreError> {
             Ok(vec![])
         }
+    }
+
+    #[async_trait]
+    impl spool_store::AgentStore for MemoryLog {
         async fn put_agent(
             &self,
             _: &spool_core::agent_config::AgentDefinition,

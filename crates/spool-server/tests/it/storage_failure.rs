@@ -10,8 +10,8 @@ use spool_core::event::Envelope;
 use spool_core::ids::{ConversationId, ResponseId};
 use spool_core::item::Item;
 use spool_store::{
-    ConversationAccess, ConversationRecord, ConversationStore, ItemPage, ItemPageQuery,
-    NewConversation, PageError, ResponseRecord, SqliteStore, Store, StoreError, WriteOp,
+    AgentStore, ConversationAccess, ConversationRecord, ConversationStore, ItemPage, ItemPageQuery,
+    LogStore, NewConversation, PageError, ResponseRecord, SqliteStore, StoreError, WriteOp,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,7 +25,7 @@ struct FlakyStore {
 }
 
 #[async_trait]
-impl Store for FlakyStore {
+impl LogStore for FlakyStore {
     async fn write(&self, batch: &[WriteOp]) -> Result<(), StoreError> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(StoreError::Corrupt("injected write failure".into()));
@@ -54,6 +54,10 @@ impl Store for FlakyStore {
     async fn unfinished(&self) -> Result<Vec<ResponseId>, StoreError> {
         self.inner.unfinished().await
     }
+}
+
+#[async_trait]
+impl AgentStore for FlakyStore {
     async fn put_agent(
         &self,
         a: &spool_core::agent_config::AgentDefinition,

@@ -1,0 +1,165 @@
+//! The log and its records: batched writes (handed to the writer thread),
+//! responses, events, input and turn items, deletion and unfinished runs.
+
+use super::SqliteStore;
+use super::codec::{corrupt, parse_id, parse_item, parse_status};
+use super::error::Error;
+use super::paging::page_items;
+use super::writer::{Job, prepare, prepare_runs};
+use crate::{
+    BatchOutcome, ItemPage, ItemPageQuery, LogStore, PageError, ResponseRecord, StoreError, WriteOp,
+};
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use spool_core::event::{Envelope, Event};
+use spool_core::ids::ResponseId;
+use spool_core::item::Item;
+use tokio::sync::oneshot;
+
+fn delete_response(conn: &mut Connection, id: &str) -> Result<bool, Error> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let deleted = tx.execute("DELETE FROM responses WHERE id = ?", [id])?;
+    tx.execute("DELETE FROM items WHERE response_id = ?", [id])?;
+    tx.execute("DELETE FROM events WHERE response_id = ?", [id])?;
+    tx.commit()?;
+    Ok(deleted > 0)
+}
+
+#[async_trait]
+impl LogStore for SqliteStore {
+    async fn write(&self, batch: &[WriteOp]) -> Result<(), StoreError> {
+        let prepared = prepare(batch)?;
+        let (reply, answer) = oneshot::channel();
+        self.send_job(Job::Write(prepared, reply))?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn write_runs(&self, batch: &[WriteOp]) -> Result<BatchOutcome, StoreError> {
+        let runs = prepare_runs(batch);
+        let (reply, answer) = oneshot::channel();
+        self.send_job(Job::WriteRuns(runs, reply))?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn response(&self, id: &ResponseId) -> Result<Option<ResponseRecord>, StoreError> {
+        let id = id.as_str().to_owned();
+        self.read(move |conn| {
+            let row = conn
+                .prepare_cached(
+                    "SELECT id, created_at, status, background, previous_response_id, snapshot \
+                     FROM responses WHERE id = ?",
+                )?
+                .query_row([&id], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, bool>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                        r.get::<_, Option<String>>(5)?,
+                    ))
+                })
+                .optional()?;
+            let Some((id, created_at, status, background, previous, snapshot)) = row else {
+                return Ok(None);
+            };
+            Ok(Some(ResponseRecord {
+                id: parse_id(&id)?,
+                created_at,
+                status: parse_status(&status)?,
+                background,
+                previous_response_id: previous.as_deref().map(parse_id).transpose()?,
+                snapshot,
+            }))
+        })
+        .await
+    }
+
+    async fn events(
+        &self,
+        id: &ResponseId,
+        after: Option<u64>,
+    ) -> Result<Vec<Envelope>, StoreError> {
+        let id = id.clone();
+        let from = after.map_or(0, |a| a as i64 + 1);
+        self.read(move |conn| {
+            let mut query = conn.prepare_cached(
+                "SELECT seq, ts_ms, payload FROM events WHERE response_id = ? AND seq >= ? ORDER BY seq",
+            )?;
+            let mut rows = query.query(params![id.as_str(), from])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                let seq: i64 = row.get(0)?;
+                let payload = row.get_ref(2)?.as_str().map_err(|e| corrupt(e.to_string()))?;
+                let event: Event = serde_json::from_str(payload)
+                    .map_err(|e| corrupt(format!("bad event {id}/{seq}: {e}")))?;
+                out.push(Envelope {
+                    seq: seq as u64,
+                    ts_ms: row.get(1)?,
+                    event,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn input_items(
+        &self,
+        id: &ResponseId,
+        query: &ItemPageQuery,
+    ) -> Result<ItemPage, PageError> {
+        let id = id.as_str().to_owned();
+        let query = query.clone();
+        self.read(move |conn| {
+            Ok(page_items(
+                conn,
+                "items",
+                "response_id",
+                "AND kind = 'input'",
+                &id,
+                &query,
+            ))
+        })
+        .await?
+    }
+
+    async fn turn_items(&self, id: &ResponseId) -> Result<Vec<Item>, StoreError> {
+        let id = id.as_str().to_owned();
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT body FROM items WHERE response_id = ? \
+                 ORDER BY CASE kind WHEN 'input' THEN 0 ELSE 1 END, position",
+            )?;
+            let bodies = statement
+                .query_map([&id], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(bodies
+                .iter()
+                .map(|b| parse_item(b))
+                .collect::<Result<_, StoreError>>()?)
+        })
+        .await
+    }
+
+    async fn delete(&self, id: &ResponseId) -> Result<bool, StoreError> {
+        let id = id.as_str().to_owned();
+        self.on_writer(move |conn| delete_response(conn, &id)).await
+    }
+
+    async fn unfinished(&self) -> Result<Vec<ResponseId>, StoreError> {
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT id FROM responses WHERE status IN ('queued', 'in_progress') ORDER BY id",
+            )?;
+            let ids = statement
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(ids
+                .iter()
+                .map(|s| parse_id(s))
+                .collect::<Result<_, StoreError>>()?)
+        })
+        .await
+    }
+}

@@ -1,0 +1,612 @@
+//! The storage contract: what every [`Store`] backend must do, exercised
+//! through `Arc<dyn Store>` only, each test against a fresh database.
+//!
+//! A backend joins by one more `contract!` line at the bottom with a
+//! function that opens a fresh, empty store; the whole suite then runs
+//! against it under its own module name.
+
+use serde_json::json;
+use spool_core::agent_config::AgentDefinition;
+use spool_core::event::{Envelope, Event};
+use spool_core::ids::{ConversationId, ResponseId};
+use spool_core::item::{ContentPart, Item, ItemStatus, MessageItem, Role};
+use spool_core::run::RunError;
+use spool_core::status::RunStatus;
+use spool_store::{
+    ConversationAccess, Create, Finish, ItemPageQuery, NewConversation, NewResponse, Order,
+    PageError, SqliteStore, Store, WriteOp,
+};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+// === fixtures ===
+
+fn message(text: &str) -> Item {
+    Item::Message(MessageItem {
+        id: spool_core::ids::new_id("msg"),
+        status: ItemStatus::Completed,
+        role: Role::User,
+        content: vec![ContentPart::InputText { text: text.into() }],
+    })
+}
+
+fn messages(n: usize) -> Vec<Item> {
+    (0..n).map(|i| message(&i.to_string())).collect()
+}
+
+fn new_response(
+    id: &ResponseId,
+    conversation: Option<&ConversationId>,
+    input: Vec<Item>,
+) -> WriteOp {
+    let body: spool_core::request::CreateResponseBody =
+        serde_json::from_value(json!({"model": "m", "input": "x"})).unwrap();
+    let header = spool_core::request::RunRequest::parse(body)
+        .unwrap()
+        .header(id.clone(), 1);
+    WriteOp::Create(Box::new(Create {
+        response: NewResponse {
+            id: id.clone(),
+            created_at: 1,
+            status: RunStatus::Queued,
+            background: true,
+            previous_response_id: None,
+            conversation: conversation.cloned(),
+            input,
+        },
+        first_event: Envelope {
+            seq: 0,
+            ts_ms: 1,
+            event: Event::RunCreated(Box::new(spool_core::event::RunCreated {
+                run: header,
+                input: Vec::new(),
+            })),
+        },
+    }))
+}
+
+fn append(id: &ResponseId, seq: u64, event: Event) -> WriteOp {
+    WriteOp::Append {
+        response_id: id.clone(),
+        envelope: Envelope {
+            seq,
+            ts_ms: seq as i64,
+            event,
+        },
+    }
+}
+
+fn usage(id: &ResponseId, seq: u64) -> WriteOp {
+    append(
+        id,
+        seq,
+        Event::Usage {
+            usage: Default::default(),
+        },
+    )
+}
+
+fn finish(id: &ResponseId, seq: u64, output: Vec<Item>) -> WriteOp {
+    WriteOp::Finish(Box::new(Finish {
+        response_id: id.clone(),
+        terminal: Some(Envelope {
+            seq,
+            ts_ms: seq as i64,
+            event: Event::RunFailed {
+                error: RunError::new("x", "y"),
+            },
+        }),
+        status: RunStatus::Failed,
+        snapshot: r#"{"status":"failed"}"#.into(),
+        output,
+    }))
+}
+
+fn page(limit: u32, order: Order, after: Option<&Item>, before: Option<&Item>) -> ItemPageQuery {
+    ItemPageQuery {
+        limit,
+        order,
+        after: after.map(|i| i.id().to_owned()),
+        before: before.map(|i| i.id().to_owned()),
+    }
+}
+
+fn seqs(log: &[Envelope]) -> Vec<u64> {
+    log.iter().map(|e| e.seq).collect()
+}
+
+async fn conversation(store: &dyn Store, items: Vec<Item>) -> ConversationId {
+    let id = ConversationId::generate();
+    store
+        .create_conversation(&NewConversation {
+            id: id.clone(),
+            created_at: 7,
+            metadata: BTreeMap::from([("k".to_owned(), "v".to_owned())]),
+            items,
+        })
+        .await
+        .unwrap();
+    id
+}
+
+fn agent(name: &str, model: &str) -> AgentDefinition {
+    serde_json::from_value(json!({"name": name, "model": model})).unwrap()
+}
+
+// === the log ===
+
+async fn a_run_is_created_appended_to_and_finished(store: Arc<dyn Store>) {
+    let id = ResponseId::generate();
+    let (input, output) = (messages(2), messages(1));
+    store
+        .write(&[new_response(&id, None, input.clone())])
+        .await
+        .unwrap();
+    let record = store.response(&id).await.unwrap().unwrap();
+    assert_eq!(record.status, RunStatus::Queued);
+    assert!(record.background);
+    assert_eq!(record.snapshot, None);
+
+    store
+        .write(&[append(&id, 1, Event::RunStarted), usage(&id, 2)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.response(&id).await.unwrap().unwrap().status,
+        RunStatus::InProgress,
+        "run.started moves the record to in_progress"
+    );
+    store
+        .write(&[finish(&id, 3, output.clone())])
+        .await
+        .unwrap();
+
+    let record = store.response(&id).await.unwrap().unwrap();
+    assert_eq!(record.status, RunStatus::Failed);
+    assert_eq!(record.snapshot.as_deref(), Some(r#"{"status":"failed"}"#));
+    let log = store.events(&id, None).await.unwrap();
+    assert_eq!(seqs(&log), [0, 1, 2, 3]);
+    assert!(matches!(log[0].event, Event::RunCreated { .. }));
+    assert!(log[3].event.is_terminal());
+    assert_eq!(
+        store.turn_items(&id).await.unwrap(),
+        [input, output].concat()
+    );
+}
+
+async fn events_are_read_after_a_position(store: Arc<dyn Store>) {
+    let id = ResponseId::generate();
+    let mut batch = vec![new_response(&id, None, vec![])];
+    batch.extend((1..10).map(|seq| usage(&id, seq)));
+    store.write(&batch).await.unwrap();
+    assert_eq!(
+        seqs(&store.events(&id, None).await.unwrap()),
+        (0..10).collect::<Vec<_>>()
+    );
+    assert_eq!(seqs(&store.events(&id, Some(6)).await.unwrap()), [7, 8, 9]);
+    assert!(store.events(&id, Some(9)).await.unwrap().is_empty());
+    assert!(
+        store
+            .events(&ResponseId::generate(), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn a_failing_write_writes_nothing(store: Arc<dyn Store>) {
+    let id = ResponseId::generate();
+    store
+        .write(&[new_response(&id, None, vec![])])
+        .await
+        .unwrap();
+    // seq 0 is in the log already: the batch is refused whole.
+    let refused = store.write(&[usage(&id, 1), usage(&id, 0)]).await;
+    assert!(refused.is_err());
+    assert_eq!(seqs(&store.events(&id, None).await.unwrap()), [0]);
+}
+
+async fn a_refused_run_does_not_fail_the_others_in_its_batch(store: Arc<dyn Store>) {
+    let (good, bad) = (ResponseId::generate(), ResponseId::generate());
+    store
+        .write(&[new_response(&bad, None, vec![])])
+        .await
+        .unwrap();
+    let outcome = store
+        .write_runs(&[
+            new_response(&good, None, messages(1)),
+            append(&bad, 1, Event::RunStarted),
+            usage(&good, 1),
+            usage(&bad, 0),
+            finish(&good, 2, messages(1)),
+        ])
+        .await
+        .unwrap();
+    assert!(outcome.failure(&bad).is_some());
+    assert!(outcome.failure(&good).is_none());
+    assert_eq!(outcome.failed.len(), 1);
+    assert_eq!(seqs(&store.events(&good, None).await.unwrap()), [0, 1, 2]);
+    assert_eq!(
+        store.response(&good).await.unwrap().unwrap().status,
+        RunStatus::Failed
+    );
+    // None of the refused run's ops in the batch were kept, not even the
+    // valid one before the bad one: its log has no gap.
+    assert_eq!(seqs(&store.events(&bad, None).await.unwrap()), [0]);
+    assert_eq!(
+        store.response(&bad).await.unwrap().unwrap().status,
+        RunStatus::Queued
+    );
+}
+
+async fn input_items_page_by_limit_order_and_cursor(store: Arc<dyn Store>) {
+    let id = ResponseId::generate();
+    let items = messages(5);
+    store
+        .write(&[new_response(&id, None, items.clone())])
+        .await
+        .unwrap();
+    let read = |q: ItemPageQuery| {
+        let store = store.clone();
+        let id = id.clone();
+        async move { store.input_items(&id, &q).await }
+    };
+    let first = read(page(2, Order::Desc, None, None)).await.unwrap();
+    assert_eq!(first.items, [items[4].clone(), items[3].clone()]);
+    assert!(first.has_more);
+    let next = read(page(2, Order::Desc, Some(&items[3]), None))
+        .await
+        .unwrap();
+    assert_eq!(next.items, [items[2].clone(), items[1].clone()]);
+    assert!(next.has_more);
+    let last = read(page(2, Order::Asc, Some(&items[2]), None))
+        .await
+        .unwrap();
+    assert_eq!(last.items, [items[3].clone(), items[4].clone()]);
+    assert!(!last.has_more);
+    let before = read(page(10, Order::Asc, None, Some(&items[2])))
+        .await
+        .unwrap();
+    assert_eq!(before.items, items[..2]);
+    let between = read(page(10, Order::Desc, Some(&items[4]), Some(&items[1])))
+        .await
+        .unwrap();
+    assert_eq!(between.items, [items[3].clone(), items[2].clone()]);
+    let all = read(page(100, Order::Asc, None, None)).await.unwrap();
+    assert_eq!(all.items, items);
+    assert!(!all.has_more);
+
+    let unknown = ItemPageQuery {
+        before: Some("msg_nope".into()),
+        ..page(2, Order::Asc, None, None)
+    };
+    assert!(matches!(
+        read(unknown).await,
+        Err(PageError::UnknownCursor {
+            param: "before",
+            ..
+        })
+    ));
+    let unknown = ItemPageQuery {
+        after: Some("msg_nope".into()),
+        ..page(2, Order::Asc, None, None)
+    };
+    assert!(matches!(
+        read(unknown).await,
+        Err(PageError::UnknownCursor { param: "after", .. })
+    ));
+}
+
+async fn delete_removes_a_response_its_items_and_its_log(store: Arc<dyn Store>) {
+    let (id, kept) = (ResponseId::generate(), ResponseId::generate());
+    store
+        .write(&[
+            new_response(&id, None, messages(1)),
+            new_response(&kept, None, messages(1)),
+        ])
+        .await
+        .unwrap();
+    assert!(store.delete(&id).await.unwrap());
+    assert!(store.response(&id).await.unwrap().is_none());
+    assert!(store.events(&id, None).await.unwrap().is_empty());
+    assert!(store.turn_items(&id).await.unwrap().is_empty());
+    assert!(!store.delete(&id).await.unwrap());
+    assert!(store.response(&kept).await.unwrap().is_some());
+    assert_eq!(store.events(&kept, None).await.unwrap().len(), 1);
+}
+
+async fn unfinished_lists_the_runs_without_an_end(store: Arc<dyn Store>) {
+    let (queued, running, ended) = (
+        ResponseId::generate(),
+        ResponseId::generate(),
+        ResponseId::generate(),
+    );
+    store
+        .write(&[
+            new_response(&queued, None, vec![]),
+            new_response(&running, None, vec![]),
+            append(&running, 1, Event::RunStarted),
+            new_response(&ended, None, vec![]),
+            finish(&ended, 1, vec![]),
+        ])
+        .await
+        .unwrap();
+    let mut unfinished = store.unfinished().await.unwrap();
+    unfinished.sort();
+    let mut expected = vec![queued, running];
+    expected.sort();
+    assert_eq!(unfinished, expected);
+}
+
+// === conversations ===
+
+async fn a_conversation_is_created_read_updated_and_deleted(store: Arc<dyn Store>) {
+    let items = messages(2);
+    let id = conversation(store.as_ref(), items.clone()).await;
+    let record = store.conversation(&id).await.unwrap().unwrap();
+    assert_eq!(record.created_at, 7);
+    assert_eq!(record.metadata["k"], "v");
+    assert_eq!(record.active_response, None);
+    assert_eq!(store.conversation_history(&id).await.unwrap(), items);
+
+    let metadata = BTreeMap::from([("a".to_owned(), "b".to_owned())]);
+    assert!(store.update_conversation(&id, &metadata).await.unwrap());
+    assert_eq!(
+        store.conversation(&id).await.unwrap().unwrap().metadata,
+        metadata
+    );
+
+    let more = messages(1);
+    assert_eq!(
+        store.append_conversation_items(&id, &more).await.unwrap(),
+        ConversationAccess::Done
+    );
+    assert_eq!(
+        store.append_conversation_items(&id, &more).await.unwrap(),
+        ConversationAccess::Duplicate(more[0].id().to_owned())
+    );
+    assert_eq!(
+        store.conversation_item(&id, items[1].id()).await.unwrap(),
+        Some(items[1].clone())
+    );
+    assert!(
+        store
+            .delete_conversation_item(&id, items[1].id())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_conversation_item(&id, items[1].id())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.conversation_history(&id).await.unwrap(),
+        [items[0].clone(), more[0].clone()]
+    );
+
+    assert!(store.delete_conversation(&id).await.unwrap());
+    assert!(store.conversation(&id).await.unwrap().is_none());
+    assert!(store.conversation_history(&id).await.unwrap().is_empty());
+    assert!(!store.delete_conversation(&id).await.unwrap());
+    let gone = ConversationId::generate();
+    assert!(!store.update_conversation(&gone, &metadata).await.unwrap());
+    assert_eq!(
+        store.append_conversation_items(&gone, &more).await.unwrap(),
+        ConversationAccess::NotFound
+    );
+}
+
+async fn conversation_items_page_like_input_items(store: Arc<dyn Store>) {
+    let items = messages(4);
+    let id = conversation(store.as_ref(), items.clone()).await;
+    let first = store
+        .conversation_items(&id, &page(3, Order::Asc, None, None))
+        .await
+        .unwrap();
+    assert_eq!(first.items, items[..3]);
+    assert!(first.has_more);
+    let rest = store
+        .conversation_items(&id, &page(3, Order::Desc, None, Some(&items[1])))
+        .await
+        .unwrap();
+    assert_eq!(rest.items, [items[3].clone(), items[2].clone()]);
+    assert!(!rest.has_more);
+    let unknown = ItemPageQuery {
+        after: Some("msg_nope".into()),
+        ..page(3, Order::Asc, None, None)
+    };
+    assert!(matches!(
+        store.conversation_items(&id, &unknown).await,
+        Err(PageError::UnknownCursor { param: "after", .. })
+    ));
+}
+
+async fn one_response_at_a_time_holds_a_conversation(store: Arc<dyn Store>) {
+    let history = messages(1);
+    let id = conversation(store.as_ref(), history.clone()).await;
+    let (first, second) = (ResponseId::generate(), ResponseId::generate());
+    assert_eq!(
+        store.claim_conversation(&id, &first, &[]).await.unwrap(),
+        ConversationAccess::Done
+    );
+    assert_eq!(
+        store
+            .conversation(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .active_response,
+        Some(first.clone())
+    );
+    assert_eq!(
+        store.claim_conversation(&id, &second, &[]).await.unwrap(),
+        ConversationAccess::Busy(first.clone())
+    );
+    assert_eq!(
+        store
+            .append_conversation_items(&id, &messages(1))
+            .await
+            .unwrap(),
+        ConversationAccess::Busy(first.clone())
+    );
+    // Only the holder's release counts.
+    store.release_conversation(&id, &second).await.unwrap();
+    assert_eq!(
+        store.claim_conversation(&id, &second, &[]).await.unwrap(),
+        ConversationAccess::Busy(first.clone())
+    );
+    store.release_conversation(&id, &first).await.unwrap();
+    assert_eq!(
+        store
+            .claim_conversation(&id, &second, &[history[0].id().to_owned()])
+            .await
+            .unwrap(),
+        ConversationAccess::Duplicate(history[0].id().to_owned())
+    );
+    assert_eq!(
+        store.claim_conversation(&id, &second, &[]).await.unwrap(),
+        ConversationAccess::Done
+    );
+    assert_eq!(
+        store
+            .claim_conversation(&ConversationId::generate(), &first, &[])
+            .await
+            .unwrap(),
+        ConversationAccess::NotFound
+    );
+}
+
+async fn a_run_on_a_conversation_appends_its_items_and_releases_it_when_it_ends(
+    store: Arc<dyn Store>,
+) {
+    let history = messages(1);
+    let id = conversation(store.as_ref(), history.clone()).await;
+    let run = ResponseId::generate();
+    let (input, output) = (messages(1), messages(2));
+    assert_eq!(
+        store.claim_conversation(&id, &run, &[]).await.unwrap(),
+        ConversationAccess::Done
+    );
+    store
+        .write(&[new_response(&run, Some(&id), input.clone())])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.conversation_history(&id).await.unwrap(),
+        [history.clone(), input.clone()].concat()
+    );
+    store
+        .write(&[finish(&run, 1, output.clone())])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.conversation_history(&id).await.unwrap(),
+        [history, input, output].concat()
+    );
+    assert_eq!(
+        store
+            .conversation(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .active_response,
+        None
+    );
+}
+
+async fn stale_claims_are_released_and_live_ones_kept(store: Arc<dyn Store>) {
+    let (stale_conversation, live_conversation) = (
+        conversation(store.as_ref(), vec![]).await,
+        conversation(store.as_ref(), vec![]).await,
+    );
+    // Claimed, then the process died before the response was created.
+    let never_created = ResponseId::generate();
+    store
+        .claim_conversation(&stale_conversation, &never_created, &[])
+        .await
+        .unwrap();
+    let running = ResponseId::generate();
+    store
+        .claim_conversation(&live_conversation, &running, &[])
+        .await
+        .unwrap();
+    store
+        .write(&[new_response(&running, Some(&live_conversation), vec![])])
+        .await
+        .unwrap();
+    store.release_stale_claims().await.unwrap();
+    let active = |id: ConversationId| {
+        let store = store.clone();
+        async move {
+            store
+                .conversation(&id)
+                .await
+                .unwrap()
+                .unwrap()
+                .active_response
+        }
+    };
+    assert_eq!(active(stale_conversation).await, None);
+    assert_eq!(active(live_conversation).await, Some(running));
+}
+
+// === agents ===
+
+async fn agents_are_put_read_replaced_and_retained(store: Arc<dyn Store>) {
+    store.put_agent(&agent("a", "m1")).await.unwrap();
+    store.put_agent(&agent("b", "m1")).await.unwrap();
+    assert_eq!(store.agent("a").await.unwrap(), Some(agent("a", "m1")));
+    store.put_agent(&agent("a", "m2")).await.unwrap();
+    assert_eq!(store.agent("a").await.unwrap(), Some(agent("a", "m2")));
+    assert_eq!(store.agent("nobody").await.unwrap(), None);
+    store.retain_agents(&["a".to_owned()]).await.unwrap();
+    assert_eq!(store.agent("a").await.unwrap(), Some(agent("a", "m2")));
+    assert_eq!(store.agent("b").await.unwrap(), None);
+    store.retain_agents(&[]).await.unwrap();
+    assert_eq!(store.agent("a").await.unwrap(), None);
+}
+
+// === backends ===
+
+/// Runs every contract test against the backend `open` returns.
+macro_rules! contract {
+    ($backend:ident, $open:path) => {
+        mod $backend {
+            contract!(@tests $open;
+                a_run_is_created_appended_to_and_finished,
+                events_are_read_after_a_position,
+                a_failing_write_writes_nothing,
+                a_refused_run_does_not_fail_the_others_in_its_batch,
+                input_items_page_by_limit_order_and_cursor,
+                delete_removes_a_response_its_items_and_its_log,
+                unfinished_lists_the_runs_without_an_end,
+                a_conversation_is_created_read_updated_and_deleted,
+                conversation_items_page_like_input_items,
+                one_response_at_a_time_holds_a_conversation,
+                a_run_on_a_conversation_appends_its_items_and_releases_it_when_it_ends,
+                stale_claims_are_released_and_live_ones_kept,
+                agents_are_put_read_replaced_and_retained,
+            );
+        }
+    };
+    (@tests $open:path; $($test:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $test() {
+                super::$test($open().await).await
+            }
+        )*
+    };
+}
+
+/// A fresh SQLite database in its own temporary directory.
+async fn sqlite() -> Arc<dyn Store> {
+    let dir = std::env::temp_dir().join(spool_core::ids::new_id("contract"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("spool.db").display());
+    Arc::new(SqliteStore::open(&url).await.unwrap())
+}
+
+contract!(sqlite, super::sqlite);
