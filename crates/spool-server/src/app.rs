@@ -130,15 +130,18 @@ impl App {
                 None
             }
         };
+        // Without a client that follows no redirects, MCP could be led out
+        // of the allowlist: refuse to start rather than fall back.
+        let mcp_clients = McpClients::new(
+            Duration::from_secs(MCP_TOOLS_TTL_SECS),
+            config.upstream_connect_timeout(),
+        )?;
         let (runtime, writer_task) = Runtime::new(
             store,
             ModelRouter::new(upstream),
             agents,
             McpAccess {
-                clients: Arc::new(McpClients::new(
-                    Duration::from_secs(MCP_TOOLS_TTL_SECS),
-                    config.upstream_connect_timeout(),
-                )),
+                clients: Arc::new(mcp_clients),
                 allowed_urls,
             },
         );
