@@ -146,6 +146,66 @@ pub async fn read_to_end(r: reqwest::Response) -> String {
         .unwrap()
 }
 
+/// An SSE stream read frame by frame, so a test can wait for an event
+/// instead of sleeping.
+pub struct SseReader {
+    bytes: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    text: String,
+    frames: std::collections::VecDeque<Frame>,
+}
+
+impl SseReader {
+    pub fn new(r: reqwest::Response) -> Self {
+        Self {
+            bytes: Box::pin(r.bytes_stream()),
+            text: String::new(),
+            frames: Default::default(),
+        }
+    }
+
+    /// The next frame, `None` at the end of the stream; a frame that does
+    /// not come in 20 s fails the test.
+    pub async fn next(&mut self) -> Option<Frame> {
+        loop {
+            if let Some(frame) = self.frames.pop_front() {
+                return Some(frame);
+            }
+            if let Some(end) = self.text.rfind("\n\n") {
+                let complete: String = self.text.drain(..end + 2).collect();
+                self.frames.extend(parse_sse(&complete));
+                continue;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(20), self.bytes.next())
+                .await
+                .expect("a frame or the end of the stream within 20 s")?
+                .unwrap();
+            self.text.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+
+    /// Reads frames up to and including the first of `event` type.
+    pub async fn until(&mut self, event: &str) -> Vec<Frame> {
+        let mut read = Vec::new();
+        while let Some(frame) = self.next().await {
+            let found = frame.event.as_deref() == Some(event);
+            read.push(frame);
+            if found {
+                return read;
+            }
+        }
+        panic!("the stream ended before a {event} event: {read:?}");
+    }
+
+    /// The frames left, to the end of the stream.
+    pub async fn rest(&mut self) -> Vec<Frame> {
+        let mut read = Vec::new();
+        while let Some(frame) = self.next().await {
+            read.push(frame);
+        }
+        read
+    }
+}
+
 /// A response's status and JSON body (`null` when it is not JSON).
 async fn answer(r: reqwest::Response) -> (u16, Value) {
     let status = r.status().as_u16();
