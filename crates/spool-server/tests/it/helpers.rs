@@ -13,6 +13,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub upstream: Upstream,
     pub db_path: PathBuf,
+    /// The server's run manager, for tests that drive it directly.
+    pub runtime: std::sync::Arc<spool_server::runtime::Runtime>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -75,6 +77,7 @@ pub async fn spawn_with_store(
 fn serve(app: App, config: &ServeConfig, upstream: Upstream) -> TestApp {
     let db_path = PathBuf::from(config.database_url.trim_start_matches("sqlite://"));
     let addr = app.local_addr().unwrap();
+    let runtime = app.runtime().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         app.run_until_stopped(async {
@@ -88,6 +91,7 @@ fn serve(app: App, config: &ServeConfig, upstream: Upstream) -> TestApp {
         http: crate::helpers::http_client(),
         upstream,
         db_path,
+        runtime,
         stop: Some(stop),
         server: Some(server),
     }
@@ -325,11 +329,20 @@ impl TestApp {
     }
 
     /// Stops the server gracefully and waits for it.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
+    pub async fn stop(self) {
+        let Self {
+            runtime,
+            stop,
+            server,
+            ..
+        } = self;
+        // The server's log writer ends only once every handle to the
+        // runtime is gone.
+        drop(runtime);
+        if let Some(stop) = stop {
             let _ = stop.send(());
         }
-        if let Some(server) = self.server.take() {
+        if let Some(server) = server {
             tokio::time::timeout(Duration::from_secs(15), server)
                 .await
                 .expect("server stops")
