@@ -90,12 +90,13 @@ impl App {
             check_allowed_url(prefix)
                 .map_err(|e| anyhow::anyhow!("invalid MCP allowed URL: {e}"))?;
         }
-        let recovered = recovery::recover(store.as_ref())
-            .await
-            .context("cannot recover unfinished runs")?;
-        if recovered > 0 {
+        // Never fails: a log that cannot be used is quarantined and logged.
+        let recovered = recovery::recover(store.as_ref()).await;
+        if recovered != recovery::Recovered::default() {
             tracing::warn!(
-                count = recovered,
+                ended = recovered.ended,
+                quarantined = recovered.quarantined,
+                left = recovered.left,
                 "ended runs left unfinished by a previous process"
             );
         }

@@ -286,7 +286,7 @@ impl Runtime {
         for attempt in 1..=END_ATTEMPTS {
             match recovery::end_run(self.store.as_ref(), id, error.clone()).await {
                 Ok(ended) => {
-                    if ended {
+                    if ended == recovery::Ended::Logged {
                         tracing::warn!(response_id = %id, code = %error.code, "ended a run that had no stored end");
                     }
                     break;

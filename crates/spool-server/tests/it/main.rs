@@ -10,6 +10,7 @@ mod errors;
 mod faulty_store;
 mod helpers;
 mod mcp;
+mod recovery;
 mod replay;
 mod restart;
 mod shutdown;
