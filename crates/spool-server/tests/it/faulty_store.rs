@@ -82,7 +82,11 @@ impl Store for FaultyStore {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
         if fail {
-            return Err(StoreError::Corrupt("injected read failure".into()));
+            // What a busy database answers: it may pass.
+            return Err(StoreError::Database(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                Some("injected read failure".into()),
+            )));
         }
         self.inner.events(id, after).await
     }

@@ -1,6 +1,7 @@
 //! A log that cannot be written: the run still ends, its clients get a
 //! terminal event, and once the store works again the stored run is failed
-//! with `storage_error` after its last stored event, with no gap.
+//! with `storage_error` after its last stored event, with no gap. A read
+//! of the log that fails for a moment is retried, not shown as a failure.
 
 use crate::faulty_store::FaultyStore;
 use crate::helpers::{SseReader, config, events_of, spawn_with_store, temp_db};
@@ -54,4 +55,36 @@ async fn a_run_whose_log_fails_ends_for_its_clients_and_in_the_store() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(body["status"], "completed");
+}
+
+#[tokio::test]
+async fn a_read_of_the_log_that_fails_for_a_moment_is_retried() {
+    let db = temp_db();
+    let store = FaultyStore::open(&db).await;
+    let upstream = Upstream::start().await;
+    upstream.push(slow_script(10, Duration::from_millis(20)));
+    let app = spawn_with_store(
+        config(&db, Some(&upstream.base_url)),
+        upstream,
+        store.clone(),
+    )
+    .await;
+    let (_, created) = app
+        .post(
+            "/v1/responses",
+            &json!({"model": "up", "input": "x", "background": true}),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    // A client joins while the run goes on; its first reads of the log fail.
+    store.failing_log_reads.store(2, Ordering::SeqCst);
+    let events = events_of(app.replay(&id, None).await);
+    assert_eq!(store.failing_log_reads.load(Ordering::SeqCst), 0);
+    for (i, f) in events.iter().enumerate() {
+        assert_eq!(f.json()["sequence_number"], i as u64);
+    }
+    let last = events.last().unwrap().json();
+    assert_eq!(last["type"], "response.completed", "{last}");
+    assert_eq!(last["response"], app.wait_terminal(&id).await);
 }
