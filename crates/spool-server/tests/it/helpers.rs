@@ -210,6 +210,40 @@ impl SseReader {
     }
 }
 
+/// Polls `condition` until it holds; one that does not hold in 10 s fails
+/// the test with `what`.
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    poll_for(what, || {
+        let holds = condition();
+        async move { holds.await.then_some(()) }
+    })
+    .await
+}
+
+/// Polls `probe` until it finds something; nothing found in 10 s fails the
+/// test with `what`.
+pub async fn poll_for<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// A response's status and JSON body (`null` when it is not JSON).
 async fn answer(r: reqwest::Response) -> (u16, Value) {
     let status = r.status().as_u16();
@@ -316,16 +350,31 @@ impl TestApp {
 
     /// Polls until the response reaches a terminal status.
     pub async fn wait_terminal(&self, id: &str) -> Value {
-        for _ in 0..200 {
+        poll_for(&format!("response {id} ends"), || async {
             let (status, body) = self.get(&format!("/v1/responses/{id}")).await;
             assert_eq!(status, 200, "{body}");
-            let s = body["status"].as_str().unwrap().to_owned();
-            if !["queued", "in_progress"].contains(&s.as_str()) {
-                return body;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("response {id} did not end");
+            let running = ["queued", "in_progress"].contains(&body["status"].as_str().unwrap());
+            (!running).then_some(body)
+        })
+        .await
+    }
+
+    /// Follows a stored response's stream from its start.
+    pub async fn watch(&self, id: &str) -> SseReader {
+        let r = self
+            .http
+            .get(self.url(&format!("/v1/responses/{id}?stream=true")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        SseReader::new(r)
+    }
+
+    /// Waits until a stored response has streamed an `event` (so it is
+    /// running and has stored that far).
+    pub async fn wait_for_event(&self, id: &str, event: &str) {
+        self.watch(id).await.until(event).await;
     }
 
     /// Stops the server gracefully and waits for it.
