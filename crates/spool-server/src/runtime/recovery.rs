@@ -43,7 +43,7 @@ pub enum Ended {
     Logged,
     /// The log could not be used; the response was ended without it.
     Quarantined,
-    /// Nothing to do: the response is gone.
+    /// Nothing to do: the response has ended already, or is gone.
     AlreadyEnded,
 }
 
@@ -98,6 +98,12 @@ pub async fn end_run(
     id: &ResponseId,
     error: RunError,
 ) -> Result<Ended, StoreError> {
+    // A run whose end was stored meanwhile (its own task got that far) is
+    // left as it is: its final object is written once.
+    match store.response(id).await? {
+        Some(record) if !record.status.is_terminal() => {}
+        _ => return Ok(Ended::AlreadyEnded),
+    }
     let events = match store.events(id, None).await {
         Ok(events) => events,
         Err(StoreError::Corrupt(reason)) => {

@@ -134,10 +134,13 @@ async fn a_panic_outside_the_agent_still_ends_the_run_for_everyone() {
     let agents = Agents::default().with("fragile", Arc::new(PanicsWhenCancelled));
     let upstream = crate::upstream::Upstream::start().await;
     let app = spawn_with_agents(config(&temp_db(), None), upstream, agents).await;
+    let (_, conversation) = app.post("/v1/conversations", &json!({})).await;
+    let conversation = conversation["id"].as_str().unwrap().to_owned();
     let (status, created) = app
         .post(
             "/v1/responses",
-            &json!({"model": "fragile", "input": "x", "background": true}),
+            &json!({"model": "fragile", "input": "x", "background": true,
+                "conversation": conversation}),
         )
         .await;
     assert_eq!(status, 200, "{created}");
@@ -172,5 +175,13 @@ async fn a_panic_outside_the_agent_still_ends_the_run_for_everyone() {
     assert_eq!(stored["output"][0]["content"][0]["text"], "working");
 
     let (status, body) = app.delete(&format!("/v1/responses/{id}")).await;
+    assert_eq!(status, 200, "{body}");
+    // The conversation is free for the next turn.
+    let (status, body) = app
+        .post(
+            "/v1/responses",
+            &json!({"model": "echo", "input": "y", "conversation": conversation}),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
 }
