@@ -96,21 +96,39 @@ pub struct McpClients {
     connect_timeout: Duration,
 }
 
+/// The HTTP client for MCP servers could not be built. spool does not
+/// fall back to a default client: that one follows redirects, which could
+/// lead a request (with its headers) away from the servers the operator
+/// allows.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client for MCP servers (one that follows no redirects): {0}")]
+pub struct McpClientError(#[source] reqwest::Error);
+
 impl McpClients {
-    pub fn new(tools_ttl: Duration, connect_timeout: Duration) -> Self {
+    pub fn new(tools_ttl: Duration, connect_timeout: Duration) -> Result<Self, McpClientError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        Self::with_client_builder(reqwest::Client::builder(), tools_ttl, connect_timeout)
+    }
+
+    /// Like [`McpClients::new`] from a caller's client settings; redirects
+    /// are turned off whatever `builder` says.
+    pub fn with_client_builder(
+        builder: reqwest::ClientBuilder,
+        tools_ttl: Duration,
+        connect_timeout: Duration,
+    ) -> Result<Self, McpClientError> {
         // Redirects are not followed: a redirect could lead away from the
         // servers the operator allows, with the request's headers.
-        let http = reqwest::Client::builder()
+        let http = builder
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .unwrap_or_default();
-        Self {
+            .map_err(McpClientError)?;
+        Ok(Self {
             http,
             servers: Mutex::new(HashMap::new()),
             tools_ttl,
             connect_timeout,
-        }
+        })
     }
 
     async fn connect(&self, transport: &McpTransport) -> Result<Session, String> {
@@ -329,6 +347,21 @@ mod tests {
             assert!(!url_allowed(bad, &allowed), "{bad}");
         }
         assert!(!url_allowed("https://mcp.corp/mcp", &[]));
+    }
+
+    #[test]
+    fn a_client_that_cannot_be_built_is_an_error_not_a_redirecting_default() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        // rustls speaks no TLS below 1.2, so this client cannot be built.
+        let unbuildable =
+            reqwest::Client::builder().max_tls_version(reqwest::tls::Version::TLS_1_0);
+        let built = McpClients::with_client_builder(
+            unbuildable,
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
+        assert!(built.is_err());
+        assert!(McpClients::new(Duration::from_secs(1), Duration::from_secs(1)).is_ok());
     }
 
     #[test]

@@ -90,12 +90,13 @@ impl App {
             check_allowed_url(prefix)
                 .map_err(|e| anyhow::anyhow!("invalid MCP allowed URL: {e}"))?;
         }
-        let recovered = recovery::recover(store.as_ref())
-            .await
-            .context("cannot recover unfinished runs")?;
-        if recovered > 0 {
+        // Never fails: a log that cannot be used is quarantined and logged.
+        let recovered = recovery::recover(store.as_ref()).await;
+        if recovered != recovery::Recovered::default() {
             tracing::warn!(
-                count = recovered,
+                ended = recovered.ended,
+                quarantined = recovered.quarantined,
+                left = recovered.left,
                 "ended runs left unfinished by a previous process"
             );
         }
@@ -130,15 +131,18 @@ impl App {
                 None
             }
         };
+        // Without a client that follows no redirects, MCP could be led out
+        // of the allowlist: refuse to start rather than fall back.
+        let mcp_clients = McpClients::new(
+            Duration::from_secs(MCP_TOOLS_TTL_SECS),
+            config.upstream_connect_timeout(),
+        )?;
         let (runtime, writer_task) = Runtime::new(
             store,
             ModelRouter::new(upstream),
             agents,
             McpAccess {
-                clients: Arc::new(McpClients::new(
-                    Duration::from_secs(MCP_TOOLS_TTL_SECS),
-                    config.upstream_connect_timeout(),
-                )),
+                clients: Arc::new(mcp_clients),
                 allowed_urls,
             },
         );

@@ -275,7 +275,11 @@ mod tests {
             parameters: None,
             strict: None,
         }];
-        let param = |choice: Value| parse_tool_choice(Some(choice), &f, false).unwrap_err().param;
+        let param = |choice: Value| {
+            parse_tool_choice(Some(choice), &f, false)
+                .unwrap_err()
+                .param
+        };
         assert_eq!(
             param(json!({"type": "function"})).as_deref(),
             Some("tool_choice.name")

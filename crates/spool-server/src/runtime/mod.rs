@@ -1,6 +1,12 @@
 //! The run manager: starts runs, tracks the live ones, cancels and recovers.
 //!
 //! # Layout
+//! - this file: the manager: admitting runs, the active set, cancel,
+//!   delete, shutdown.
+//! - `run`: one run's task, its owner (whose drop ends the run on every
+//!   path) and the drive loop around the agent.
+//! - `claim`: a conversation claimed by one response.
+//! - `errors`: why a start, cancel or delete is refused.
 //! - [`writer`]: the group-commit writer, the only writer of the log.
 //! - [`bus`]: fan-out of committed events to live subscribers.
 //! - [`sink`]: the durable and the direct log a run writes to.
@@ -16,30 +22,35 @@
 //! response object, and waits for the commit before it reports the run done.
 
 pub mod bus;
+mod claim;
+mod errors;
 pub mod recovery;
+mod run;
 pub mod sink;
 pub mod subscribe;
 pub mod writer;
 
+pub use errors::{CancelError, DeleteError, StartError};
+pub(crate) use run::finish_op;
+
 use bus::Bus;
-use futures::FutureExt;
+use claim::ClaimGuard;
+use errors::CANCEL_WAIT;
+use run::{RunOwner, RunParts, StoredLog};
 use sink::{DIRECT_CAPACITY, DirectSink, DurableSink};
-use spool_core::agent::{Agent, RunContext, RunOutcome};
+use spool_core::agent::{Agent, RunContext};
 use spool_core::emit::{EventSink, RunEmitter};
 use spool_core::fold::RunFold;
 use spool_core::ids::{ConversationId, ResponseId};
 use spool_core::item::Item;
 use spool_core::projection::responses;
 use spool_core::request::RunRequest;
-use spool_core::run::RunError;
 use spool_core::status::RunStatus;
 use spool_core::tool::McpTransport;
 use spool_provider::mcp::{McpClients, url_allowed};
-use spool_provider::{ModelAgent, ModelRouter, ModelUnavailable};
-use spool_store::{ConversationAccess, Finish, NewResponse, Store, StoreError, WriteOp};
+use spool_provider::{ModelAgent, ModelRouter};
+use spool_store::{ConversationAccess, NewResponse, Store, StoreError};
 use std::collections::HashMap;
-use std::panic::AssertUnwindSafe;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use subscribe::{SubscribeError, Subscription};
@@ -48,109 +59,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use writer::Writer;
 
-/// Longest a cancel request waits for the run to record its end.
-const CANCEL_WAIT: Duration = Duration::from_secs(10);
-/// Attempts at ending a run whose log failed.
-const END_ATTEMPTS: u32 = 5;
 /// Longest `previous_response_id` chain followed, against cycles and abuse.
 const MAX_CHAIN: usize = 10_000;
-
-/// Why a run could not start. Nothing was written.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    ModelUnavailable(#[from] ModelUnavailable),
-    #[error("Previous response with id '{0}' not found.")]
-    PreviousNotFound(ResponseId),
-    #[error(
-        "Previous response with id '{0}' is still in progress; wait for it to end before continuing from it."
-    )]
-    PreviousInProgress(ResponseId),
-    #[error("Conversation with id '{0}' not found.")]
-    ConversationNotFound(ConversationId),
-    #[error(
-        "Conversation '{0}' already has a response in progress ({1}); wait for it to end, or cancel it."
-    )]
-    ConversationBusy(ConversationId, ResponseId),
-    #[error("An item with id '{1}' is already in conversation '{0}'.")]
-    DuplicateItem(ConversationId, String),
-    #[error(
-        "MCP server '{label}' at {url} is not allowed: this server reaches only the MCP URLs its operator allows (SPOOL_MCP_ALLOWED_URLS)."
-    )]
-    McpNotAllowed { label: String, url: String },
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("the server is shutting down")]
-    ShuttingDown,
-}
-
-/// Why a cancel was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum CancelError {
-    #[error("Response with id '{0}' not found.")]
-    NotFound(ResponseId),
-    #[error("Only responses created with background=true can be cancelled.")]
-    NotBackground,
-    #[error("Cannot cancel a {0} response.")]
-    AlreadyEnded(RunStatus),
-    #[error("the run did not record its end within {} seconds", CANCEL_WAIT.as_secs())]
-    NotStopped,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// Why a delete was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum DeleteError {
-    #[error("Response with id '{0}' not found.")]
-    NotFound(ResponseId),
-    #[error("Cannot delete an in-flight response; cancel it or wait for it to end.")]
-    InFlight,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// Releases a conversation claimed for a response unless disarmed: a
-/// request dropped mid-claim, or a run that never starts, leaves nothing
-/// locked.
-struct ClaimGuard {
-    store: Arc<dyn Store>,
-    conversation: ConversationId,
-    response: ResponseId,
-    armed: bool,
-}
-
-impl ClaimGuard {
-    fn new(store: Arc<dyn Store>, conversation: ConversationId, response: ResponseId) -> Self {
-        Self {
-            store,
-            conversation,
-            response,
-            armed: true,
-        }
-    }
-
-    fn disarm(&mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for ClaimGuard {
-    fn drop(&mut self) {
-        if self.armed
-            && let Ok(handle) = tokio::runtime::Handle::try_current()
-        {
-            let (store, conversation, response) = (
-                self.store.clone(),
-                self.conversation.clone(),
-                self.response.clone(),
-            );
-            handle.spawn(async move {
-                let _ = store.release_conversation(&conversation, &response).await;
-            });
-        }
-    }
-}
 
 /// A run that is executing in this process.
 struct ActiveRun {
@@ -284,9 +194,10 @@ impl Runtime {
         request: RunRequest,
         agent: Arc<dyn Agent>,
     ) -> Result<StartedRun, StartError> {
-        if self.shutdown.is_cancelled() {
-            return Err(StartError::ShuttingDown);
-        }
+        // Counted by the tracker from here on: a shutdown that begins while
+        // this run is being admitted waits until it is refused or running
+        // (and then ends it `server_shutdown`), so no run slips past it.
+        let admission = self.admit()?;
         let id = ResponseId::generate();
         // Armed before the claim is asked for: if this request is dropped
         // while waiting, whatever was claimed is released.
@@ -314,39 +225,47 @@ impl Runtime {
             }
             (None, None) => Vec::new(),
         };
+        // Nothing is written yet: a run that a shutdown begun meanwhile
+        // would end at once is refused instead.
+        if self.shutdown.is_cancelled() {
+            return Err(StartError::ShuttingDown);
+        }
         let created_at = sink::now_ms().div_euclid(1000);
         let header = request.header(id.clone(), created_at);
         let modes = request.modes;
-        let mut storage_failed = None;
-        let terminal = Arc::new(Mutex::new(None));
-        let (sink, events): (Box<dyn EventSink>, Subscription) = if modes.store {
-            let (live, failed) = self.bus.open(&id);
-            storage_failed = Some(failed.clone());
-            let create = NewResponse {
-                id: id.clone(),
-                created_at,
-                status: if modes.background {
-                    RunStatus::Queued
-                } else {
-                    RunStatus::InProgress
-                },
-                background: modes.background,
-                previous_response_id: request.previous_response_id.clone(),
-                conversation: request.conversation.clone(),
-                input: request.input.clone(),
+        let (sink, events, log): (Box<dyn EventSink>, Subscription, Option<StoredLog>) =
+            if modes.store {
+                let (live, failed) = self.bus.open(&id);
+                let terminal = Arc::new(Mutex::new(None));
+                let create = NewResponse {
+                    id: id.clone(),
+                    created_at,
+                    status: if modes.background {
+                        RunStatus::Queued
+                    } else {
+                        RunStatus::InProgress
+                    },
+                    background: modes.background,
+                    previous_response_id: request.previous_response_id.clone(),
+                    conversation: request.conversation.clone(),
+                    input: request.input.clone(),
+                };
+                let sink = DurableSink::new(
+                    create,
+                    self.writer.sender().clone(),
+                    failed.clone(),
+                    terminal.clone(),
+                );
+                let events = Subscription::creator(id.clone(), self.store.clone(), live);
+                (Box::new(sink), events, Some(StoredLog { failed, terminal }))
+            } else {
+                let (tx, rx) = mpsc::channel(DIRECT_CAPACITY);
+                (
+                    Box::new(DirectSink::new(tx)),
+                    Subscription::direct(rx),
+                    None,
+                )
             };
-            let sink = DurableSink::new(
-                create,
-                self.writer.sender().clone(),
-                failed,
-                terminal.clone(),
-            );
-            let events = Subscription::creator(id.clone(), self.store.clone(), live);
-            (Box::new(sink), events)
-        } else {
-            let (tx, rx) = mpsc::channel(DIRECT_CAPACITY);
-            (Box::new(DirectSink::new(tx)), Subscription::direct(rx))
-        };
         let cancel = CancellationToken::new();
         let (done_tx, done_rx) = watch::channel(false);
         self.active().insert(
@@ -357,46 +276,23 @@ impl Runtime {
                 done: done_rx,
             },
         );
-        let ctx = RunContext {
-            response_id: id.clone(),
-            request: Arc::new(request),
-            history,
+        // From here the owner ends the run on every path, even a panic.
+        let owner = RunOwner::new(self.clone(), id.clone(), modes.store, claim, done_tx);
+        let parts = RunParts {
+            emitter: RunEmitter::new(sink),
+            header,
+            ctx: RunContext {
+                response_id: id.clone(),
+                request: Arc::new(request),
+                history,
+            },
+            agent,
+            cancel,
+            log,
         };
-        let runtime = self.clone();
-        let run_id = id.clone();
-        self.tracker.spawn(async move {
-            let mut emitter = RunEmitter::new(sink);
-            runtime
-                .drive(&mut emitter, header, ctx, agent, cancel)
-                .await;
-            if let Some(storage_failed) = storage_failed {
-                let finish = finish_op(emitter.fold()).map(|mut finish| {
-                    finish.terminal = terminal.lock().unwrap_or_else(PoisonError::into_inner).take();
-                    finish
-                });
-                drop(emitter);
-                let stored = match finish {
-                    Some(finish) => runtime.finish(finish).await,
-                    None => false,
-                };
-                if !stored || storage_failed.load(Ordering::Relaxed) {
-                    runtime.end_failed_log(&run_id).await;
-                }
-                // Normally closed by the writer after the end is committed;
-                // closed here too so no subscriber waits on a run that is gone.
-                runtime.bus.close(&run_id);
-            }
-            if let Some(mut claim) = claim {
-                // The run's end released its claim with its final items;
-                // this covers a run that never got that far.
-                claim.disarm();
-                if let Err(e) = runtime.store.release_conversation(&claim.conversation, &run_id).await {
-                    tracing::error!(response_id = %run_id, error = %e, "cannot release the conversation");
-                }
-            }
-            runtime.active().remove(&run_id);
-            let _ = done_tx.send(true);
-        });
+        self.tracker.spawn(owner.run(parts));
+        // The run's task is tracked now; the admission count can go.
+        drop(admission);
         Ok(StartedRun {
             id,
             background: modes.background,
@@ -404,118 +300,15 @@ impl Runtime {
         })
     }
 
-    /// Runs the lifecycle around the agent and emits the terminal event.
-    async fn drive(
-        &self,
-        emitter: &mut RunEmitter,
-        header: spool_core::run::RunHeader,
-        ctx: RunContext,
-        agent: Arc<dyn Agent>,
-        cancel: CancellationToken,
-    ) {
-        let id = ctx.response_id.clone();
-        let input = ctx.request.input.clone();
-        if let Err(e) = emitter.created(header, input).await {
-            tracing::error!(response_id = %id, error = %e, "could not record run.created");
-            return;
+    /// Lets a run in unless the server is stopping. The check and the
+    /// tracker's count change together under the active-set lock, which
+    /// [`Runtime::shutdown`] also takes to begin stopping.
+    fn admit(&self) -> Result<tokio_util::task::task_tracker::TaskTrackerToken, StartError> {
+        let _active = self.active();
+        if self.shutdown.is_cancelled() {
+            return Err(StartError::ShuttingDown);
         }
-        enum End {
-            Agent(Result<RunOutcome, RunError>),
-            Cancelled,
-            Shutdown,
-        }
-        let end = match emitter.started().await {
-            Err(e) => End::Agent(Err(RunError::new("server_error", e.to_string()))),
-            Ok(()) => {
-                let mut writer = emitter.writer();
-                let run = AssertUnwindSafe(agent.run(ctx, &mut writer)).catch_unwind();
-                tokio::select! {
-                    biased;
-                    () = cancel.cancelled() => End::Cancelled,
-                    () = self.shutdown.cancelled() => End::Shutdown,
-                    result = run => End::Agent(result.unwrap_or_else(|_| {
-                        tracing::error!(response_id = %id, "the agent panicked");
-                        Err(RunError::new("server_error", "An internal server error occurred."))
-                    })),
-                }
-            }
-        };
-        let ended = match end {
-            End::Agent(Ok(RunOutcome::Completed)) => emitter.complete().await,
-            End::Agent(Ok(RunOutcome::Incomplete { reason })) => emitter.incomplete(reason).await,
-            End::Agent(Err(error)) => emitter.fail(error).await,
-            End::Cancelled => emitter.cancel().await,
-            End::Shutdown => {
-                emitter
-                    .fail(RunError::new(
-                        "server_shutdown",
-                        "The server shut down while this response was running.",
-                    ))
-                    .await
-            }
-        };
-        if let Err(e) = ended {
-            tracing::warn!(response_id = %id, error = %e, "could not record the run's end normally");
-            if !emitter.fold().is_terminal() {
-                let _ = emitter
-                    .fail(RunError::new(
-                        "server_error",
-                        "An internal server error occurred.",
-                    ))
-                    .await;
-            }
-        }
-    }
-
-    /// Stores a stored run's final object and output with its terminal
-    /// event, and waits for the commit. False if it could not be stored.
-    async fn finish(&self, op: Finish) -> bool {
-        let id = op.response_id.clone();
-        if self
-            .writer
-            .send(WriteOp::Finish(Box::new(op)))
-            .await
-            .is_err()
-        {
-            tracing::error!(response_id = %id, "the log writer stopped before the run ended");
-            return false;
-        }
-        match self.writer.flush().await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(response_id = %id, error = %e, "the run's end could not be stored");
-                false
-            }
-        }
-    }
-
-    /// Ends a stored run whose log could not be written: after its last
-    /// stored event, directly in the store. If the store is still failing,
-    /// recovery at the next start ends it.
-    async fn end_failed_log(&self, id: &ResponseId) {
-        let error = RunError::new(
-            "storage_error",
-            "An internal error occurred while storing the response. \
-             Subsequent retrieval is not guaranteed. Please retry the request.",
-        );
-        // A failing store often recovers quickly (a busy or full disk being
-        // cleared); try for a few seconds before leaving it to recovery.
-        for attempt in 1..=END_ATTEMPTS {
-            match recovery::end_run(self.store.as_ref(), id, error.clone()).await {
-                Ok(ended) => {
-                    if ended {
-                        tracing::warn!(response_id = %id, "ended a run whose log failed");
-                    }
-                    break;
-                }
-                Err(e) if attempt == END_ATTEMPTS => tracing::error!(
-                    response_id = %id, error = %e,
-                    "cannot end a run whose log failed; it is ended at the next start"
-                ),
-                Err(_) => tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await,
-            }
-        }
-        self.writer.release(id.clone()).await;
+        Ok(self.tracker.token())
     }
 
     /// Claims a conversation for the response `id` and returns its items,
@@ -654,7 +447,12 @@ impl Runtime {
     /// Ends every live run (`failed`, `server_shutdown`) and waits for their
     /// ends to be stored.
     pub async fn shutdown(&self) {
-        self.shutdown.cancel();
+        {
+            // Under the lock that admission takes: every run is either
+            // admitted (and so tracked) before this, or refused after it.
+            let _active = self.active();
+            self.shutdown.cancel();
+        }
         self.tracker.close();
         self.tracker.wait().await;
         if let Err(e) = self.writer.flush().await {
@@ -676,19 +474,4 @@ impl Runtime {
             .map_err(|e| SubscribeError::Store(StoreError::Corrupt(format!("log of {id}: {e}"))))?;
         Ok(responses::object(&fold).and_then(|o| serde_json::to_string(&o).ok()))
     }
-}
-
-/// The `Finish` op of a fold that has ended.
-pub(crate) fn finish_op(fold: &RunFold) -> Option<Finish> {
-    let object = responses::object(fold)?;
-    if !object.status.is_terminal() {
-        return None;
-    }
-    Some(Finish {
-        response_id: object.id.clone(),
-        terminal: None,
-        status: object.status,
-        snapshot: serde_json::to_string(&object).ok()?,
-        output: object.output.into_owned(),
-    })
 }

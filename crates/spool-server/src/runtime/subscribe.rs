@@ -6,6 +6,10 @@
 //! `seq`, and a gap (the subscriber lagged, or joined between commits) is
 //! filled from the store. A `store: false` run has no log: its one client
 //! reads the run's events directly.
+//!
+//! A read of the log that fails for a reason that may pass (the database is
+//! busy, an I/O error) is retried a few times with backoff: the run is
+//! still going, and its client should not be told it failed.
 
 use super::bus::BusMessage;
 use spool_core::event::Envelope;
@@ -14,7 +18,13 @@ use spool_core::run::RunError;
 use spool_store::{Store, StoreError};
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
+
+/// Reads of the log tried before a subscription gives up.
+const READ_ATTEMPTS: u32 = 5;
+/// Wait before the first retry of a read; doubled for each next one.
+const READ_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Why a subscription ended before the run's terminal event.
 #[derive(Debug, thiserror::Error)]
@@ -226,7 +236,7 @@ impl Subscription {
                     behind,
                 } => {
                     if *behind {
-                        let events = store.events(id, next_seq.checked_sub(1)).await?;
+                        let events = read_log(store.as_ref(), id, next_seq.checked_sub(1)).await?;
                         *behind = false;
                         if !events.is_empty() {
                             self.buffer.extend(events.into_iter().map(Arc::new));
@@ -247,6 +257,28 @@ impl Subscription {
             if self.take_live(received, next_seq)? && !self.buffer.is_empty() {
                 return Ok(());
             }
+        }
+    }
+}
+
+/// A run's log after `after`, retrying errors that may pass. A corrupt
+/// log or a stopped database is final.
+async fn read_log(
+    store: &dyn Store,
+    id: &ResponseId,
+    after: Option<u64>,
+) -> Result<Vec<Envelope>, StoreError> {
+    let mut backoff = READ_BACKOFF;
+    let mut attempt = 1;
+    loop {
+        match store.events(id, after).await {
+            Err(e) if e.is_transient() && attempt < READ_ATTEMPTS => {
+                tracing::warn!(response_id = %id, error = %e, attempt, "retrying a read of the log");
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+                attempt += 1;
+            }
+            result => return result,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Cancellation: background cancel, its idempotence and refusals, and the
 //! cancellation of a foreground run whose client goes away.
 
-use crate::helpers::{assert_error, events_of, spawn_app};
+use crate::helpers::{assert_error, events_of, eventually, spawn_app};
 use crate::upstream::slow_script;
 use serde_json::json;
 use std::time::Duration;
@@ -18,7 +18,7 @@ async fn cancelling_a_background_run_ends_it_cancelled_and_is_idempotent() {
         )
         .await;
     let id = created["id"].as_str().unwrap().to_owned();
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    app.wait_for_event(&id, "response.output_text.delta").await;
     let (status, cancelled) = app
         .post(&format!("/v1/responses/{id}/cancel"), &json!({}))
         .await;
@@ -38,13 +38,10 @@ async fn cancelling_a_background_run_ends_it_cancelled_and_is_idempotent() {
     assert_eq!(last.event.as_deref(), Some("response.failed"));
     assert_eq!(last.json()["response"]["status"], "cancelled");
     // The upstream call was abandoned.
-    for _ in 0..50 {
-        if app.upstream.open_streams() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(app.upstream.open_streams(), 0);
+    eventually("the upstream stream is closed", || async {
+        app.upstream.open_streams() == 0
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -298,7 +298,8 @@ async fn a_cancelled_turn_releases_the_conversation() {
         )
         .await;
     let running_id = running["id"].as_str().unwrap();
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    app.wait_for_event(running_id, "response.output_text.delta")
+        .await;
     let (status, _) = app
         .post(&format!("/v1/responses/{running_id}/cancel"), &json!({}))
         .await;

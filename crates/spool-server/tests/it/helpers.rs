@@ -13,6 +13,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub upstream: Upstream,
     pub db_path: PathBuf,
+    /// The server's run manager, for tests that drive it directly.
+    pub runtime: std::sync::Arc<spool_server::runtime::Runtime>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -75,6 +77,7 @@ pub async fn spawn_with_store(
 fn serve(app: App, config: &ServeConfig, upstream: Upstream) -> TestApp {
     let db_path = PathBuf::from(config.database_url.trim_start_matches("sqlite://"));
     let addr = app.local_addr().unwrap();
+    let runtime = app.runtime().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         app.run_until_stopped(async {
@@ -88,6 +91,7 @@ fn serve(app: App, config: &ServeConfig, upstream: Upstream) -> TestApp {
         http: crate::helpers::http_client(),
         upstream,
         db_path,
+        runtime,
         stop: Some(stop),
         server: Some(server),
     }
@@ -144,6 +148,100 @@ pub async fn read_to_end(r: reqwest::Response) -> String {
         .await
         .expect("the stream ends")
         .unwrap()
+}
+
+/// An SSE stream read frame by frame, so a test can wait for an event
+/// instead of sleeping.
+pub struct SseReader {
+    bytes: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    text: String,
+    frames: std::collections::VecDeque<Frame>,
+}
+
+impl SseReader {
+    pub fn new(r: reqwest::Response) -> Self {
+        Self {
+            bytes: Box::pin(r.bytes_stream()),
+            text: String::new(),
+            frames: Default::default(),
+        }
+    }
+
+    /// The next frame, `None` at the end of the stream; a frame that does
+    /// not come in 20 s fails the test.
+    pub async fn next(&mut self) -> Option<Frame> {
+        loop {
+            if let Some(frame) = self.frames.pop_front() {
+                return Some(frame);
+            }
+            if let Some(end) = self.text.rfind("\n\n") {
+                let complete: String = self.text.drain(..end + 2).collect();
+                self.frames.extend(parse_sse(&complete));
+                continue;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(20), self.bytes.next())
+                .await
+                .expect("a frame or the end of the stream within 20 s")?
+                .unwrap();
+            self.text.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+
+    /// Reads frames up to and including the first of `event` type.
+    pub async fn until(&mut self, event: &str) -> Vec<Frame> {
+        let mut read = Vec::new();
+        while let Some(frame) = self.next().await {
+            let found = frame.event.as_deref() == Some(event);
+            read.push(frame);
+            if found {
+                return read;
+            }
+        }
+        panic!("the stream ended before a {event} event: {read:?}");
+    }
+
+    /// The frames left, to the end of the stream.
+    pub async fn rest(&mut self) -> Vec<Frame> {
+        let mut read = Vec::new();
+        while let Some(frame) = self.next().await {
+            read.push(frame);
+        }
+        read
+    }
+}
+
+/// Polls `condition` until it holds; one that does not hold in 10 s fails
+/// the test with `what`.
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    poll_for(what, || {
+        let holds = condition();
+        async move { holds.await.then_some(()) }
+    })
+    .await
+}
+
+/// Polls `probe` until it finds something; nothing found in 10 s fails the
+/// test with `what`.
+pub async fn poll_for<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// A response's status and JSON body (`null` when it is not JSON).
@@ -252,24 +350,48 @@ impl TestApp {
 
     /// Polls until the response reaches a terminal status.
     pub async fn wait_terminal(&self, id: &str) -> Value {
-        for _ in 0..200 {
+        poll_for(&format!("response {id} ends"), || async {
             let (status, body) = self.get(&format!("/v1/responses/{id}")).await;
             assert_eq!(status, 200, "{body}");
-            let s = body["status"].as_str().unwrap().to_owned();
-            if !["queued", "in_progress"].contains(&s.as_str()) {
-                return body;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("response {id} did not end");
+            let running = ["queued", "in_progress"].contains(&body["status"].as_str().unwrap());
+            (!running).then_some(body)
+        })
+        .await
+    }
+
+    /// Follows a stored response's stream from its start.
+    pub async fn watch(&self, id: &str) -> SseReader {
+        let r = self
+            .http
+            .get(self.url(&format!("/v1/responses/{id}?stream=true")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        SseReader::new(r)
+    }
+
+    /// Waits until a stored response has streamed an `event` (so it is
+    /// running and has stored that far).
+    pub async fn wait_for_event(&self, id: &str, event: &str) {
+        self.watch(id).await.until(event).await;
     }
 
     /// Stops the server gracefully and waits for it.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
+    pub async fn stop(self) {
+        let Self {
+            runtime,
+            stop,
+            server,
+            ..
+        } = self;
+        // The server's log writer ends only once every handle to the
+        // runtime is gone.
+        drop(runtime);
+        if let Some(stop) = stop {
             let _ = stop.send(());
         }
-        if let Some(server) = self.server.take() {
+        if let Some(server) = server {
             tokio::time::timeout(Duration::from_secs(15), server)
                 .await
                 .expect("server stops")

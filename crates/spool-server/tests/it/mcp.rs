@@ -79,6 +79,8 @@ async fn a_server_outside_the_allowlist_is_never_contacted() {
             "mcp_server_not_allowed"
         );
     }
+    // Waits for something that must not happen: no event marks its
+    // absence, so a contact started in the background gets a grace period.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!contacted.load(std::sync::atomic::Ordering::SeqCst));
     assert!(app.upstream.requests().is_empty());

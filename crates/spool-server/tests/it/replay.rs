@@ -1,7 +1,7 @@
 //! Replay: every stored response replays byte-identically, from any cursor,
 //! and a client that drops mid-stream resumes without gap or duplicate.
 
-use crate::helpers::{events_of, spawn_app};
+use crate::helpers::{events_of, poll_for, spawn_app};
 use crate::upstream::{slow_script, text_script};
 use serde_json::json;
 use std::time::Duration;
@@ -157,20 +157,16 @@ async fn a_client_that_stops_reading_neither_slows_the_run_nor_loses_events() {
         .open(&json!({"model": "up", "input": "x", "stream": true, "background": true}))
         .await;
     // Find the run without reading the stalled stream: the newest response.
-    let id = loop {
+    let id: String = poll_for("the run is stored", || async {
         let conn = rusqlite::Connection::open(&app.db_path).unwrap();
-        let newest: Option<String> = conn
-            .query_row(
-                "SELECT id FROM responses ORDER BY id DESC LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .ok();
-        if let Some(id) = newest {
-            break id;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+        conn.query_row(
+            "SELECT id FROM responses ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .ok()
+    })
+    .await;
     // The run completes while its client reads nothing.
     let done = app.wait_terminal(&id).await;
     assert_eq!(done["status"], "completed");

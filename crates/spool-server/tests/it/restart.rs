@@ -1,6 +1,6 @@
 //! A process killed mid-run: on restart the run is ended, so no replay hangs.
 
-use crate::helpers::{events_of, parse_sse, temp_db};
+use crate::helpers::{SseReader, events_of, eventually, parse_sse, temp_db};
 use crate::upstream::{Upstream, slow_script};
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
@@ -42,18 +42,15 @@ async fn start_spool(db: &std::path::Path, upstream: &str, port: u16) -> Process
         .map(Process)
         .unwrap();
     let client = crate::helpers::http_client();
-    for _ in 0..200 {
-        if let Ok(r) = client
+    eventually("spool answers", || async {
+        client
             .get(format!("http://127.0.0.1:{port}/healthz"))
             .send()
             .await
-            && r.status() == 200
-        {
-            return child;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("spool did not start");
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    child
 }
 
 #[tokio::test]
@@ -79,7 +76,15 @@ async fn a_run_in_progress_when_the_process_dies_is_failed_at_restart() {
     )
     .unwrap();
     let id = created["id"].as_str().unwrap().to_owned();
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Killed once part of its output is stored.
+    let watch = client
+        .get(format!("{base}/responses/{id}?stream=true"))
+        .send()
+        .await
+        .unwrap();
+    SseReader::new(watch)
+        .until("response.output_text.delta")
+        .await;
     spool.kill(); // SIGKILL: no graceful shutdown
 
     let port = free_port();
@@ -141,7 +146,7 @@ async fn a_graceful_stop_ends_live_runs_with_a_stored_terminal_event() {
         )
         .await;
     let id = created["id"].as_str().unwrap().to_owned();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.wait_for_event(&id, "response.output_text.delta").await;
     app.stop().await;
 
     let app = crate::helpers::spawn_with(

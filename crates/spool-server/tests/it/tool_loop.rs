@@ -1,7 +1,7 @@
 //! The server-side tool loop: model call → tools → model call …, against the
 //! scripted upstream, with tools hosted in Rust.
 
-use crate::helpers::{TestApp, config, events_of, spawn_with_agents, temp_db};
+use crate::helpers::{TestApp, config, events_of, eventually, spawn_with_agents, temp_db};
 use crate::upstream::{DONE, Script, Upstream, finish_chunk, text_script, tool_chunk};
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -416,17 +416,10 @@ async fn cancelling_during_a_tool_stops_the_run() {
         )
         .await;
     let id = started["id"].as_str().unwrap();
-    for _ in 0..100 {
-        if sleep.running.load(Ordering::SeqCst) == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(
-        sleep.running.load(Ordering::SeqCst),
-        1,
-        "the tool is running"
-    );
+    eventually("the tool is running", || async {
+        sleep.running.load(Ordering::SeqCst) == 1
+    })
+    .await;
     let begin = std::time::Instant::now();
     let (status, cancelled) = app
         .post(&format!("/v1/responses/{id}/cancel"), &json!({}))
@@ -434,12 +427,10 @@ async fn cancelling_during_a_tool_stops_the_run() {
     assert_eq!(status, 200);
     assert_eq!(cancelled["status"], "cancelled");
     assert!(begin.elapsed() < Duration::from_secs(5));
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(
-        sleep.running.load(Ordering::SeqCst),
-        0,
-        "the tool was stopped"
-    );
+    eventually("the tool was stopped", || async {
+        sleep.running.load(Ordering::SeqCst) == 0
+    })
+    .await;
 }
 
 #[tokio::test]
