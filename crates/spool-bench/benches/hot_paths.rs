@@ -9,7 +9,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use spool_core::emit::{MemorySink, RunEmitter};
 use spool_core::event::{Envelope, Event};
 use spool_core::fold::RunFold;
-use spool_core::ids::ResponseId;
+use spool_core::ids::{ResponseId, SequentialIds};
 use spool_core::item::PartKind;
 use spool_core::projection::ResponsesProjection;
 use spool_core::request::{CreateResponseBody, RunRequest};
@@ -17,6 +17,7 @@ use spool_provider::openai_chat::decode_chunk;
 use spool_provider::sse::SseDecoder;
 use spool_server::http::sse::frame;
 use std::hint::black_box;
+use std::sync::Arc;
 
 const CHUNK: &str = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":" token"},"finish_reason":null}]}"#;
 
@@ -34,9 +35,9 @@ fn ready<F: std::future::Future>(f: F) -> F::Output {
 fn header() -> spool_core::run::RunHeader {
     let body: CreateResponseBody =
         serde_json::from_str(r#"{"model":"m","input":"hello"}"#).unwrap();
-    RunRequest::parse(body)
+    RunRequest::parse(body, &SequentialIds::default())
         .unwrap()
-        .header(ResponseId::generate(), 0)
+        .header(ResponseId::parse("resp_bench").unwrap(), 0)
 }
 
 /// A text run of `tokens` deltas, as the model agent writes it.
@@ -44,7 +45,7 @@ fn text_log(tokens: usize) -> Vec<Envelope> {
     let sink = MemorySink::default();
     let events = sink.events.clone();
     ready(async {
-        let mut e = RunEmitter::new(Box::new(sink));
+        let mut e = RunEmitter::new(Box::new(sink), Arc::new(SequentialIds::default()));
         e.created(header(), Vec::new()).await.unwrap();
         e.started().await.unwrap();
         {
@@ -116,7 +117,10 @@ fn benches(c: &mut Criterion) {
     c.bench_function("event/emit_delta", |b| {
         b.iter_batched(
             || {
-                let mut e = RunEmitter::new(Box::new(MemorySink::default()));
+                let mut e = RunEmitter::new(
+                    Box::new(MemorySink::default()),
+                    Arc::new(SequentialIds::default()),
+                );
                 ready(async {
                     e.created(header(), Vec::new()).await.unwrap();
                     e.started().await.unwrap();

@@ -405,7 +405,7 @@ pub async fn store(rows: &mut Vec<Row>, events: usize, producers: usize) -> anyh
         .map(|_| {
             let writer = writer.clone();
             tokio::spawn(async move {
-                let id = ResponseId::generate();
+                let id = ResponseId::generate(&spool_server::runtime::ids::Uuid7Ids);
                 for seq in 0..per_producer as u64 {
                     let envelope = Envelope {
                         seq,

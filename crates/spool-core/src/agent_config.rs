@@ -7,6 +7,7 @@
 //! from the agent, so request fields override the agent's for that run, and
 //! the request's function tools join the agent's.
 
+use crate::ids::SequentialIds;
 use crate::request::{CreateResponseBody, RequestError, RunRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -71,10 +72,13 @@ impl AgentDefinition {
             ..CreateResponseBody::default()
         };
         self.apply(&mut body);
-        RunRequest::parse(body).map(drop).map_err(|e| RequestError {
-            message: format!("Agent '{}': {}", self.name, e.message),
-            ..e
-        })
+        // A probe: its ids are thrown away with it.
+        RunRequest::parse(body, &SequentialIds::default())
+            .map(drop)
+            .map_err(|e| RequestError {
+                message: format!("Agent '{}': {}", self.name, e.message),
+                ..e
+            })
     }
 
     /// Fills what `body` leaves unset from this agent.
@@ -210,7 +214,7 @@ mod tests {
             "tools": [{"type": "function", "name": "mine"}]}),
         );
         agent().apply(&mut b);
-        let r = RunRequest::parse(b).unwrap();
+        let r = RunRequest::parse(b, &SequentialIds::default()).unwrap();
         assert_eq!(r.model, "up-model");
         assert_eq!(r.instructions.as_deref(), Some("be brief"));
         assert_eq!(r.temperature, Some(0.9));

@@ -13,7 +13,7 @@
 
 use crate::event::{Envelope, Event, RunCreated, StepKind};
 use crate::fold::{OrderError, RunFold};
-use crate::ids::{IdSource, RandomIds};
+use crate::ids::IdSource;
 use crate::item::{Item, ItemStatus, PartKind, ToolCallItem};
 use crate::run::{IncompleteReason, RunError, RunHeader, Usage};
 use crate::tool::{AgentStatus, ToolResult};
@@ -61,18 +61,14 @@ pub struct RunEmitter {
 }
 
 impl RunEmitter {
-    pub fn new(sink: Box<dyn EventSink>) -> Self {
+    /// An emitter writing to `sink`, drawing the ids of the items and
+    /// steps it opens from `ids`.
+    pub fn new(sink: Box<dyn EventSink>, ids: Arc<dyn IdSource>) -> Self {
         Self {
             fold: RunFold::new(),
             sink,
-            ids: Arc::new(RandomIds),
+            ids,
         }
-    }
-
-    /// Draws the run's ids from `ids` (deterministic ones in tests).
-    pub fn with_ids(mut self, ids: Arc<dyn IdSource>) -> Self {
-        self.ids = ids;
-        self
     }
 
     /// The run as of the last emitted event.
@@ -521,7 +517,10 @@ mod tests {
     async fn emitter() -> (RunEmitter, std::sync::Arc<std::sync::Mutex<Vec<Envelope>>>) {
         let sink = MemorySink::default();
         let events = sink.events.clone();
-        let mut e = RunEmitter::new(Box::new(sink));
+        let mut e = RunEmitter::new(
+            Box::new(sink),
+            Arc::new(crate::ids::SequentialIds::default()),
+        );
         e.created(header(), Vec::new()).await.unwrap();
         e.started().await.unwrap();
         (e, events)

@@ -1,7 +1,9 @@
 //! Identifier newtypes.
 //!
-//! Ids are a kind prefix followed by a UUIDv7 in simple hex, so they sort by
-//! creation time and look like the hosted API's (`resp_…`, `msg_…`). Ids that
+//! Ids are a kind prefix and a unique part (`resp_…`, `msg_…`), like the
+//! hosted API's. Fresh ones come from an [`IdSource`] that the caller passes
+//! in (the server's draws UUIDv7s, so ids sort by creation time; tests use
+//! [`SequentialIds`]): the domain draws no randomness itself. Ids that
 //! arrive from outside are parsed once into these types, so code past the
 //! HTTP edge never sees an unchecked string.
 
@@ -11,27 +13,12 @@ use std::fmt;
 /// Longest id spool accepts from a client; longer strings cannot be ours.
 const MAX_ID_LEN: usize = 128;
 
-/// Makes a fresh id with the given prefix, e.g. `new_id("msg")` → `msg_0196…`.
-pub fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
-}
-
 /// Where a run's fresh ids come from. The runtime passes one in, so code
 /// that builds a log draws no randomness of its own and a scripted run
 /// writes the same log every time.
 pub trait IdSource: Send + Sync {
     /// A fresh id with the given prefix, e.g. `msg_…`.
     fn new_id(&self, prefix: &str) -> String;
-}
-
-/// Unique, time-ordered ids (UUIDv7): what a server uses.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RandomIds;
-
-impl IdSource for RandomIds {
-    fn new_id(&self, prefix: &str) -> String {
-        new_id(prefix)
-    }
 }
 
 /// Ids `prefix_0001`, `prefix_0002`, … counted per prefix, so the same calls
@@ -91,9 +78,9 @@ pub struct ResponseId(String);
 impl ResponseId {
     pub const PREFIX: &'static str = "resp";
 
-    /// A new, unique response id.
-    pub fn generate() -> Self {
-        Self(new_id(Self::PREFIX))
+    /// A new response id from `ids`.
+    pub fn generate(ids: &dyn IdSource) -> Self {
+        Self(ids.new_id(Self::PREFIX))
     }
 
     /// Parses an id that came from outside the process.
@@ -130,9 +117,9 @@ pub struct ConversationId(String);
 impl ConversationId {
     pub const PREFIX: &'static str = "conv";
 
-    /// A new, unique conversation id.
-    pub fn generate() -> Self {
-        Self(new_id(Self::PREFIX))
+    /// A new conversation id from `ids`.
+    pub fn generate(ids: &dyn IdSource) -> Self {
+        Self(ids.new_id(Self::PREFIX))
     }
 
     /// Parses an id that came from outside the process.
@@ -169,15 +156,8 @@ mod tests {
 
     #[test]
     fn generated_response_ids_parse_back() {
-        let id = ResponseId::generate();
+        let id = ResponseId::generate(&SequentialIds::default());
         assert_eq!(ResponseId::parse(id.as_str()), Ok(id));
-    }
-
-    #[test]
-    fn generated_ids_sort_by_creation() {
-        let a = new_id("msg");
-        let b = new_id("msg");
-        assert!(a < b, "{a} !< {b}");
     }
 
     #[test]

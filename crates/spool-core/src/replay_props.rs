@@ -67,7 +67,10 @@ fn generate(background: bool, ops: &[Op], ending: &Ending) -> Vec<Envelope> {
     let sink = MemorySink::default();
     let events = sink.events.clone();
     block_on(async {
-        let mut e = RunEmitter::new(Box::new(sink));
+        let mut e = RunEmitter::new(
+            Box::new(sink),
+            std::sync::Arc::new(crate::ids::SequentialIds::default()),
+        );
         let mut header = crate::run::tests::header();
         header.background = background;
         e.created(header, Vec::new()).await.unwrap();

@@ -205,7 +205,7 @@ const T0_MS: i64 = 1_767_225_600_000;
 /// Runs a scenario the way the runtime runs a request and returns its log.
 async fn run(s: Scenario) -> Vec<Envelope> {
     let body: CreateResponseBody = serde_json::from_value(s.body).expect("a valid request body");
-    let request = RunRequest::parse(body).expect("a valid request");
+    let request = RunRequest::parse(body, &SequentialIds::default()).expect("a valid request");
     let id = ResponseId::parse("resp_0001").expect("a valid id");
     let header = request.header(id.clone(), T0_MS / 1000);
     let stalled = Arc::new(Notify::new());
@@ -222,7 +222,7 @@ async fn run(s: Scenario) -> Vec<Envelope> {
         ..MemorySink::default()
     };
     let events = sink.events.clone();
-    let mut emitter = RunEmitter::new(Box::new(sink)).with_ids(Arc::new(SequentialIds::default()));
+    let mut emitter = RunEmitter::new(Box::new(sink), Arc::new(SequentialIds::default()));
     let input = request.input.clone();
     emitter.created(header, input).await.expect("run.created");
     emitter.started().await.expect("run.started");

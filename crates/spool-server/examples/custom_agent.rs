@@ -17,7 +17,6 @@ use async_trait::async_trait;
 use clap::Parser;
 use spool_core::agent::{Agent, RunContext, RunOutcome};
 use spool_core::emit::RunWriter;
-use spool_core::ids::new_id;
 use spool_core::item::{Item, Role};
 use spool_core::run::RunError;
 use spool_server::{Agents, App, ServeConfig};
@@ -57,8 +56,9 @@ impl Agent for Shouter {
         // A client-side tool call: the run ends with it, and the caller
         // continues with a function_call_output and previous_response_id.
         if ctx.request.tools.iter().any(|t| t.name == "save_note") {
+            let call_id = out.new_id("call");
             let mut call = out
-                .function_call(new_id("call"), "save_note")
+                .function_call(call_id, "save_note")
                 .await
                 .map_err(emit_error)?;
             let args = serde_json::json!({ "note": said }).to_string();

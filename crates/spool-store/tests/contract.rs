@@ -8,7 +8,7 @@
 use serde_json::json;
 use spool_core::agent_config::AgentDefinition;
 use spool_core::event::{Envelope, Event};
-use spool_core::ids::{ConversationId, ResponseId};
+use spool_core::ids::{ConversationId, IdSource, ResponseId};
 use spool_core::item::{ContentPart, Item, ItemStatus, MessageItem, Role};
 use spool_core::run::RunError;
 use spool_core::status::RunStatus;
@@ -19,11 +19,20 @@ use spool_store::{
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// Unique ids for these tests.
+struct Fresh;
+
+impl IdSource for Fresh {
+    fn new_id(&self, prefix: &str) -> String {
+        format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+    }
+}
+
 // === fixtures ===
 
 fn message(text: &str) -> Item {
     Item::Message(MessageItem {
-        id: spool_core::ids::new_id("msg"),
+        id: Fresh.new_id("msg"),
         status: ItemStatus::Completed,
         role: Role::User,
         content: vec![ContentPart::InputText { text: text.into() }],
@@ -41,7 +50,7 @@ fn new_response(
 ) -> WriteOp {
     let body: spool_core::request::CreateResponseBody =
         serde_json::from_value(json!({"model": "m", "input": "x"})).unwrap();
-    let header = spool_core::request::RunRequest::parse(body)
+    let header = spool_core::request::RunRequest::parse(body, &Fresh)
         .unwrap()
         .header(id.clone(), 1);
     WriteOp::Create(Box::new(Create {
@@ -116,7 +125,7 @@ fn seqs(log: &[Envelope]) -> Vec<u64> {
 }
 
 async fn conversation(store: &dyn Store, items: Vec<Item>) -> ConversationId {
-    let id = ConversationId::generate();
+    let id = ConversationId::generate(&Fresh);
     store
         .create_conversation(&NewConversation {
             id: id.clone(),
@@ -136,7 +145,7 @@ fn agent(name: &str, model: &str) -> AgentDefinition {
 // === the log ===
 
 async fn a_run_is_created_appended_to_and_finished(store: Arc<dyn Store>) {
-    let id = ResponseId::generate();
+    let id = ResponseId::generate(&Fresh);
     let (input, output) = (messages(2), messages(1));
     store
         .write(&[new_response(&id, None, input.clone())])
@@ -175,7 +184,7 @@ async fn a_run_is_created_appended_to_and_finished(store: Arc<dyn Store>) {
 }
 
 async fn events_are_read_after_a_position(store: Arc<dyn Store>) {
-    let id = ResponseId::generate();
+    let id = ResponseId::generate(&Fresh);
     let mut batch = vec![new_response(&id, None, vec![])];
     batch.extend((1..10).map(|seq| usage(&id, seq)));
     store.write(&batch).await.unwrap();
@@ -187,7 +196,7 @@ async fn events_are_read_after_a_position(store: Arc<dyn Store>) {
     assert!(store.events(&id, Some(9)).await.unwrap().is_empty());
     assert!(
         store
-            .events(&ResponseId::generate(), None)
+            .events(&ResponseId::generate(&Fresh), None)
             .await
             .unwrap()
             .is_empty()
@@ -195,7 +204,7 @@ async fn events_are_read_after_a_position(store: Arc<dyn Store>) {
 }
 
 async fn a_failing_write_writes_nothing(store: Arc<dyn Store>) {
-    let id = ResponseId::generate();
+    let id = ResponseId::generate(&Fresh);
     store
         .write(&[new_response(&id, None, vec![])])
         .await
@@ -207,7 +216,7 @@ async fn a_failing_write_writes_nothing(store: Arc<dyn Store>) {
 }
 
 async fn a_refused_run_does_not_fail_the_others_in_its_batch(store: Arc<dyn Store>) {
-    let (good, bad) = (ResponseId::generate(), ResponseId::generate());
+    let (good, bad) = (ResponseId::generate(&Fresh), ResponseId::generate(&Fresh));
     store
         .write(&[new_response(&bad, None, vec![])])
         .await
@@ -240,7 +249,7 @@ async fn a_refused_run_does_not_fail_the_others_in_its_batch(store: Arc<dyn Stor
 }
 
 async fn input_items_page_by_limit_order_and_cursor(store: Arc<dyn Store>) {
-    let id = ResponseId::generate();
+    let id = ResponseId::generate(&Fresh);
     let items = messages(5);
     store
         .write(&[new_response(&id, None, items.clone())])
@@ -298,7 +307,7 @@ async fn input_items_page_by_limit_order_and_cursor(store: Arc<dyn Store>) {
 }
 
 async fn delete_removes_a_response_its_items_and_its_log(store: Arc<dyn Store>) {
-    let (id, kept) = (ResponseId::generate(), ResponseId::generate());
+    let (id, kept) = (ResponseId::generate(&Fresh), ResponseId::generate(&Fresh));
     store
         .write(&[
             new_response(&id, None, messages(1)),
@@ -317,9 +326,9 @@ async fn delete_removes_a_response_its_items_and_its_log(store: Arc<dyn Store>) 
 
 async fn unfinished_lists_the_runs_without_an_end(store: Arc<dyn Store>) {
     let (queued, running, ended) = (
-        ResponseId::generate(),
-        ResponseId::generate(),
-        ResponseId::generate(),
+        ResponseId::generate(&Fresh),
+        ResponseId::generate(&Fresh),
+        ResponseId::generate(&Fresh),
     );
     store
         .write(&[
@@ -390,7 +399,7 @@ async fn a_conversation_is_created_read_updated_and_deleted(store: Arc<dyn Store
     assert!(store.conversation(&id).await.unwrap().is_none());
     assert!(store.conversation_history(&id).await.unwrap().is_empty());
     assert!(!store.delete_conversation(&id).await.unwrap());
-    let gone = ConversationId::generate();
+    let gone = ConversationId::generate(&Fresh);
     assert!(!store.update_conversation(&gone, &metadata).await.unwrap());
     assert_eq!(
         store.append_conversation_items(&gone, &more).await.unwrap(),
@@ -426,7 +435,7 @@ async fn conversation_items_page_like_input_items(store: Arc<dyn Store>) {
 async fn one_response_at_a_time_holds_a_conversation(store: Arc<dyn Store>) {
     let history = messages(1);
     let id = conversation(store.as_ref(), history.clone()).await;
-    let (first, second) = (ResponseId::generate(), ResponseId::generate());
+    let (first, second) = (ResponseId::generate(&Fresh), ResponseId::generate(&Fresh));
     assert_eq!(
         store.claim_conversation(&id, &first, &[]).await.unwrap(),
         ConversationAccess::Done
@@ -471,7 +480,7 @@ async fn one_response_at_a_time_holds_a_conversation(store: Arc<dyn Store>) {
     );
     assert_eq!(
         store
-            .claim_conversation(&ConversationId::generate(), &first, &[])
+            .claim_conversation(&ConversationId::generate(&Fresh), &first, &[])
             .await
             .unwrap(),
         ConversationAccess::NotFound
@@ -483,7 +492,7 @@ async fn a_run_on_a_conversation_appends_its_items_and_releases_it_when_it_ends(
 ) {
     let history = messages(1);
     let id = conversation(store.as_ref(), history.clone()).await;
-    let run = ResponseId::generate();
+    let run = ResponseId::generate(&Fresh);
     let (input, output) = (messages(1), messages(2));
     assert_eq!(
         store.claim_conversation(&id, &run, &[]).await.unwrap(),
@@ -522,12 +531,12 @@ async fn stale_claims_are_released_and_live_ones_kept(store: Arc<dyn Store>) {
         conversation(store.as_ref(), vec![]).await,
     );
     // Claimed, then the process died before the response was created.
-    let never_created = ResponseId::generate();
+    let never_created = ResponseId::generate(&Fresh);
     store
         .claim_conversation(&stale_conversation, &never_created, &[])
         .await
         .unwrap();
-    let running = ResponseId::generate();
+    let running = ResponseId::generate(&Fresh);
     store
         .claim_conversation(&live_conversation, &running, &[])
         .await
@@ -603,7 +612,7 @@ macro_rules! contract {
 
 /// A fresh SQLite database in its own temporary directory.
 async fn sqlite() -> Arc<dyn Store> {
-    let dir = std::env::temp_dir().join(spool_core::ids::new_id("contract"));
+    let dir = std::env::temp_dir().join(Fresh.new_id("contract"));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}", dir.join("spool.db").display());
     Arc::new(SqliteStore::open(&url).await.unwrap())

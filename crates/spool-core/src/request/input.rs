@@ -8,7 +8,7 @@
 
 use super::RequestError;
 use super::deserialize::{deserialize_at, deserialize_tagged, take_tag};
-use crate::ids::new_id;
+use crate::ids::IdSource;
 use crate::item::{
     ContentPart, FunctionCallItem, FunctionCallOutputItem, Item, ItemStatus,
     McpApprovalRequestItem, McpApprovalResponseItem, McpCallItem, McpListToolsItem, McpToolInfo,
@@ -22,15 +22,15 @@ use std::fmt;
 
 /// Normalizes `input`: a string is one user message; an array is a list of
 /// items in any of the forms the Responses API accepts.
-pub fn normalize_input(input: Value) -> Result<Vec<Item>, RequestError> {
+pub fn normalize_input(input: Value, ids: &dyn IdSource) -> Result<Vec<Item>, RequestError> {
     match input {
         Value::String(text) => Ok(vec![Item::Message(MessageItem {
-            id: new_id("msg"),
+            id: ids.new_id("msg"),
             status: ItemStatus::Completed,
             role: Role::User,
             content: vec![ContentPart::InputText { text }],
         })]),
-        Value::Array(items) => normalize_items(items, "input"),
+        Value::Array(items) => normalize_items(items, "input", ids),
         _ => Err(RequestError::invalid(
             "input",
             "input must be a string or an array of items.",
@@ -40,11 +40,16 @@ pub fn normalize_input(input: Value) -> Result<Vec<Item>, RequestError> {
 
 /// Normalizes a list of items given as the request field `field` (errors
 /// name `field[i]…`); item ids must be unique, as they are paging cursors.
-pub fn normalize_items(items: Vec<Value>, field: &str) -> Result<Vec<Item>, RequestError> {
+/// Items without an id get one from `ids`.
+pub fn normalize_items(
+    items: Vec<Value>,
+    field: &str,
+    ids: &dyn IdSource,
+) -> Result<Vec<Item>, RequestError> {
     let items: Vec<Item> = items
         .into_iter()
         .enumerate()
-        .map(|(i, v)| normalize_item(v, &format!("{field}[{i}]")))
+        .map(|(i, v)| normalize_item(v, &format!("{field}[{i}]"), ids))
         .collect::<Result<_, _>>()?;
     let mut seen = HashSet::new();
     for (i, item) in items.iter().enumerate() {
@@ -235,7 +240,7 @@ impl From<ContentPartParam> for ContentPart {
     }
 }
 
-fn normalize_item(value: Value, at: &str) -> Result<Item, RequestError> {
+fn normalize_item(value: Value, at: &str, ids: &dyn IdSource) -> Result<Item, RequestError> {
     let Value::Object(mut fields) = value else {
         return Err(RequestError::invalid(
             at,
@@ -256,7 +261,7 @@ fn normalize_item(value: Value, at: &str) -> Result<Item, RequestError> {
             format!("Input items of type '{tag}' are not supported by this server."),
         ));
     };
-    item.into_item(id, at)
+    item.into_item(id, at, ids)
 }
 
 /// An item id a caller chose.
@@ -274,9 +279,14 @@ impl<'de> Deserialize<'de> for InputItemId {
 
 impl InputItem {
     /// The stored item; `id` is the caller's, or a new one.
-    fn into_item(self, id: Option<String>, at: &str) -> Result<Item, RequestError> {
+    fn into_item(
+        self,
+        id: Option<String>,
+        at: &str,
+        ids: &dyn IdSource,
+    ) -> Result<Item, RequestError> {
         // The caller's id, or a new one with the prefix of the item's kind.
-        let id = move |prefix: &str| id.unwrap_or_else(|| new_id(prefix));
+        let id = move |prefix: &str| id.unwrap_or_else(|| ids.new_id(prefix));
         let status = ItemStatus::Completed;
         Ok(match self {
             InputItem::Message(MessageParam { role, content }) => {
@@ -454,10 +464,11 @@ impl<'de> Deserialize<'de> for FunctionOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::SequentialIds;
     use serde_json::json;
 
     fn error(input: Value) -> RequestError {
-        normalize_input(input).unwrap_err()
+        normalize_input(input, &SequentialIds::default()).unwrap_err()
     }
 
     #[test]
@@ -540,7 +551,7 @@ mod tests {
             {"type": "mcp_call", "server_label": "s", "name": "n", "arguments": "{}"},
             {"type": "mcp_approval_request", "server_label": "s", "name": "n", "arguments": "{}"},
             {"type": "mcp_approval_response", "id": "mcpa_mine", "approval_request_id": "r", "approve": true}
-        ]))
+        ]), &SequentialIds::default())
         .unwrap();
         let prefixes: Vec<&str> = items
             .iter()

@@ -23,7 +23,7 @@ pub use input::{normalize_input, normalize_items};
 pub use params::{TextFormat, check_metadata};
 pub use tools::{FunctionTool, ToolChoice};
 
-use crate::ids::{ConversationId, ResponseId};
+use crate::ids::{ConversationId, IdSource, ResponseId};
 use crate::item::Item;
 use crate::run::{ResponsesEcho, RunHeader, Sampling};
 use crate::tool::McpServerSpec;
@@ -163,7 +163,8 @@ impl RunRequest {
     /// Validates a parsed body. Nothing is looked up: ids such as
     /// `previous_response_id` are checked for form here and for existence by
     /// the caller.
-    pub fn parse(mut body: CreateResponseBody) -> Result<Self, RequestError> {
+    /// Input items without an id get one from `ids`.
+    pub fn parse(mut body: CreateResponseBody, ids: &dyn IdSource) -> Result<Self, RequestError> {
         let model = match body.model {
             Some(m) if !m.trim().is_empty() => m,
             _ => return Err(RequestError::missing("model")),
@@ -215,7 +216,7 @@ impl RunRequest {
             .transpose()?;
         let input = match body.input {
             None | Some(Value::Null) => Vec::new(),
-            Some(v) => normalize_input(v)?,
+            Some(v) => normalize_input(v, ids)?,
         };
         if input.is_empty() && previous_response_id.is_none() && conversation.is_none() {
             return Err(RequestError::missing("input"));
@@ -375,6 +376,7 @@ fn parse_conversation(v: Value) -> Result<ConversationId, RequestError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::SequentialIds;
     use crate::item::{ContentPart, Role};
     use serde_json::json;
 
@@ -383,7 +385,7 @@ mod tests {
     }
 
     fn parse(v: Value) -> Result<RunRequest, RequestError> {
-        RunRequest::parse(body(v))
+        RunRequest::parse(body(v), &SequentialIds::default())
     }
 
     #[test]
@@ -463,7 +465,7 @@ mod tests {
             json!({"model": "m", "input": "x", "tools": [{"type": "function", "name": "f"}]}),
         )
         .unwrap();
-        let h = r.header(ResponseId::generate(), 0);
+        let h = r.header(ResponseId::parse("resp_1").unwrap(), 0);
         assert_eq!(
             h.responses.tools[0],
             json!({"type":"function","name":"f","description":null,"parameters":null,"strict":null})
@@ -507,7 +509,7 @@ mod tests {
         let r = parse(json!({"model": "m", "input": "x",
             "text": {"format": {"type": "json_schema", "name": "n", "schema": {"type": "object"}}}}))
         .unwrap();
-        let h = r.header(ResponseId::generate(), 0);
+        let h = r.header(ResponseId::parse("resp_1").unwrap(), 0);
         assert_eq!(
             h.responses.text["format"],
             json!({"type": "json_schema", "name": "n", "schema": {"type": "object"},
@@ -522,7 +524,7 @@ mod tests {
         let b =
             parse(json!({"model": "m", "input": "x", "conversation": {"id": "conv_1"}})).unwrap();
         assert_eq!(a.conversation, b.conversation);
-        let h = a.header(ResponseId::generate(), 0);
+        let h = a.header(ResponseId::parse("resp_1").unwrap(), 0);
         assert_eq!(
             serde_json::to_value(&h.conversation).unwrap(),
             json!("conv_1")
@@ -552,7 +554,7 @@ mod tests {
             "approval by default"
         );
         assert!(!calc.trusted);
-        let h = r.header(ResponseId::generate(), 0);
+        let h = r.header(ResponseId::parse("resp_1").unwrap(), 0);
         assert_eq!(h.responses.tools[0]["headers"], Value::Null);
         assert!(!h.responses.tools[0].to_string().contains("s3cret"));
     }

@@ -316,7 +316,7 @@ mod tests {
     async fn emitter() -> (RunEmitter, Arc<Mutex<Vec<Envelope>>>) {
         let sink = MemorySink::default();
         let events = sink.events.clone();
-        let mut e = RunEmitter::new(Box::new(sink)).with_ids(Arc::new(SequentialIds::default()));
+        let mut e = RunEmitter::new(Box::new(sink), Arc::new(SequentialIds::default()));
         let run = RunHeader {
             id: ResponseId::parse("resp_1").unwrap(),
             created_at: 0,

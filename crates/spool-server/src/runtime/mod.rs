@@ -12,6 +12,7 @@
 //! - [`sink`]: the durable and the direct log a run writes to.
 //! - [`subscribe`]: reading a run's log from the store and then live.
 //! - [`recovery`]: ending runs a previous process left unfinished.
+//! - [`ids`]: the ids the server hands out.
 //!
 //! # One run
 //! [`Runtime::start`] validates everything that can fail (model, previous
@@ -24,6 +25,7 @@
 pub mod bus;
 mod claim;
 mod errors;
+pub mod ids;
 pub mod recovery;
 mod run;
 pub mod sink;
@@ -36,12 +38,13 @@ pub(crate) use run::finish_op;
 use bus::Bus;
 use claim::ClaimGuard;
 use errors::CANCEL_WAIT;
+use ids::Uuid7Ids;
 use run::{RunOwner, RunParts, StoredLog};
 use sink::{DIRECT_CAPACITY, DirectSink, DurableSink};
 use spool_core::agent::{Agent, RunContext};
 use spool_core::emit::{EventSink, RunEmitter};
 use spool_core::fold::RunFold;
-use spool_core::ids::{ConversationId, ResponseId};
+use spool_core::ids::{ConversationId, IdSource, ResponseId};
 use spool_core::item::Item;
 use spool_core::projection::responses;
 use spool_core::request::RunRequest;
@@ -124,6 +127,8 @@ pub struct Runtime {
     /// Cancelled when the server stops: runs end `failed` with
     /// `server_shutdown` instead of being cut off mid-log.
     shutdown: CancellationToken,
+    /// Where the ids of runs, items and conversations come from.
+    ids: Arc<dyn IdSource>,
 }
 
 impl Runtime {
@@ -145,12 +150,18 @@ impl Runtime {
             active: Mutex::new(HashMap::new()),
             tracker: TaskTracker::new(),
             shutdown: CancellationToken::new(),
+            ids: Arc::new(Uuid7Ids),
         });
         (runtime, writer_task)
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The source of fresh ids, for whatever a request creates.
+    pub fn ids(&self) -> &dyn IdSource {
+        self.ids.as_ref()
     }
 
     fn active(&self) -> MutexGuard<'_, HashMap<ResponseId, ActiveRun>> {
@@ -198,7 +209,7 @@ impl Runtime {
         // this run is being admitted waits until it is refused or running
         // (and then ends it `server_shutdown`), so no run slips past it.
         let admission = self.admit()?;
-        let id = ResponseId::generate();
+        let id = ResponseId::generate(self.ids());
         // Armed before the claim is asked for: if this request is dropped
         // while waiting, whatever was claimed is released.
         let mut claim = request
@@ -279,7 +290,7 @@ impl Runtime {
         // From here the owner ends the run on every path, even a panic.
         let owner = RunOwner::new(self.clone(), id.clone(), modes.store, claim, done_tx);
         let parts = RunParts {
-            emitter: RunEmitter::new(sink),
+            emitter: RunEmitter::new(sink, self.ids.clone()),
             header,
             ctx: RunContext {
                 response_id: id.clone(),

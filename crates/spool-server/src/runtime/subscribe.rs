@@ -484,7 +484,7 @@ mod tests {
         (
             Arc::new(MemoryLog::default()),
             Bus::default(),
-            ResponseId::generate(),
+            ResponseId::generate(&crate::runtime::ids::Uuid7Ids),
         )
     }
 

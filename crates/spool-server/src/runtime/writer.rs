@@ -301,7 +301,10 @@ mod tests {
     use tokio::sync::broadcast;
 
     async fn sqlite() -> Arc<dyn Store> {
-        let dir = std::env::temp_dir().join(spool_core::ids::new_id("writer-test"));
+        let dir = std::env::temp_dir().join(spool_core::ids::IdSource::new_id(
+            &crate::runtime::ids::Uuid7Ids,
+            "writer-test",
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         Arc::new(
             SqliteStore::open(&format!("sqlite://{}", dir.join("t.db").display()))
@@ -313,7 +316,7 @@ mod tests {
     fn create(id: &ResponseId) -> WriteOp {
         let body: spool_core::request::CreateResponseBody =
             serde_json::from_str(r#"{"model":"m","input":"x"}"#).unwrap();
-        let header = spool_core::request::RunRequest::parse(body)
+        let header = spool_core::request::RunRequest::parse(body, &crate::runtime::ids::Uuid7Ids)
             .unwrap()
             .header(id.clone(), 1);
         WriteOp::Create(Box::new(Create {
@@ -364,7 +367,10 @@ mod tests {
         let store = sqlite().await;
         let bus = Arc::new(Bus::default());
         let (writer, _task) = Writer::spawn(store.clone(), bus.clone());
-        let (good, bad) = (ResponseId::generate(), ResponseId::generate());
+        let (good, bad) = (
+            ResponseId::generate(&crate::runtime::ids::Uuid7Ids),
+            ResponseId::generate(&crate::runtime::ids::Uuid7Ids),
+        );
         let (mut good_rx, good_failed) = bus.open(&good);
         let (mut bad_rx, bad_failed) = bus.open(&bad);
         writer.send(create(&bad)).await.unwrap();
@@ -393,7 +399,10 @@ mod tests {
         let store = sqlite().await;
         let bus = Arc::new(Bus::default());
         let (writer, _task) = Writer::spawn(store.clone(), bus.clone());
-        let (bad, other) = (ResponseId::generate(), ResponseId::generate());
+        let (bad, other) = (
+            ResponseId::generate(&crate::runtime::ids::Uuid7Ids),
+            ResponseId::generate(&crate::runtime::ids::Uuid7Ids),
+        );
         let _topic = bus.open(&bad);
         writer.send(create(&bad)).await.unwrap();
         writer.send(create(&other)).await.unwrap();
@@ -420,7 +429,10 @@ mod tests {
     #[tokio::test]
     async fn a_batch_that_cannot_be_committed_fails_every_run_in_it() {
         let bus = Bus::default();
-        let (a, b) = (ResponseId::generate(), ResponseId::generate());
+        let (a, b) = (
+            ResponseId::generate(&crate::runtime::ids::Uuid7Ids),
+            ResponseId::generate(&crate::runtime::ids::Uuid7Ids),
+        );
         let (_a_rx, a_failed) = bus.open(&a);
         let (_b_rx, b_failed) = bus.open(&b);
         let mut failed = HashMap::new();

@@ -27,7 +27,7 @@ pub fn temp_db() -> PathBuf {
 }
 
 fn uuid_like() -> String {
-    spool_core::ids::new_id("t")
+    spool_core::ids::IdSource::new_id(&spool_server::runtime::ids::Uuid7Ids, "t")
 }
 
 pub fn config(db: &std::path::Path, upstream: Option<&str>) -> ServeConfig {

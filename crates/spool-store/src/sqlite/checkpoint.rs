@@ -53,7 +53,8 @@ mod tests {
 
     #[test]
     fn a_checkpoint_copies_the_wal_into_the_database_file() {
-        let dir = std::env::temp_dir().join(spool_core::ids::new_id("checkpoint-test"));
+        let dir =
+            std::env::temp_dir().join(format!("checkpoint-test-{}", uuid::Uuid::now_v7().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("t.db");
         let writer = open_connection(&path, Role::Writer).unwrap();

@@ -85,7 +85,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_read_waits_for_a_connection_when_the_bound_is_reached() {
-        let dir = std::env::temp_dir().join(spool_core::ids::new_id("pool-test"));
+        let dir = std::env::temp_dir().join(format!("pool-test-{}", uuid::Uuid::now_v7().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("t.db");
         open_connection(&path, Role::Writer).unwrap();

@@ -28,9 +28,10 @@ pub async fn create_conversation(
 ) -> Result<Json<Value>, ApiError> {
     let metadata = body.metadata.unwrap_or_default();
     check_metadata(&metadata)?;
-    let items = new_items(body.items.unwrap_or_default())?;
+    let ids = state.runtime.ids();
+    let items = new_items(body.items.unwrap_or_default(), ids)?;
     let conversation = NewConversation {
-        id: ConversationId::generate(),
+        id: ConversationId::generate(ids),
         created_at: now_ms().div_euclid(1000),
         metadata,
         items,

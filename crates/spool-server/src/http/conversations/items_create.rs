@@ -23,7 +23,7 @@ pub async fn create_items(
     JsonBody(body): JsonBody<AddItemsBody>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_conversation_id(&id)?;
-    let items = new_items(body.items)?;
+    let items = new_items(body.items, state.runtime.ids())?;
     match state
         .runtime
         .store()

@@ -17,6 +17,7 @@ pub mod update;
 use super::error::ApiError;
 use serde_json::{Value, json};
 use spool_core::ids::ConversationId;
+use spool_core::ids::IdSource;
 use spool_core::item::Item;
 use spool_core::request::{RequestError, normalize_items};
 use spool_store::ConversationRecord;
@@ -44,7 +45,7 @@ pub(crate) fn conversation_json(c: &ConversationRecord) -> Value {
 }
 
 /// Normalizes items a request adds (at most 20).
-pub(crate) fn new_items(items: Vec<Value>) -> Result<Vec<Item>, ApiError> {
+pub(crate) fn new_items(items: Vec<Value>, ids: &dyn IdSource) -> Result<Vec<Item>, ApiError> {
     if items.len() > MAX_ITEMS_PER_REQUEST {
         return Err(ApiError::bad_request(
             format!("At most {MAX_ITEMS_PER_REQUEST} items may be added at once."),
@@ -52,7 +53,7 @@ pub(crate) fn new_items(items: Vec<Value>) -> Result<Vec<Item>, ApiError> {
             Some("invalid_value"),
         ));
     }
-    normalize_items(items, "items").map_err(|e: RequestError| e.into())
+    normalize_items(items, "items", ids).map_err(|e: RequestError| e.into())
 }
 
 /// A list of items in the API's list shape.

@@ -46,7 +46,7 @@ pub async fn create_response(
             })?;
         agent.apply(&mut body);
     }
-    let request = RunRequest::parse(body)?;
+    let request = RunRequest::parse(body, state.runtime.ids())?;
     let modes = request.modes;
     let started = state.runtime.start(request).await?;
     let guard =
