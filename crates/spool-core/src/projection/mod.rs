@@ -1,11 +1,66 @@
 //! Pure projections of a run's canonical log into wire dialects.
 //!
 //! A projection is a fold: it is fed the log's envelopes in order and yields
-//! zero or more wire events for each. Live streaming and replay run the same
+//! zero or more [`Frame`]s for each. Live streaming and replay run the same
 //! projection over the same log, so a replayed stream is byte-identical to
-//! the live one, and a cursor such as `starting_after` is applied by
-//! projecting from the start and skipping what the client already has.
+//! the live one, and a cursor (`starting_after`, `Last-Event-ID`) is applied
+//! by projecting from the start and skipping the frames the client already
+//! has: every frame carries its dense position in its dialect's stream.
+//!
+//! Each dialect is one module implementing [`Projection`]; the HTTP layer
+//! only frames what they yield.
 
 pub mod responses;
 
 pub use responses::{ResponsesProjection, WireEvent};
+
+use crate::event::Envelope;
+use crate::fold::OrderError;
+
+/// One frame of a dialect's stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// The frame's position in its dialect's projection of the log: 0, 1,
+    /// 2, … without gaps. An SSE `id:` line carries it and `Last-Event-ID`
+    /// names it.
+    pub index: u64,
+    /// The SSE `event:` name, for dialects that send one.
+    pub event: Option<&'static str>,
+    /// The payload: one line of JSON for most dialects.
+    pub data: String,
+}
+
+/// A wire dialect: a pure fold of canonical envelopes into frames.
+pub trait Projection: Send {
+    /// Folds `envelope` in and hands each resulting frame to `out`.
+    fn apply(
+        &mut self,
+        envelope: &Envelope,
+        out: &mut dyn FnMut(Frame),
+    ) -> Result<(), ProjectionError>;
+}
+
+/// Why a log could not be projected.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("the log is out of order: {0}")]
+    Order(#[from] OrderError),
+    #[error("an event could not be serialized: {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
+impl Projection for ResponsesProjection {
+    fn apply(
+        &mut self,
+        envelope: &Envelope,
+        out: &mut dyn FnMut(Frame),
+    ) -> Result<(), ProjectionError> {
+        ResponsesProjection::apply(self, envelope, |wire| {
+            out(Frame {
+                index: wire.sequence_number,
+                event: Some(wire.event_type),
+                data: wire.json,
+            })
+        })
+    }
+}

@@ -12,6 +12,7 @@ mod object;
 pub use object::{ResponseObject, added_item, object, wire_item, wire_items};
 
 use crate::event::{Envelope, Event};
+use super::ProjectionError;
 use crate::fold::{OrderError, RunFold};
 use crate::item::{ContentPart, Item, McpCallItem, PartKind};
 use serde::Serialize;
@@ -44,14 +45,6 @@ struct WireCursor {
     next_done: u32,
 }
 
-/// Why a log could not be projected.
-#[derive(Debug, thiserror::Error)]
-pub enum ProjectionError {
-    #[error("the log is out of order: {0}")]
-    Order(#[from] OrderError),
-    #[error("an event could not be serialized: {0}")]
-    Serialize(#[from] serde_json::Error),
-}
 
 // === wire frames ===
 
