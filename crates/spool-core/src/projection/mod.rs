@@ -30,6 +30,37 @@ pub struct Frame {
     pub data: String,
 }
 
+/// The dialects a run's log can be read in, by the name clients use
+/// (`GET /v1/runs/{id}/events?dialect=NAME`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// The OpenAI Responses API stream.
+    Responses,
+}
+
+impl Dialect {
+    /// Every dialect, in the order they are documented.
+    pub const ALL: &'static [Dialect] = &[Dialect::Responses];
+
+    /// The dialect a client names, if spool speaks it.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|d| d.name() == name)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Responses => "responses",
+        }
+    }
+
+    /// A fresh projection of a log into this dialect.
+    pub fn projection(self) -> Box<dyn Projection> {
+        match self {
+            Dialect::Responses => Box::new(ResponsesProjection::new()),
+        }
+    }
+}
+
 /// A wire dialect: a pure fold of canonical envelopes into frames.
 pub trait Projection: Send {
     /// Folds `envelope` in and hands each resulting frame to `out`.
