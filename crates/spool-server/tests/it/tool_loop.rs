@@ -134,7 +134,6 @@ fn calls(calls: &[(&str, &str, Value)]) -> Script {
     Script::Stream(steps)
 }
 
-/// The `tool.executed` records of a response's log.
 /// The server-side tool calls a run logged, in call order: each call's
 /// item (`id`, the model's `call_id`, `name`) with its result (`success`,
 /// `output` or `error`, `runtime_ms`).
@@ -509,4 +508,49 @@ async fn a_forced_tool_choice_holds_for_the_first_step_only() {
     let requests = app.upstream.requests();
     assert_eq!(requests[0]["tool_choice"], "required");
     assert_eq!(requests[1]["tool_choice"], "auto");
+}
+
+#[tokio::test]
+async fn max_tool_calls_is_enforced_not_only_echoed() {
+    let Loop { app, .. } = spawn_loop(10).await;
+    // Three calls in the first answer: one may run; after it the model is
+    // offered no server-side tools, so it answers.
+    app.upstream.push(calls(&[
+        ("a1", "add", json!({"a": 1, "b": 1})),
+        ("a2", "add", json!({"a": 2, "b": 2})),
+        ("a3", "add", json!({"a": 3, "b": 3})),
+    ]));
+    app.upstream.push(text_script(&["only one ran"]));
+    let (_, response) = app
+        .post(
+            "/v1/responses",
+            &json!({"model": "tooler", "input": "add", "max_tool_calls": 1}),
+        )
+        .await;
+    assert_eq!(response["status"], "completed", "{response}");
+    assert_eq!(response["max_tool_calls"], 1);
+    let runs = executions(&app, response["id"].as_str().unwrap());
+    let ran: Vec<bool> = runs.iter().map(|r| r["success"] == true).collect();
+    assert_eq!(ran, [true, false, false]);
+    assert!(
+        runs[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("max_tool_calls")
+    );
+    let second = &app.upstream.requests()[1];
+    assert!(
+        second
+            .get("tools")
+            .is_none_or(|t| t.as_array().is_none_or(Vec::is_empty)),
+        "no server-side tools are offered once the budget is spent: {second}"
+    );
+    // Every call the model made is answered, so the history stays valid.
+    let answered = second["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .count();
+    assert_eq!(answered, 3);
 }
