@@ -38,7 +38,7 @@ pub(super) struct McpToolParam {
 #[derive(Debug)]
 struct ServerLabel(String);
 
-/// An `http://` or `https://` URL.
+/// An `http://` or `https://` URL, its scheme in lower case.
 #[derive(Debug)]
 struct HttpUrl(String);
 
@@ -147,8 +147,14 @@ impl<'de> Deserialize<'de> for ServerLabel {
 impl<'de> Deserialize<'de> for HttpUrl {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let url = String::deserialize(deserializer)?;
-        if url.starts_with("http://") || url.starts_with("https://") {
-            Ok(HttpUrl(url))
+        // Schemes are case-insensitive (RFC 3986 §3.1): `HTTPS://` is
+        // `https://`, and is compared with the allow-list as such.
+        let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+        if let Some(scheme) =
+            scheme.filter(|s| s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https"))
+        {
+            let rest = &url[scheme.len()..];
+            Ok(HttpUrl(format!("{}{rest}", scheme.to_ascii_lowercase())))
         } else {
             Err(de::Error::custom(
                 "server_url must be an http:// or https:// URL",
@@ -247,6 +253,23 @@ mod tests {
 
     fn param(tool: Value) -> Option<String> {
         parse(tool, false).unwrap_err().param
+    }
+
+    #[test]
+    fn an_upper_case_scheme_is_normalised_not_refused() {
+        let tools = parse(
+            json!({"type": "mcp", "server_label": "s", "server_url": "HTTPS://h.example/mcp"}),
+            false,
+        )
+        .unwrap();
+        let McpTransport::Http { url, .. } = &tools.mcp[0].transport else {
+            panic!("not an HTTP server")
+        };
+        assert_eq!(url, "https://h.example/mcp");
+        assert_eq!(
+            param(json!({"type": "mcp", "server_label": "s", "server_url": "ftp://h/"})).as_deref(),
+            Some("tools[0].server_url")
+        );
     }
 
     #[test]

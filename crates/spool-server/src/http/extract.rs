@@ -49,27 +49,55 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             ));
         }
         let mut de = serde_json::Deserializer::from_slice(&bytes);
-        match serde_path_to_error::deserialize(&mut de) {
-            Ok(value) => Ok(Self(value)),
-            Err(e) => {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                if inner.is_data() {
-                    Err(ApiError::bad_request(
-                        format!("Invalid value for '{path}': {inner}."),
-                        Some(&path),
-                        Some("invalid_type"),
-                    ))
-                } else {
-                    Err(ApiError::bad_request(
-                        format!("We could not parse the JSON body of your request: {inner}."),
-                        None,
-                        Some("invalid_json"),
-                    ))
-                }
+        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if !inner.is_data() {
+                return ApiError::bad_request(
+                    format!("We could not parse the JSON body of your request: {inner}."),
+                    None,
+                    Some("invalid_json"),
+                );
             }
-        }
+            // serde names a missing field only in its message; the param
+            // is the field's own path, not its parent's.
+            let message = inner.to_string();
+            match missing_field(&message) {
+                Some(field) => {
+                    let param = match path.as_str() {
+                        "." => field.to_owned(),
+                        parent => format!("{parent}.{field}"),
+                    };
+                    ApiError::bad_request(
+                        format!("Missing required parameter: '{param}'."),
+                        Some(&param),
+                        Some("missing_required_parameter"),
+                    )
+                }
+                None => ApiError::bad_request(
+                    format!("Invalid value for '{path}': {message}."),
+                    Some(&path),
+                    Some("invalid_type"),
+                ),
+            }
+        })?;
+        // One JSON document and nothing after it: trailing bytes are a
+        // malformed body, not something to ignore.
+        de.end().map_err(|e| {
+            ApiError::bad_request(
+                format!("We could not parse the JSON body of your request: {e}."),
+                None,
+                Some("invalid_json"),
+            )
+        })?;
+        Ok(Self(value))
     }
+}
+
+/// The field a serde "missing field `x`" message names.
+fn missing_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("missing field `")?;
+    rest.split_once('`').map(|(field, _)| field)
 }
 
 /// The query string as `(name, value)` pairs, in order.

@@ -4,6 +4,7 @@
 //! - [`router`]: the one list of every route.
 //! - [`error`]: the OpenAI error shape and which status each failure gets.
 //! - [`extract`]: JSON body and query extractors with clear errors.
+//! - [`framing`]: URI and header size, and path encoding, checked first.
 //! - [`sse`]: the Responses event stream over a run's log.
 //! - [`responses`]: one file per `/v1/responses` action.
 //! - [`conversations`]: one file per `/v1/conversations` action.
@@ -12,6 +13,7 @@
 pub mod conversations;
 pub mod error;
 pub mod extract;
+pub mod framing;
 pub mod health;
 pub mod responses;
 pub mod router;

@@ -4,12 +4,14 @@ use super::AppState;
 use super::conversations as conv;
 use super::error::ApiError;
 use super::extract::BodyLimit;
+use super::framing::check_framing;
 use super::health::healthz;
 use super::responses::{cancel, create, delete, input_items, retrieve};
 use axum::Extension;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{StatusCode, Uri};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::any::Any;
@@ -45,6 +47,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         )
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(check_framing))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(Extension(BodyLimit(body_limit)))
         .layer(CatchPanicLayer::custom(panic_response))

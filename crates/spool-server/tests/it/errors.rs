@@ -116,3 +116,43 @@ async fn unknown_ids_and_routes_are_404s_in_the_error_shape() {
     let (status, body) = app.delete("/v1/responses").await;
     assert_error(status, &body, 405);
 }
+
+#[tokio::test]
+async fn trailing_bytes_and_missing_fields_are_400s_that_say_so() {
+    let app = spawn_app().await;
+    let (status, answer) = app
+        .post_raw(
+            "/v1/responses",
+            r#"{"model": "up", "input": "x"} {"again": 1}"#,
+        )
+        .await;
+    let e = assert_error(status, &answer, 400);
+    assert_eq!(e["code"], "invalid_json");
+    assert_eq!(stored_responses(&app).await, 0);
+    let (_, conv) = app.post("/v1/conversations", &json!({})).await;
+    let items = format!("/v1/conversations/{}/items", conv["id"].as_str().unwrap());
+    let (status, answer) = app.post(&items, &json!({})).await;
+    let e = assert_error(status, &answer, 400);
+    assert_eq!(e["param"], "items");
+    assert_eq!(e["code"], "missing_required_parameter");
+}
+
+#[tokio::test]
+async fn malformed_paths_and_oversized_requests_answer_in_the_error_shape() {
+    let app = spawn_app().await;
+    let (status, body) = app.get("/v1/responses/%FF").await;
+    assert_eq!(assert_error(status, &body, 400)["code"], "invalid_path");
+    let long = format!("/v1/responses/resp_{}", "a".repeat(9 * 1024));
+    let (status, body) = app.get(&long).await;
+    assert_error(status, &body, 414);
+    let r = app
+        .http
+        .get(app.url("/v1/responses/resp_1"))
+        .header("x-padding", "p".repeat(40 * 1024))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_error(status, &body, 431);
+}
