@@ -13,6 +13,7 @@ use crate::{BatchOutcome, NewResponse, StoreError, WriteOp};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use spool_core::event::Envelope;
 use spool_core::ids::ResponseId;
+use std::collections::HashMap;
 use std::sync::mpsc;
 use tokio::sync::oneshot;
 
@@ -128,21 +129,19 @@ pub(super) struct RunOps {
 /// each run's ops keep their order.
 pub(super) fn prepare_runs(batch: &[WriteOp]) -> Vec<RunOps> {
     let mut runs: Vec<RunOps> = Vec::new();
+    // Under load a batch interleaves the ops of many runs (64 clients, 4,096
+    // ops): find each op's run by its id, not by a scan of the runs so far.
+    let mut index: HashMap<&ResponseId, usize> = HashMap::new();
     for op in batch {
         let id = op.response_id();
-        // Batches hold a few runs with many ops each: the last run is the
-        // likely one, and a scan back is short.
-        let run = match runs.iter().rposition(|r| &r.id == id) {
-            Some(i) => &mut runs[i],
-            None => {
-                runs.push(RunOps {
-                    id: id.clone(),
-                    ops: Ok(Vec::new()),
-                });
-                let last = runs.len() - 1;
-                &mut runs[last]
-            }
-        };
+        let at = *index.entry(id).or_insert_with(|| {
+            runs.push(RunOps {
+                id: id.clone(),
+                ops: Ok(Vec::new()),
+            });
+            runs.len() - 1
+        });
+        let run = &mut runs[at];
         if let Ok(ops) = &mut run.ops
             && let Err(e) = prepare_op(op, ops)
         {
@@ -190,12 +189,42 @@ fn write_batch(conn: &mut Connection, batch: &[Prepared]) -> Result<(), Error> {
     Ok(())
 }
 
+/// Applies a batch of runs' ops so that each run stands or fails on its
+/// own. Ops are almost never refused, so the batch is first applied as one
+/// plain transaction; only if an op is refused permanently is it redone
+/// with a savepoint per run ([`write_runs_isolated`]). A transient error
+/// (busy, full, I/O) fails the batch as a whole so it can be tried again.
+fn write_runs(conn: &mut Connection, runs: Vec<RunOps>) -> Result<BatchOutcome, Error> {
+    if runs.iter().all(|r| r.ops.is_ok()) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let applied = runs.iter().try_for_each(|run| match &run.ops {
+            Ok(ops) => ops.iter().try_for_each(|op| apply(&tx, op)),
+            Err(_) => Ok(()),
+        });
+        match applied {
+            Ok(()) => {
+                tx.commit()?;
+                return Ok(BatchOutcome::default());
+            }
+            Err(e) => {
+                let error = from_sqlite(e);
+                if error.is_transient() {
+                    return Err(error.into());
+                }
+                // Dropping the transaction rolls it back; the batch is
+                // redone below, run by run.
+                drop(tx);
+            }
+        }
+    }
+    write_runs_isolated(conn, runs)
+}
+
 /// Applies each run's ops in a savepoint of one transaction. A run whose
 /// op is refused permanently (a constraint, say) is rolled back to its
-/// savepoint and reported; a transient error (busy, full, I/O), or one
-/// after which SQLite has already rolled the whole transaction back, fails
-/// the batch as a whole so it can be tried again.
-fn write_runs(conn: &mut Connection, runs: Vec<RunOps>) -> Result<BatchOutcome, Error> {
+/// savepoint and reported; a transient error, or one after which SQLite
+/// has already rolled the whole transaction back, fails the batch.
+fn write_runs_isolated(conn: &mut Connection, runs: Vec<RunOps>) -> Result<BatchOutcome, Error> {
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut outcome = BatchOutcome::default();
     for RunOps { id, ops } in runs {
