@@ -16,6 +16,7 @@ mod restart;
 mod shutdown;
 mod storage_failure;
 mod streaming;
+mod threads;
 mod tool_loop;
 mod upstream;
 mod upstream_failures;
