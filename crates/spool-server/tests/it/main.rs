@@ -7,6 +7,7 @@ mod chaining;
 mod conversations;
 mod custom_agent;
 mod errors;
+mod exec;
 mod faulty_store;
 mod helpers;
 mod mcp;
