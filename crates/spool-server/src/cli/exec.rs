@@ -383,7 +383,17 @@ async fn follow(response: reqwest::Response, json: bool) -> Result<bool, Stop> {
             }
             match event["type"].as_str() {
                 Some("turn.completed") => outcome = Some(true),
-                Some("turn.failed") => outcome = Some(false),
+                Some("turn.failed") => {
+                    // The SDKs raise with the process's stderr when it
+                    // exits 1: say why there too.
+                    if json {
+                        eprintln!(
+                            "spool exec: turn failed: {}",
+                            text(&event["error"]["message"])
+                        );
+                    }
+                    outcome = Some(false);
+                }
                 _ => {}
             }
         }
