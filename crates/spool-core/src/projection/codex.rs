@@ -560,6 +560,47 @@ mod tests {
     }
 
     #[test]
+    fn a_tool_call_open_at_a_cancelled_end_is_completed_failed_first() {
+        let call = Item::ToolCall(Box::new(ToolCallItem {
+            id: "mcp_1".into(),
+            status: ItemStatus::InProgress,
+            call_id: "call_1".into(),
+            name: "slow".into(),
+            server: Some("calc".into()),
+            arguments: "{}".into(),
+            approval_request_id: None,
+            result: None,
+        }));
+        let events = project(vec![
+            created(),
+            Event::RunStarted,
+            Event::StepStarted {
+                step_id: "step_1".into(),
+                kind: crate::event::StepKind::ToolExecution,
+            },
+            Event::ItemStarted {
+                output_index: 0,
+                item: call,
+            },
+            Event::RunCancelled,
+        ]);
+        let n = events.len();
+        assert_eq!(events[n - 2]["type"], "item.completed");
+        assert_eq!(events[n - 2]["item"]["id"], "item_0");
+        assert_eq!(events[n - 2]["item"]["status"], "failed");
+        assert_eq!(events[n - 2]["item"]["error"]["message"], CANCELLED_MESSAGE);
+        assert_eq!(events[n - 1]["type"], "turn.failed");
+    }
+
+    #[test]
+    fn the_dialect_registry_names_codex() {
+        assert_eq!(
+            super::super::Dialect::parse("codex"),
+            Some(super::super::Dialect::Codex)
+        );
+    }
+
+    #[test]
     fn a_completed_run_reports_usage_even_without_model_calls() {
         let events = project(vec![created(), Event::RunStarted, Event::RunCompleted]);
         assert_eq!(

@@ -93,6 +93,30 @@ async fn without_json_the_answer_goes_to_stdout_and_progress_to_stderr() {
 }
 
 #[tokio::test]
+async fn an_image_file_is_sent_as_an_image_part() {
+    let app = spawn_app().await;
+    app.upstream.push(text_script(&["A dot."]));
+    let image = std::env::temp_dir().join(format!("spool-exec-{}.png", std::process::id()));
+    std::fs::write(&image, b"\x89PNG fake").unwrap();
+    let base = format!("{}/v1", app.base);
+    let path = image.to_string_lossy().into_owned();
+    let output = exec(
+        Some(&base),
+        &["--json", "--model", "up", "--image", &path, "what is it?"],
+        "",
+    )
+    .await;
+    let _ = std::fs::remove_file(&image);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let sent = app.upstream.requests().pop().unwrap()["messages"].to_string();
+    assert!(
+        sent.contains("data:image/png;base64,iVBORyBmYWtl"),
+        "{sent}"
+    );
+    assert!(sent.contains("what is it?"));
+}
+
+#[tokio::test]
 async fn a_failed_turn_exits_1() {
     let app = spawn_app().await;
     app.upstream

@@ -3,9 +3,12 @@
 //! `Last-Event-ID`, and is answered whole without streaming; threads and
 //! turns are listed; bad input is refused in the OpenAI error shape.
 
-use crate::helpers::{TestApp, assert_error, parse_sse, read_to_end, spawn_app};
-use crate::upstream::{Script, text_script};
+use crate::helpers::{
+    SseReader, TestApp, assert_error, parse_sse, poll_for, read_to_end, spawn_app,
+};
+use crate::upstream::{Script, slow_script, text_script};
 use serde_json::{Value, json};
+use std::time::Duration;
 
 async fn new_thread(app: &TestApp, body: Value) -> String {
     let (status, thread) = app.post("/v1/threads", &body).await;
@@ -253,4 +256,30 @@ async fn bad_thread_input_is_refused_in_the_openai_error_shape() {
     assert_error(status, &body, 400);
     // Nothing ran.
     assert!(app.upstream.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_turn_whose_client_goes_away_is_cancelled_and_ends_turn_failed() {
+    let app = spawn_app().await;
+    let thread = new_thread(&app, json!({"model": "up"})).await;
+    app.upstream
+        .push(slow_script(50, Duration::from_millis(100)));
+    let r = open_turn(&app, &thread, &json!({"input": "x"}), "text/event-stream").await;
+    let mut reader = SseReader::new(r);
+    reader.until("turn.started").await;
+    drop(reader);
+    let turn = poll_for("the turn is cancelled", || async {
+        let (_, turns) = app.get(&format!("/v1/threads/{thread}/turns")).await;
+        let turn = turns["data"][0].clone();
+        (turn["status"] == "cancelled").then_some(turn)
+    })
+    .await;
+    assert_eq!(turn["error"]["message"], "The turn was cancelled.");
+    let id = turn["id"].as_str().unwrap();
+    let replay = events_route(&app, &thread, id, None).await;
+    let last = parse_sse(&replay).pop().unwrap().json();
+    assert_eq!(
+        last,
+        json!({"type": "turn.failed", "error": {"message": "The turn was cancelled."}})
+    );
 }
