@@ -406,7 +406,12 @@ fn transcript(event: &Value) {
     let item = &event["item"];
     match (event["type"].as_str(), item["type"].as_str()) {
         (Some("thread.started"), _) => eprintln!("thread {}", text(&event["thread_id"])),
-        (Some("item.completed"), Some("agent_message")) => println!("{}", text(&item["text"])),
+        (Some("item.completed"), Some("agent_message")) => {
+            // A reader that closed stdout early is not an error of the turn.
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", text(&item["text"]));
+            let _ = out.flush();
+        }
         (Some("item.completed"), Some("reasoning")) => {
             eprintln!("thinking: {}", text(&item["text"]))
         }
