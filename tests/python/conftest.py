@@ -49,6 +49,7 @@ class Script:
     usage: dict[str, int] | None = None
     delay: float = 0.0  # seconds slept before each chunk
     match: str | None = None
+    fail_status: int | None = None  # answer with this HTTP error instead of a completion
 
 
 def text_script(pieces: list[str] | str, *, usage: dict[str, int] | None = None, delay: float = 0.0,
@@ -70,6 +71,11 @@ def tool_call_script(call_id: str, name: str, argument_pieces: list[str], *, usa
     if usage is None:
         usage = {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21}
     return Script(deltas=deltas, finish_reason="tool_calls", usage=usage, delay=delay, match=match)
+
+
+def error_script(status: int, message: str, *, match: str | None = None) -> Script:
+    """The upstream refuses the request with ``status`` and an OpenAI error body."""
+    return Script(deltas=[message], fail_status=status, match=match)
 
 
 @dataclass
@@ -194,6 +200,12 @@ class ScriptedUpstream:
                     script = text_script(["Hello", " from", " upstream"])
                 else:
                     rec.script_used = "scripted"
+                if script.fail_status is not None:
+                    rec.finished = True
+                    self._json(script.fail_status, {"error": {"message": script.deltas[0],
+                                                              "type": "invalid_request_error",
+                                                              "param": None, "code": None}})
+                    return
                 model = body.get("model") or "up-model"
                 problem = _tool_sequence_problem(body.get("messages") or [])
                 if problem:

@@ -7,7 +7,7 @@
 //! snapshots: a stored log replays byte for byte across the upgrade.
 
 use spool_core::event::Envelope;
-use spool_core::projection::ResponsesProjection;
+use spool_core::projection::{CodexProjection, Projection, ResponsesProjection};
 use std::path::{Path, PathBuf};
 
 fn fixtures() -> PathBuf {
@@ -73,5 +73,39 @@ fn legacy_logs_replay_byte_for_byte() {
     assert!(!legacy.is_empty(), "the legacy fixture logs are missing");
     for (name, log) in &legacy {
         insta::assert_snapshot!(format!("responses__{name}"), responses(log));
+    }
+}
+
+/// The Codex stream of a log: one JSON line per thread event, as
+/// `codex exec --json` prints them.
+fn codex(log: &[Envelope]) -> String {
+    let mut projection = CodexProjection::new();
+    let mut out = String::new();
+    for envelope in log {
+        Projection::apply(&mut projection, envelope, &mut |frame| {
+            out.push_str(&frame.data);
+            out.push('\n');
+        })
+        .expect("a fixture log projects");
+    }
+    out
+}
+
+#[test]
+fn fixture_logs_project_to_their_codex_transcripts() {
+    let current = logs(&fixtures());
+    assert!(current.len() >= 14, "the fixture logs are missing");
+    for (name, log) in &current {
+        insta::assert_snapshot!(format!("codex__{name}"), codex(log));
+    }
+}
+
+/// Legacy logs have snapshots of their own in this dialect: an MCP call in
+/// them was opened before its arguments streamed in, so its `item.started`
+/// shows no arguments yet.
+#[test]
+fn legacy_logs_project_to_codex() {
+    for (name, log) in &logs(&fixtures().join("legacy")) {
+        insta::assert_snapshot!(format!("codex__legacy__{name}"), codex(log));
     }
 }

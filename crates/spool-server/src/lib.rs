@@ -7,8 +7,10 @@
 //! - [`runtime`]: the run manager, the group-commit writer, the live bus,
 //!   subscriptions and recovery.
 //! - [`http`]: routes, one file per endpoint action, errors and SSE.
+//! - [`cli`]: `spool exec`, the Codex command line as a client of a server.
 
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod runtime;

@@ -1,8 +1,11 @@
-//! The `spool` binary: `spool serve`.
+//! The `spool` binary: `spool serve`, and `spool exec` (the Codex command
+//! line, as a client of a running server).
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use spool_server::cli::exec::{self, ExecArgs};
 use spool_server::{App, ServeConfig};
+use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 /// spool: durable, replayable agent runs behind the OpenAI Responses API.
@@ -17,23 +20,29 @@ struct Cli {
 enum Command {
     /// Serve the API.
     Serve(ServeConfig),
+    /// Run one turn on a spool server, as `codex exec` does (the Codex
+    /// SDKs drive it unmodified).
+    Exec(ExecArgs),
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("SPOOL_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
     match cli.command {
         Command::Serve(config) => {
+            // Only the server logs: `exec`'s stdout is its output.
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    EnvFilter::try_from_env("SPOOL_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+                )
+                .init();
             let app = App::build(&config).await?;
             let addr = app.local_addr().context("no local address")?;
             tracing::info!("spool listening on http://{addr} (API at http://{addr}/v1)");
-            app.run_until_stopped(shutdown_signal()).await
+            app.run_until_stopped(shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
         }
+        Command::Exec(args) => Ok(exec::run(args).await),
     }
 }
 

@@ -199,6 +199,13 @@ pub struct ConversationRecord {
     pub active_response: Option<ResponseId>,
 }
 
+/// One page of a listing, with whether more follow it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListPage<T> {
+    pub data: Vec<T>,
+    pub has_more: bool,
+}
+
 /// The answer to a write that needs the conversation to be idle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConversationAccess {
@@ -280,6 +287,23 @@ pub trait ConversationStore: Send + Sync + 'static {
     /// Clears claims held by responses that are not running, e.g. after a
     /// crash between a claim and the response's creation.
     async fn release_stale_claims(&self) -> Result<(), StoreError>;
+
+    /// Conversations, newest first: at most `limit` of them created
+    /// before `after` (from the newest without it).
+    async fn list_conversations(
+        &self,
+        after: Option<&ConversationId>,
+        limit: u32,
+    ) -> Result<ListPage<ConversationRecord>, PageError>;
+
+    /// The responses run on a conversation, oldest first: at most `limit`
+    /// of them created after `after` (from the first without it).
+    async fn conversation_responses(
+        &self,
+        id: &ConversationId,
+        after: Option<&ResponseId>,
+        limit: u32,
+    ) -> Result<ListPage<ResponseId>, PageError>;
 }
 
 /// The log of runs: batched writes and the reads that serve responses,

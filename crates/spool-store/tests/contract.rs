@@ -525,6 +525,56 @@ async fn a_run_on_a_conversation_appends_its_items_and_releases_it_when_it_ends(
     );
 }
 
+async fn conversations_and_their_responses_are_listed_in_pages(store: Arc<dyn Store>) {
+    let (first, second, third) = (
+        conversation(store.as_ref(), vec![]).await,
+        conversation(store.as_ref(), vec![]).await,
+        conversation(store.as_ref(), vec![]).await,
+    );
+    let page = store.list_conversations(None, 2).await.unwrap();
+    let ids: Vec<_> = page.data.iter().map(|c| c.id.clone()).collect();
+    assert_eq!(
+        (ids, page.has_more),
+        (vec![third.clone(), second.clone()], true)
+    );
+    let page = store.list_conversations(Some(&second), 2).await.unwrap();
+    let ids: Vec<_> = page.data.iter().map(|c| c.id.clone()).collect();
+    assert_eq!((ids, page.has_more), (vec![first.clone()], false));
+    let gone = ConversationId::generate(&Fresh);
+    assert!(matches!(
+        store.list_conversations(Some(&gone), 2).await,
+        Err(PageError::UnknownCursor { param: "after", .. })
+    ));
+
+    let runs: Vec<_> = (0..3).map(|_| ResponseId::generate(&Fresh)).collect();
+    for run in &runs {
+        store
+            .write(&[new_response(run, Some(&first), vec![])])
+            .await
+            .unwrap();
+    }
+    let elsewhere = ResponseId::generate(&Fresh);
+    store
+        .write(&[new_response(&elsewhere, Some(&second), vec![])])
+        .await
+        .unwrap();
+    let page = store.conversation_responses(&first, None, 2).await.unwrap();
+    assert_eq!((page.data, page.has_more), (runs[..2].to_vec(), true));
+    let page = store
+        .conversation_responses(&first, Some(&runs[1]), 2)
+        .await
+        .unwrap();
+    assert_eq!((page.data, page.has_more), (runs[2..].to_vec(), false));
+    assert!(matches!(
+        store
+            .conversation_responses(&first, Some(&elsewhere), 2)
+            .await,
+        Err(PageError::UnknownCursor { .. })
+    ));
+    let page = store.conversation_responses(&third, None, 2).await.unwrap();
+    assert_eq!((page.data, page.has_more), (vec![], false));
+}
+
 async fn stale_claims_are_released_and_live_ones_kept(store: Arc<dyn Store>) {
     let (stale_conversation, live_conversation) = (
         conversation(store.as_ref(), vec![]).await,
@@ -596,6 +646,7 @@ macro_rules! contract {
                 one_response_at_a_time_holds_a_conversation,
                 a_run_on_a_conversation_appends_its_items_and_releases_it_when_it_ends,
                 stale_claims_are_released_and_live_ones_kept,
+                conversations_and_their_responses_are_listed_in_pages,
                 agents_are_put_read_replaced_and_retained,
             );
         }

@@ -10,8 +10,10 @@
 //! Each dialect is one module implementing [`Projection`]; the HTTP layer
 //! only frames what they yield.
 
+pub mod codex;
 pub mod responses;
 
+pub use codex::CodexProjection;
 pub use responses::{ResponsesProjection, WireEvent};
 
 use crate::event::Envelope;
@@ -36,11 +38,13 @@ pub struct Frame {
 pub enum Dialect {
     /// The OpenAI Responses API stream.
     Responses,
+    /// Codex thread events, as `codex exec --json` prints them.
+    Codex,
 }
 
 impl Dialect {
     /// Every dialect, in the order they are documented.
-    pub const ALL: &'static [Dialect] = &[Dialect::Responses];
+    pub const ALL: &'static [Dialect] = &[Dialect::Responses, Dialect::Codex];
 
     /// The dialect a client names, if spool speaks it.
     pub fn parse(name: &str) -> Option<Self> {
@@ -50,6 +54,7 @@ impl Dialect {
     pub fn name(self) -> &'static str {
         match self {
             Dialect::Responses => "responses",
+            Dialect::Codex => "codex",
         }
     }
 
@@ -57,6 +62,7 @@ impl Dialect {
     pub fn projection(self) -> Box<dyn Projection> {
         match self {
             Dialect::Responses => Box::new(ResponsesProjection::new()),
+            Dialect::Codex => Box::new(CodexProjection::new()),
         }
     }
 }

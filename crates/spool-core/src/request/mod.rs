@@ -17,6 +17,7 @@ mod deserialize;
 mod input;
 mod mcp;
 mod params;
+pub mod threads;
 mod tools;
 
 pub use input::{normalize_input, normalize_items};

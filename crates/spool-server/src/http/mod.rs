@@ -8,6 +8,8 @@
 //! - [`sse`]: the Responses event stream over a run's log.
 //! - [`responses`]: one file per `/v1/responses` action.
 //! - [`conversations`]: one file per `/v1/conversations` action.
+//! - [`threads`]: one file per `/v1/threads` action (the Codex dialect),
+//!   and the thread-event stream (SSE or NDJSON).
 //! - [`health`]: `GET /healthz`.
 
 pub mod conversations;
@@ -18,6 +20,7 @@ pub mod health;
 pub mod responses;
 pub mod router;
 pub mod sse;
+pub mod threads;
 
 use crate::runtime::Runtime;
 use std::sync::Arc;

@@ -7,6 +7,7 @@ use super::extract::BodyLimit;
 use super::framing::check_framing;
 use super::health::healthz;
 use super::responses::{cancel, create, delete, input_items, retrieve};
+use super::threads;
 use axum::Extension;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -44,6 +45,26 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route(
             "/v1/conversations/{id}/items/{item_id}",
             get(conv::item_retrieve::retrieve_item).delete(conv::item_delete::delete_item),
+        )
+        .route(
+            "/v1/threads",
+            post(threads::create::create_thread).get(threads::list::list_threads),
+        )
+        .route(
+            "/v1/threads/{id}",
+            get(threads::retrieve::retrieve_thread).delete(threads::delete::delete_thread),
+        )
+        .route(
+            "/v1/threads/{id}/turns",
+            get(threads::turns_list::list_turns).post(threads::turns_create::create_turn),
+        )
+        .route(
+            "/v1/threads/{id}/turns/{turn_id}",
+            get(threads::turn_retrieve::retrieve_turn),
+        )
+        .route(
+            "/v1/threads/{id}/turns/{turn_id}/events",
+            get(threads::turn_events::turn_events),
         )
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)

@@ -375,6 +375,27 @@ mod tests {
         ) -> Result<spool_store::ConversationAccess, StoreError> {
             Ok(spool_store::ConversationAccess::NotFound)
         }
+        async fn list_conversations(
+            &self,
+            _: Option<&spool_core::ids::ConversationId>,
+            _: u32,
+        ) -> Result<spool_store::ListPage<spool_store::ConversationRecord>, PageError> {
+            Ok(spool_store::ListPage {
+                data: vec![],
+                has_more: false,
+            })
+        }
+        async fn conversation_responses(
+            &self,
+            _: &spool_core::ids::ConversationId,
+            _: Option<&ResponseId>,
+            _: u32,
+        ) -> Result<spool_store::ListPage<ResponseId>, PageError> {
+            Ok(spool_store::ListPage {
+                data: vec![],
+                has_more: false,
+            })
+        }
         async fn release_conversation(
             &self,
             _: &spool_core::ids::ConversationId,

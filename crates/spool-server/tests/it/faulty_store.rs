@@ -7,7 +7,8 @@ use spool_core::ids::{ConversationId, ResponseId};
 use spool_core::item::Item;
 use spool_store::{
     AgentStore, ConversationAccess, ConversationRecord, ConversationStore, ItemPage, ItemPageQuery,
-    LogStore, NewConversation, PageError, ResponseRecord, SqliteStore, StoreError, WriteOp,
+    ListPage, LogStore, NewConversation, PageError, ResponseRecord, SqliteStore, StoreError,
+    WriteOp,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -192,5 +193,20 @@ impl ConversationStore for FaultyStore {
     }
     async fn release_stale_claims(&self) -> Result<(), StoreError> {
         self.inner.release_stale_claims().await
+    }
+    async fn list_conversations(
+        &self,
+        after: Option<&ConversationId>,
+        limit: u32,
+    ) -> Result<ListPage<ConversationRecord>, PageError> {
+        self.inner.list_conversations(after, limit).await
+    }
+    async fn conversation_responses(
+        &self,
+        id: &ConversationId,
+        after: Option<&ResponseId>,
+        limit: u32,
+    ) -> Result<ListPage<ResponseId>, PageError> {
+        self.inner.conversation_responses(id, after, limit).await
     }
 }

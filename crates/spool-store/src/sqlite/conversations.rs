@@ -6,7 +6,7 @@ use super::codec::{corrupt, item_rows, parse_id, parse_item, to_json};
 use super::paging::page_items;
 use super::writer::append_to_conversation;
 use crate::{
-    ConversationAccess, ConversationRecord, ConversationStore, ItemPage, ItemPageQuery,
+    ConversationAccess, ConversationRecord, ConversationStore, ItemPage, ItemPageQuery, ListPage,
     NewConversation, PageError, StoreError,
 };
 use async_trait::async_trait;
@@ -289,5 +289,115 @@ impl ConversationStore for SqliteStore {
             Ok(())
         })
         .await
+    }
+
+    async fn list_conversations(
+        &self,
+        after: Option<&ConversationId>,
+        limit: u32,
+    ) -> Result<ListPage<ConversationRecord>, PageError> {
+        let after = after.map(|a| a.as_str().to_owned());
+        let cursor = after.clone();
+        let rows = self
+            .read(move |conn| {
+                let before_rowid = match &cursor {
+                    Some(id) => match conn
+                        .prepare_cached("SELECT rowid FROM conversations WHERE id = ?")?
+                        .query_row([id], |r| r.get::<_, i64>(0))
+                        .optional()?
+                    {
+                        Some(rowid) => Some(rowid),
+                        None => return Ok(None),
+                    },
+                    None => None,
+                };
+                let mut statement = conn.prepare_cached(
+                    "SELECT id, created_at, metadata, active_response_id FROM conversations \
+                     WHERE ?1 IS NULL OR rowid < ?1 ORDER BY rowid DESC LIMIT ?2",
+                )?;
+                let rows = statement
+                    .query_map(params![before_rowid, i64::from(limit) + 1], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, Option<String>>(3)?,
+                        ))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Some(rows))
+            })
+            .await?;
+        let Some(mut rows) = rows else {
+            return Err(PageError::UnknownCursor {
+                param: "after",
+                id: after.unwrap_or_default(),
+            });
+        };
+        let has_more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let data = rows
+            .into_iter()
+            .map(|(id, created_at, metadata, active)| {
+                Ok(ConversationRecord {
+                    id: ConversationId::parse(&id).map_err(corrupt)?,
+                    created_at,
+                    metadata: serde_json::from_str(&metadata).map_err(corrupt)?,
+                    active_response: active.as_deref().map(parse_id).transpose()?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(ListPage { data, has_more })
+    }
+
+    async fn conversation_responses(
+        &self,
+        id: &ConversationId,
+        after: Option<&ResponseId>,
+        limit: u32,
+    ) -> Result<ListPage<ResponseId>, PageError> {
+        let id = id.as_str().to_owned();
+        let after = after.map(|a| a.as_str().to_owned());
+        let cursor = after.clone();
+        let rows = self
+            .read(move |conn| {
+                let after_rowid = match &cursor {
+                    Some(response) => match conn
+                        .prepare_cached(
+                            "SELECT rowid FROM responses WHERE id = ? AND conversation_id = ?",
+                        )?
+                        .query_row([response, &id], |r| r.get::<_, i64>(0))
+                        .optional()?
+                    {
+                        Some(rowid) => Some(rowid),
+                        None => return Ok(None),
+                    },
+                    None => None,
+                };
+                let mut statement = conn.prepare_cached(
+                    "SELECT id FROM responses WHERE conversation_id = ?1 \
+                     AND (?2 IS NULL OR rowid > ?2) ORDER BY rowid LIMIT ?3",
+                )?;
+                let rows = statement
+                    .query_map(params![id, after_rowid, i64::from(limit) + 1], |r| {
+                        r.get::<_, String>(0)
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Some(rows))
+            })
+            .await?;
+        let Some(mut rows) = rows else {
+            return Err(PageError::UnknownCursor {
+                param: "after",
+                id: after.unwrap_or_default(),
+            });
+        };
+        let has_more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let data = rows
+            .iter()
+            .map(|id| parse_id(id))
+            .collect::<Result<_, StoreError>>()?;
+        Ok(ListPage { data, has_more })
     }
 }
