@@ -96,6 +96,7 @@ impl ResponseHeader {
                 prompt_cache_key: self.prompt_cache_key,
                 user: self.user,
             },
+            chat: Default::default(),
         }
     }
 }

@@ -10,9 +10,13 @@
 //! Each dialect is one module implementing [`Projection`]; the HTTP layer
 //! only frames what they yield.
 
+pub mod chat;
 pub mod responses;
+pub mod wxo;
 
+pub use chat::ChatProjection;
 pub use responses::{ResponsesProjection, WireEvent};
+pub use wxo::WxoProjection;
 
 use crate::event::Envelope;
 use crate::fold::OrderError;
@@ -36,11 +40,15 @@ pub struct Frame {
 pub enum Dialect {
     /// The OpenAI Responses API stream.
     Responses,
+    /// OpenAI Chat Completions chunks with seed 001's agent status chunks.
+    Chat,
+    /// The watsonx Orchestrate external-agent stream.
+    Wxo,
 }
 
 impl Dialect {
     /// Every dialect, in the order they are documented.
-    pub const ALL: &'static [Dialect] = &[Dialect::Responses];
+    pub const ALL: &'static [Dialect] = &[Dialect::Responses, Dialect::Chat, Dialect::Wxo];
 
     /// The dialect a client names, if spool speaks it.
     pub fn parse(name: &str) -> Option<Self> {
@@ -50,6 +58,8 @@ impl Dialect {
     pub fn name(self) -> &'static str {
         match self {
             Dialect::Responses => "responses",
+            Dialect::Chat => "chat",
+            Dialect::Wxo => "wxo",
         }
     }
 
@@ -57,6 +67,8 @@ impl Dialect {
     pub fn projection(self) -> Box<dyn Projection> {
         match self {
             Dialect::Responses => Box::new(ResponsesProjection::new()),
+            Dialect::Chat => Box::new(ChatProjection::new()),
+            Dialect::Wxo => Box::new(WxoProjection::new()),
         }
     }
 }

@@ -25,7 +25,7 @@ pub use tools::{FunctionTool, ToolChoice};
 
 use crate::ids::{ConversationId, IdSource, ResponseId};
 use crate::item::Item;
-use crate::run::{ResponsesEcho, RunHeader, Sampling};
+use crate::run::{ChatStreamOptions, ResponsesEcho, RunHeader, Sampling};
 use crate::tool::McpServerSpec;
 use params::{
     Echo, MAX_INFER_ITERS, MIN_MAX_OUTPUT_TOKENS, check_range, parse_reasoning, parse_text,
@@ -155,6 +155,9 @@ pub struct RunRequest {
     pub agent: Option<String>,
     pub modes: ModeFlags,
     pub metadata: BTreeMap<String, String>,
+    /// How the chat-completions dialects show the run (set by the chat
+    /// request parser; a Responses request keeps the default).
+    pub chat: ChatStreamOptions,
     /// Parameters echoed back unchanged in the response object.
     echo: Echo,
 }
@@ -305,6 +308,7 @@ impl RunRequest {
                 background,
             },
             metadata,
+            chat: ChatStreamOptions::default(),
             echo: Echo {
                 truncation,
                 text,
@@ -354,6 +358,7 @@ impl RunRequest {
                 prompt_cache_key: self.echo.prompt_cache_key.clone(),
                 user: self.echo.user.clone(),
             },
+            chat: self.chat,
         }
     }
 }
