@@ -104,23 +104,93 @@ impl From<&Usage> for ChatUsage {
     }
 }
 
-/// How a run's end reads in Chat Completions: `finish_reason`, plus text
-/// told in-band in the stop chunk's content.
-pub fn finish(fold: &RunFold, end: &Event) -> (&'static str, Option<String>) {
+/// How a finished run's end reads in Chat Completions: `finish_reason`,
+/// plus text told in-band in the stop chunk's content.
+pub fn finish(fold: &RunFold) -> (&'static str, Option<String>) {
+    if let Some(error) = fold.error() {
+        return ("stop", Some(failure_text(&error.message)));
+    }
+    match fold.incomplete_reason() {
+        Some(IncompleteReason::MaxOutputTokens) => return ("length", None),
+        Some(IncompleteReason::ContentFilter) => return ("content_filter", None),
+        Some(_) => return ("stop", Some(MAX_DEPTH_TEXT.to_owned())),
+        None => {}
+    }
     let has_function_calls = fold
         .output()
         .iter()
         .any(|i| matches!(i, Item::FunctionCall(_)));
-    match end {
-        Event::RunCompleted if has_function_calls => ("tool_calls", None),
-        Event::RunIncomplete { reason } => match reason {
-            IncompleteReason::MaxOutputTokens => ("length", None),
-            IncompleteReason::ContentFilter => ("content_filter", None),
-            _ => ("stop", Some(MAX_DEPTH_TEXT.to_owned())),
-        },
-        Event::RunFailed { error } => ("stop", Some(failure_text(&error.message))),
-        _ => ("stop", None),
+    if has_function_calls {
+        ("tool_calls", None)
+    } else {
+        ("stop", None)
     }
+}
+
+/// A finished run as a non-streaming `chat.completion` object.
+pub fn completion(fold: &RunFold) -> Option<Value> {
+    let header = fold.header()?;
+    let (finish_reason, told) = finish(fold);
+    let mut text: String = fold
+        .output()
+        .iter()
+        .filter(|i| matches!(i, Item::Message(_)))
+        .flat_map(Item::content)
+        .filter_map(|p| match p {
+            ContentPart::OutputText { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    if let Some(told) = told {
+        text.push_str(&told);
+    }
+    let tool_calls: Vec<Value> = fold
+        .output()
+        .iter()
+        .filter_map(|i| match i {
+            Item::FunctionCall(c) => Some(serde_json::json!({
+                "id": c.call_id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments},
+            })),
+            _ => None,
+        })
+        .collect();
+    let mut message = Map::new();
+    message.insert("role".into(), "assistant".into());
+    message.insert(
+        "content".into(),
+        if text.is_empty() {
+            Value::Null
+        } else {
+            text.into()
+        },
+    );
+    message.insert(
+        "refusal".into(),
+        refusal(fold).map_or(Value::Null, Value::from),
+    );
+    if !tool_calls.is_empty() {
+        message.insert("tool_calls".into(), tool_calls.into());
+    }
+    let usage = ChatUsage::from(&fold.usage().copied().unwrap_or_default());
+    let mut object = serde_json::json!({
+        "id": completion_id(fold),
+        "object": "chat.completion",
+        "created": header.created_at,
+        "model": header.model,
+        "choices": [{
+            "index": 0,
+            "message": message,
+            "logprobs": null,
+            "finish_reason": finish_reason,
+        }],
+        "usage": usage,
+    });
+    if let (Some(thread), Value::Object(o)) = (&header.conversation, &mut object) {
+        o.insert("thread_id".into(), thread.as_str().into());
+    }
+    Some(object)
 }
 
 /// The run's refusal text, if its answer was a refusal.
@@ -251,7 +321,7 @@ impl ChatProjection {
 
     fn end(&mut self, out: &mut dyn FnMut(Frame), end: &Event) -> Result<(), ProjectionError> {
         if !matches!(end, Event::RunCancelled) {
-            let (finish_reason, content) = finish(&self.fold, end);
+            let (finish_reason, content) = finish(&self.fold);
             let mut delta = Map::new();
             delta.insert("role".into(), "assistant".into());
             if let Some(content) = content {
@@ -263,15 +333,7 @@ impl ChatProjection {
             self.delta(out, Value::Object(delta), Some(finish_reason))?;
         }
         if self.options().include_usage {
-            let usage = self.fold.usage().map(ChatUsage::from).unwrap_or(ChatUsage {
-                prompt_tokens: 0,
-                completion_tokens: 0,
-                total_tokens: 0,
-                prompt_tokens_details: CachedTokens { cached_tokens: 0 },
-                completion_tokens_details: ReasoningTokens {
-                    reasoning_tokens: 0,
-                },
-            });
+            let usage = ChatUsage::from(&self.fold.usage().copied().unwrap_or_default());
             let id = completion_id(&self.fold);
             self.emit(out, id, Vec::new(), Some(usage))?;
         }
@@ -353,6 +415,10 @@ impl Projection for ChatProjection {
             _ => {}
         }
         Ok(())
+    }
+
+    fn fold(&self) -> &RunFold {
+        &self.fold
     }
 }
 

@@ -19,7 +19,7 @@ pub use responses::{ResponsesProjection, WireEvent};
 pub use wxo::WxoProjection;
 
 use crate::event::Envelope;
-use crate::fold::OrderError;
+use crate::fold::{OrderError, RunFold};
 
 /// One frame of a dialect's stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +81,9 @@ pub trait Projection: Send {
         envelope: &Envelope,
         out: &mut dyn FnMut(Frame),
     ) -> Result<(), ProjectionError>;
+
+    /// The run as of the last event folded in.
+    fn fold(&self) -> &RunFold;
 }
 
 /// Why a log could not be projected.
@@ -105,5 +108,9 @@ impl Projection for ResponsesProjection {
                 data: wire.json,
             })
         })
+    }
+
+    fn fold(&self) -> &RunFold {
+        ResponsesProjection::fold(self)
     }
 }

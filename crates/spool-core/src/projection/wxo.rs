@@ -209,6 +209,10 @@ impl Projection for WxoProjection {
         }
         Ok(())
     }
+
+    fn fold(&self) -> &RunFold {
+        &self.fold
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! parameter path). Other request families (chat completions, threads,
 //! agent sessions) are to sit beside them as their own modules.
 
+pub mod chat;
 mod deserialize;
 mod input;
 mod mcp;

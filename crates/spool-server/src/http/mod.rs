@@ -4,17 +4,21 @@
 //! - [`router`]: the one list of every route.
 //! - [`error`]: the OpenAI error shape and which status each failure gets.
 //! - [`extract`]: JSON body and query extractors with clear errors.
-//! - [`sse`]: the Responses event stream over a run's log.
+//! - [`sse`]: a run's log as an SSE stream in any dialect.
 //! - [`responses`]: one file per `/v1/responses` action.
 //! - [`conversations`]: one file per `/v1/conversations` action.
+//! - [`chat`]: `POST /v1/chat/completions` (chat chunks and Orchestrate).
+//! - [`runs`]: `GET /v1/runs/{id}/events`, any run in any dialect.
 //! - [`health`]: `GET /healthz`.
 
+pub mod chat;
 pub mod conversations;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod responses;
 pub mod router;
+pub mod runs;
 pub mod sse;
 
 use crate::runtime::Runtime;
