@@ -53,7 +53,7 @@ pub fn frame(frame: &Frame) -> Bytes {
 /// Appends the SSE frame of a projected frame to `buf`.
 pub fn write_frame(buf: &mut BytesMut, frame: &Frame) {
     // Writing to a BytesMut cannot fail.
-    let _ = write!(buf, "id: {}\n", frame.index);
+    let _ = writeln!(buf, "id: {}", frame.index);
     if let Some(event) = frame.event {
         buf.extend_from_slice(b"event: ");
         buf.extend_from_slice(event.as_bytes());

@@ -39,7 +39,8 @@ pub async fn run_events(
     let after = last_event_id(&headers, &query)?;
     let id = parse_response_id(&id)?;
     let runtime = &state.runtime;
-    if runtime.store().response(&id).await?.is_none() {
+    // A run just started may not be committed yet, but it is running.
+    if !runtime.is_running(&id) && runtime.store().response(&id).await?.is_none() {
         return Err(ApiError::response_not_found(id.as_str()));
     }
     let events = runtime.subscribe(&id);
