@@ -92,6 +92,9 @@ pub struct Sampling {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tool_calls: Option<u64>,
     pub parallel_tool_calls: bool,
+    /// Sequences that end the model's output (Chat Completions `stop`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<String>,
 }
 
 impl Default for Sampling {
@@ -104,6 +107,7 @@ impl Default for Sampling {
             max_output_tokens: None,
             max_tool_calls: None,
             parallel_tool_calls: true,
+            stop: Vec::new(),
         }
     }
 }

@@ -98,6 +98,8 @@ pub struct ChatRequest {
     /// `stream_options.status_chunks`, if the request set it.
     pub status_chunks: Option<bool>,
     pub include_usage: bool,
+    /// Sequences that end the model's output.
+    pub stop: Vec<String>,
 }
 
 impl ChatRequest {
@@ -133,10 +135,30 @@ impl ChatCompletionBody {
                 "Only one choice (n=1) is supported.",
             ));
         }
-        if self.stop.as_ref().is_some_and(|s| !s.is_null()) {
-            return Err(RequestError::unsupported(
+        let stop = match self.stop {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::String(s)) => vec![s],
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|s| match s {
+                    Value::String(s) => Ok(s),
+                    _ => Err(RequestError::invalid(
+                        "stop",
+                        "stop must be a string or an array of strings.",
+                    )),
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => {
+                return Err(RequestError::invalid(
+                    "stop",
+                    "stop must be a string or an array of strings.",
+                ));
+            }
+        };
+        if stop.len() > 4 || stop.iter().any(String::is_empty) {
+            return Err(RequestError::invalid(
                 "stop",
-                "Stop sequences are not supported by this server yet.",
+                "stop takes up to 4 non-empty sequences.",
             ));
         }
         let stream = self.stream.unwrap_or(false);
@@ -188,6 +210,7 @@ impl ChatCompletionBody {
             stream,
             status_chunks: options.status_chunks,
             include_usage: options.include_usage.unwrap_or(false),
+            stop,
         })
     }
 }

@@ -147,6 +147,9 @@ pub struct RunRequest {
     pub frequency_penalty: Option<f64>,
     pub max_output_tokens: Option<u64>,
     pub max_tool_calls: Option<u64>,
+    /// Sequences that end the model's output (set by the chat request
+    /// parser; the Responses API has no such parameter).
+    pub stop: Vec<String>,
     pub text_format: TextFormat,
     /// `reasoning.effort`, passed to models that take it.
     pub reasoning_effort: Option<String>,
@@ -294,6 +297,7 @@ impl RunRequest {
             frequency_penalty: body.frequency_penalty,
             max_output_tokens: body.max_output_tokens,
             max_tool_calls: body.max_tool_calls,
+            stop: Vec::new(),
             text_format,
             reasoning_effort,
             max_infer_iters: body.max_infer_iters,
@@ -346,6 +350,7 @@ impl RunRequest {
                 max_output_tokens: self.max_output_tokens,
                 max_tool_calls: self.max_tool_calls,
                 parallel_tool_calls: self.parallel_tool_calls,
+                stop: self.stop.clone(),
             },
             responses: ResponsesEcho {
                 tools: self.echo.tools.clone(),

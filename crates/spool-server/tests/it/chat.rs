@@ -111,7 +111,8 @@ async fn a_chat_completion_without_stream_is_one_object() {
     app.upstream.push(text_script(&["Hel", "lo"]));
     let r = open_chat(
         &app,
-        &json!({"model": "up", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 50}),
+        &json!({"model": "up", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 50,
+            "stop": ["END"]}),
         &[],
     )
     .await;
@@ -122,12 +123,9 @@ async fn a_chat_completion_without_stream_is_one_object() {
     assert_eq!(v["choices"][0]["message"]["content"], "Hello");
     assert_eq!(v["choices"][0]["finish_reason"], "stop");
     assert_eq!(v["usage"]["completion_tokens"], 2);
-    assert_eq!(
-        app.upstream.requests()[0]["max_tokens"]
-            .as_u64()
-            .or(app.upstream.requests()[0]["max_completion_tokens"].as_u64()),
-        Some(50)
-    );
+    let sent = &app.upstream.requests()[0];
+    assert_eq!(sent["max_completion_tokens"], 50);
+    assert_eq!(sent["stop"], json!(["END"]));
 }
 
 fn weather_call() -> Script {

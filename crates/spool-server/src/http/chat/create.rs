@@ -114,6 +114,7 @@ pub async fn create_chat_completion(
     body.input = Some(Value::Array(input));
     body.conversation = conversation.as_ref().map(|c| Value::from(c.as_str()));
     let mut request = RunRequest::parse(body, state.runtime.ids())?;
+    request.stop = std::mem::take(&mut chat.stop);
     request.chat = chat.stream_options(agent.as_ref().and_then(|a| a.status_chunks));
     if let (Some(id), true) = (&conversation, opens) {
         let new_conversation = NewConversation {
