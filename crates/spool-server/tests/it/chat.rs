@@ -519,3 +519,76 @@ async fn server_side_tools_show_as_status_chunks_never_as_content() {
     );
     assert_eq!(text_of(&frames), "It is 3.");
 }
+
+#[tokio::test]
+async fn an_agent_chooses_the_wxo_dialect_and_plain_chunks_in_its_config() {
+    let upstream = Upstream::start().await;
+    let mut cfg = config(&temp_db(), Some(&upstream.base_url));
+    let path = temp_db().with_file_name("spool.toml");
+    std::fs::write(
+        &path,
+        r#"
+[[agents]]
+name = "orchestrated"
+model = "up-model"
+chat_dialect = "wxo"
+
+[[agents]]
+name = "bad"
+model = "up-model"
+chat_dialect = "klingon"
+"#,
+    )
+    .unwrap();
+    cfg.config = Some(path.clone());
+    // A dialect spool does not speak is refused when the config is read.
+    assert!(spool_server::App::build(&cfg).await.is_err());
+    std::fs::write(
+        &path,
+        r#"
+[[agents]]
+name = "orchestrated"
+model = "up-model"
+chat_dialect = "wxo"
+status_chunks = false
+"#,
+    )
+    .unwrap();
+    let app = spawn_with(cfg, upstream).await;
+    app.upstream.push(text_script(&["Hi"]));
+    let body = json!({"model": "agent:orchestrated", "stream": true,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let (run, _, frames) = chat_stream(&app, &body, &[]).await;
+    assert_eq!(frames[0].json()["object"], "thread.message.delta");
+    // The header overrides the agent.
+    app.upstream.push(text_script(&["Hi"]));
+    let (_, _, frames) = chat_stream(&app, &body, &[("x-spool-dialect", "chat")]).await;
+    assert_eq!(frames[0].json()["object"], "chat.completion.chunk");
+    assert_eq!(text_of(&frames), "Hi");
+    let (_, text) = events(&app, &run, "?dialect=chat", None).await;
+    assert!(!text.contains("\"system\""));
+}
+
+#[tokio::test]
+async fn a_chat_client_that_goes_away_cancels_its_run() {
+    let app = spawn_app().await;
+    app.upstream
+        .push(slow_script(50, Duration::from_millis(50)));
+    let r = open_chat(
+        &app,
+        &json!({"model": "up", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+        &[],
+    )
+    .await;
+    let run = r.headers()["x-spool-run-id"].to_str().unwrap().to_owned();
+    let mut reader = crate::helpers::SseReader::new(r);
+    reader.next().await.unwrap();
+    drop(reader);
+    let (_, text) = events(&app, &run, "", None).await;
+    let last = parse_sse(&text)
+        .into_iter()
+        .rev()
+        .find(|f| f.event.is_some())
+        .unwrap();
+    assert_eq!(last.json()["response"]["status"], "cancelled");
+}
