@@ -471,6 +471,51 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_goes_whole_on_the_stop_chunk_and_a_length_stop_says_so() {
+        use crate::item::ItemStatus;
+        let frames = project(vec![
+            created(ChatStreamOptions::default()),
+            Event::RunStarted,
+            Event::ItemStarted {
+                output_index: 0,
+                item: Item::assistant_message("msg_1".into()),
+            },
+            Event::PartStarted {
+                output_index: 0,
+                content_index: 0,
+                kind: PartKind::Refusal,
+            },
+            Event::PartDelta {
+                output_index: 0,
+                content_index: 0,
+                delta: "I can't".into(),
+            },
+            Event::PartDelta {
+                output_index: 0,
+                content_index: 0,
+                delta: " help.".into(),
+            },
+            Event::PartDone {
+                output_index: 0,
+                content_index: 0,
+            },
+            Event::ItemCompleted {
+                output_index: 0,
+                status: ItemStatus::Completed,
+            },
+            Event::RunIncomplete {
+                reason: IncompleteReason::MaxOutputTokens,
+            },
+        ]);
+        assert_eq!(frames.len(), 2, "{frames:?}");
+        let stop = &frames[0]["choices"][0];
+        assert_eq!(stop["delta"]["refusal"], "I can't help.");
+        assert!(stop["delta"].get("content").is_none());
+        assert_eq!(stop["finish_reason"], "length");
+        assert_eq!(frames[1], "[DONE]");
+    }
+
+    #[test]
     fn status_chunks_follow_seed_001_and_can_be_turned_off() {
         let frames = project(vec![
             created(ChatStreamOptions::default()),

@@ -592,3 +592,29 @@ async fn a_chat_client_that_goes_away_cancels_its_run() {
         .unwrap();
     assert_eq!(last.json()["response"]["status"], "cancelled");
 }
+
+#[tokio::test]
+async fn an_unstored_chat_run_streams_without_a_thread() {
+    let app = spawn_app().await;
+    app.upstream.push(text_script(&["a", "b"]));
+    let r = open_chat(
+        &app,
+        &json!({"model": "up", "stream": true, "store": false,
+            "messages": [{"role": "user", "content": "hi"}]}),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(!r.headers().contains_key("x-ibm-thread-id"));
+    let frames = parse_sse(&read_to_end(r).await);
+    assert_eq!(text_of(&frames), "ab");
+    assert!(frames.iter().all(|f| !f.data.contains("thread_id")));
+    let (status, v) = app
+        .post(
+            "/v1/chat/completions",
+            &json!({"model": "up", "store": false, "thread_id": "t",
+                "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert_eq!(assert_error(status, &v, 400)["param"], "store");
+}
