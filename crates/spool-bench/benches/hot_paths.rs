@@ -182,7 +182,7 @@ fn benches(c: &mut Criterion) {
             || projection.clone(),
             |mut p| {
                 p.apply(&next, |w| {
-                    black_box(frame(&w));
+                    black_box(frame(&wire_frame(w)));
                 })
                 .unwrap();
                 p
@@ -195,11 +195,21 @@ fn benches(c: &mut Criterion) {
             let mut p = ResponsesProjection::new();
             let mut bytes = 0;
             for e in &log {
-                p.apply(e, |w| bytes += frame(&w).len()).unwrap();
+                p.apply(e, |w| bytes += frame(&wire_frame(w)).len())
+                    .unwrap();
             }
             bytes
         })
     });
+}
+
+/// A Responses wire event as the SSE layer frames it.
+fn wire_frame(w: spool_core::projection::WireEvent) -> spool_core::projection::Frame {
+    spool_core::projection::Frame {
+        index: w.sequence_number,
+        event: Some(w.event_type),
+        data: w.json,
+    }
 }
 
 criterion_group!(hot_paths, benches);

@@ -11,6 +11,9 @@
 //!   (an open loop), for the latency spool adds under load;
 //! - `throughput`: 200-token responses and persisted events per second at
 //!   saturation;
+//! - `chat`: streamed 20-token chat completions per second at concurrency
+//!   64 beside the upstream direct and the Responses figure, and first
+//!   byte under a steady load;
 //! - `replay`: replaying a finished 10,000-event response;
 //! - `open`: many slow streams open at once, memory per stream and CPU.
 //!
@@ -35,7 +38,7 @@ struct Args {
     /// Scenarios to run, comma-separated.
     #[arg(
         long,
-        default_value = "store,latency,paced,throughput,replay,open",
+        default_value = "store,latency,paced,chat,throughput,replay,open",
         value_delimiter = ','
     )]
     only: Vec<String>,
@@ -102,6 +105,12 @@ async fn main() -> anyhow::Result<()> {
     if run("paced") {
         eprintln!("paced latency…");
         bench.paced_latency(&mut rows, args.rate, 3.0).await?;
+    }
+    if run("chat") {
+        eprintln!("chat…");
+        bench
+            .chat(&mut rows, args.requests, args.concurrency, args.rate)
+            .await?;
     }
     if run("throughput") {
         eprintln!("throughput…");

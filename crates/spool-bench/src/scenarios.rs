@@ -119,6 +119,78 @@ impl Bench {
         Ok(())
     }
 
+    /// The chat dialect: streamed 20-token chat completions per second at
+    /// `concurrency` through `POST /v1/chat/completions` (each one a run in
+    /// a new thread), beside the upstream called directly and beside the
+    /// same streams through `POST /v1/responses`; then first byte under a
+    /// steady `rate` below saturation.
+    pub async fn chat(
+        &self,
+        rows: &mut Vec<Row>,
+        total: usize,
+        concurrency: usize,
+        rate: f64,
+    ) -> anyhow::Result<()> {
+        let chat_url = format!("{}/v1/chat/completions", self.spool.base);
+        // The same body as the direct call: the chat API is the upstream's.
+        let chat = Self::direct_body(20, 0);
+        let direct = Self::direct_body(20, 0);
+        let responses = Self::spool_body(20, 0);
+        let (_, d_wall) = load::run(
+            &self.client,
+            &self.direct_url(),
+            Some(&direct),
+            total,
+            concurrency,
+        )
+        .await?;
+        let (_, r_wall) = load::run(
+            &self.client,
+            &self.spool_url(),
+            Some(&responses),
+            total,
+            concurrency,
+        )
+        .await?;
+        let (_, c_wall) =
+            load::run(&self.client, &chat_url, Some(&chat), total, concurrency).await?;
+        rows.push(
+            Row::new(
+                "chat",
+                format!("20-token chat completions/s c{concurrency}"),
+                "1/s",
+                total as f64 / c_wall.as_secs_f64(),
+            )
+            .direct(total as f64 / d_wall.as_secs_f64())
+            .target("within 10% of the Responses row"),
+        );
+        rows.push(
+            Row::new(
+                "chat",
+                format!("20-token responses/s c{concurrency} (Responses)"),
+                "1/s",
+                total as f64 / r_wall.as_secs_f64(),
+            )
+            .direct(total as f64 / d_wall.as_secs_f64()),
+        );
+        let paced_total = (rate * 3.0) as usize;
+        let d = load::paced(&self.client, &self.direct_url(), &direct, paced_total, rate).await?;
+        let c = load::paced(&self.client, &chat_url, &chat, paced_total, rate).await?;
+        let (df, cf) = (percentiles(&d, first_byte), percentiles(&c, first_byte));
+        let label = format!("{rate:.0}/s offered");
+        rows.push(
+            Row::new("chat", format!("first byte p50, {label}"), "ms", ms(cf.p50))
+                .direct(ms(df.p50))
+                .target("added <= 1 ms"),
+        );
+        rows.push(
+            Row::new("chat", format!("first byte p99, {label}"), "ms", ms(cf.p99))
+                .direct(ms(df.p99))
+                .target("added <= 5 ms"),
+        );
+        Ok(())
+    }
+
     /// Added latency under a steady load below saturation: 20-token streams
     /// arriving at `rate` per second, direct and through spool.
     pub async fn paced_latency(

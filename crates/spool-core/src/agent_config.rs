@@ -45,6 +45,16 @@ pub struct AgentDefinition {
     /// `text.format` of the Responses API, e.g. a JSON schema.
     #[serde(default)]
     pub response_format: Option<Value>,
+    /// Chat Completions streams of this agent carry agent status chunks
+    /// (seed 001); `false` for clients that want plain chunks. A request's
+    /// `stream_options.status_chunks` overrides it.
+    #[serde(default)]
+    pub status_chunks: Option<bool>,
+    /// The dialect `POST /v1/chat/completions` streams this agent in:
+    /// `chat` (the default) or `wxo` (the Orchestrate external-agent
+    /// stream). A request's `X-Spool-Dialect` header overrides it.
+    #[serde(default)]
+    pub chat_dialect: Option<String>,
 }
 
 impl AgentDefinition {
@@ -64,6 +74,19 @@ impl AgentDefinition {
                     self.name
                 ),
                 param: Some("name".into()),
+                code: "invalid_value",
+            });
+        }
+        if let Some(dialect) = &self.chat_dialect
+            && dialect != "chat"
+            && dialect != "wxo"
+        {
+            return Err(RequestError {
+                message: format!(
+                    "Agent '{}': chat_dialect must be 'chat' or 'wxo', got '{dialect}'.",
+                    self.name
+                ),
+                param: Some("chat_dialect".into()),
                 code: "invalid_value",
             });
         }
@@ -180,6 +203,8 @@ mod tests {
             max_output_tokens: Some(100),
             max_infer_iters: Some(3),
             response_format: None,
+            status_chunks: None,
+            chat_dialect: None,
         }
     }
 

@@ -38,6 +38,41 @@ pub struct RunHeader {
     /// Request fields only the Responses API echoes back.
     #[serde(default)]
     pub responses: ResponsesEcho,
+    /// How the chat-completions dialects show the run.
+    #[serde(default, skip_serializing_if = "ChatStreamOptions::is_default")]
+    pub chat: ChatStreamOptions,
+}
+
+/// How the chat-completions dialects (`chat`, `wxo`) show a run. Fixed when
+/// the run is created and logged with it, so a replay or a resumed stream
+/// numbers its frames exactly as the live stream did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatStreamOptions {
+    /// Agent status chunks (seed 001's `delta.metadata.status`).
+    #[serde(default = "status_chunks_default")]
+    pub status_chunks: bool,
+    /// A final chunk with the run's usage (`stream_options.include_usage`).
+    #[serde(default)]
+    pub include_usage: bool,
+}
+
+fn status_chunks_default() -> bool {
+    true
+}
+
+impl Default for ChatStreamOptions {
+    fn default() -> Self {
+        Self {
+            status_chunks: true,
+            include_usage: false,
+        }
+    }
+}
+
+impl ChatStreamOptions {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// How the model is asked to sample; `None` leaves the model's default.
@@ -57,6 +92,9 @@ pub struct Sampling {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tool_calls: Option<u64>,
     pub parallel_tool_calls: bool,
+    /// Sequences that end the model's output (Chat Completions `stop`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<String>,
 }
 
 impl Default for Sampling {
@@ -69,6 +107,7 @@ impl Default for Sampling {
             max_output_tokens: None,
             max_tool_calls: None,
             parallel_tool_calls: true,
+            stop: Vec::new(),
         }
     }
 }
@@ -273,6 +312,7 @@ pub(crate) mod tests {
             metadata: BTreeMap::new(),
             sampling: Sampling::default(),
             responses: ResponsesEcho::default(),
+            chat: ChatStreamOptions::default(),
         }
     }
 

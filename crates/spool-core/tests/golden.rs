@@ -7,7 +7,7 @@
 //! snapshots: a stored log replays byte for byte across the upgrade.
 
 use spool_core::event::Envelope;
-use spool_core::projection::{CodexProjection, Projection, ResponsesProjection};
+use spool_core::projection::{CodexProjection, Dialect, Projection, ResponsesProjection};
 use std::path::{Path, PathBuf};
 
 fn fixtures() -> PathBuf {
@@ -91,6 +91,26 @@ fn codex(log: &[Envelope]) -> String {
     out
 }
 
+/// A log in a data-only dialect, framed as server-sent events with the
+/// `id:` line that names each frame's position.
+fn data_only(dialect: Dialect, log: &[Envelope]) -> String {
+    let mut projection = dialect.projection();
+    let mut out = String::new();
+    for envelope in log {
+        projection
+            .apply(envelope, &mut |frame| {
+                assert!(
+                    frame.event.is_none(),
+                    "{} frames are data only",
+                    dialect.name()
+                );
+                out.push_str(&format!("id: {}\ndata: {}\n\n", frame.index, frame.data));
+            })
+            .expect("a fixture log projects");
+    }
+    out
+}
+
 #[test]
 fn fixture_logs_project_to_their_codex_transcripts() {
     let current = logs(&fixtures());
@@ -107,5 +127,19 @@ fn fixture_logs_project_to_their_codex_transcripts() {
 fn legacy_logs_project_to_codex() {
     for (name, log) in &logs(&fixtures().join("legacy")) {
         insta::assert_snapshot!(format!("codex__legacy__{name}"), codex(log));
+    }
+}
+
+#[test]
+fn fixture_logs_project_to_their_chat_transcripts() {
+    for (name, log) in &logs(&fixtures()) {
+        insta::assert_snapshot!(format!("chat__{name}"), data_only(Dialect::Chat, log));
+    }
+}
+
+#[test]
+fn fixture_logs_project_to_their_wxo_transcripts() {
+    for (name, log) in &logs(&fixtures()) {
+        insta::assert_snapshot!(format!("wxo__{name}"), data_only(Dialect::Wxo, log));
     }
 }

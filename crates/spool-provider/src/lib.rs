@@ -46,6 +46,8 @@ pub struct ModelRequest {
     pub presence_penalty: Option<f64>,
     pub frequency_penalty: Option<f64>,
     pub max_output_tokens: Option<u64>,
+    /// Sequences that end the output.
+    pub stop: Vec<String>,
     pub text_format: TextFormat,
     pub reasoning_effort: Option<String>,
 }
@@ -66,6 +68,7 @@ impl ModelRequest {
             presence_penalty: r.presence_penalty,
             frequency_penalty: r.frequency_penalty,
             max_output_tokens: r.max_output_tokens,
+            stop: r.stop.clone(),
             text_format: r.text_format.clone(),
             reasoning_effort: r.reasoning_effort.clone(),
         }

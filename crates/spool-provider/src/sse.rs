@@ -89,7 +89,8 @@ impl SseDecoder {
     /// Adds bytes and hands each completed event's data to `out`.
     pub fn feed(&mut self, bytes: &[u8], mut out: impl FnMut(&[u8])) -> Result<(), EventTooLarge> {
         let mut rest = bytes;
-        if self.after_cr {
+        // An empty piece says nothing about a pending `\r\n`.
+        if self.after_cr && !rest.is_empty() {
             self.after_cr = false;
             if let Some(tail) = rest.strip_prefix(b"\n") {
                 rest = tail;
@@ -241,6 +242,9 @@ mod tests {
         // The `\r` ending the blank line, then a `\n`: one line end, not two
         // blank lines, so the second event is not cut short.
         assert_eq!(decode(&["data: a\r\r", "\ndata: b\n\n"]), ["a", "b"]);
+        // An empty piece between the `\r` and the `\n` changes nothing
+        // (a case proptest found).
+        assert_eq!(decode(&["data: a\r", "", "\ndata: b\n\n"]), ["a\nb"]);
     }
 
     #[test]

@@ -83,6 +83,7 @@ impl ResponseHeader {
                 max_output_tokens: self.max_output_tokens,
                 max_tool_calls: self.max_tool_calls,
                 parallel_tool_calls: self.parallel_tool_calls,
+                stop: Vec::new(),
             },
             responses: ResponsesEcho {
                 tools: self.tools,
@@ -96,6 +97,7 @@ impl ResponseHeader {
                 prompt_cache_key: self.prompt_cache_key,
                 user: self.user,
             },
+            chat: Default::default(),
         }
     }
 }

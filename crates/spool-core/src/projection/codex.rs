@@ -115,6 +115,10 @@ impl CodexProjection {
 }
 
 impl Projection for CodexProjection {
+    fn fold(&self) -> &RunFold {
+        &self.fold
+    }
+
     fn apply(
         &mut self,
         envelope: &Envelope,

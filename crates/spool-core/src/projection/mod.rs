@@ -10,14 +10,18 @@
 //! Each dialect is one module implementing [`Projection`]; the HTTP layer
 //! only frames what they yield.
 
+pub mod chat;
 pub mod codex;
 pub mod responses;
+pub mod wxo;
 
+pub use chat::ChatProjection;
 pub use codex::CodexProjection;
 pub use responses::{ResponsesProjection, WireEvent};
+pub use wxo::WxoProjection;
 
 use crate::event::Envelope;
-use crate::fold::OrderError;
+use crate::fold::{OrderError, RunFold};
 
 /// One frame of a dialect's stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,11 +44,20 @@ pub enum Dialect {
     Responses,
     /// Codex thread events, as `codex exec --json` prints them.
     Codex,
+    /// OpenAI Chat Completions chunks with seed 001's agent status chunks.
+    Chat,
+    /// The watsonx Orchestrate external-agent stream.
+    Wxo,
 }
 
 impl Dialect {
     /// Every dialect, in the order they are documented.
-    pub const ALL: &'static [Dialect] = &[Dialect::Responses, Dialect::Codex];
+    pub const ALL: &'static [Dialect] = &[
+        Dialect::Responses,
+        Dialect::Chat,
+        Dialect::Wxo,
+        Dialect::Codex,
+    ];
 
     /// The dialect a client names, if spool speaks it.
     pub fn parse(name: &str) -> Option<Self> {
@@ -55,6 +68,8 @@ impl Dialect {
         match self {
             Dialect::Responses => "responses",
             Dialect::Codex => "codex",
+            Dialect::Chat => "chat",
+            Dialect::Wxo => "wxo",
         }
     }
 
@@ -63,6 +78,8 @@ impl Dialect {
         match self {
             Dialect::Responses => Box::new(ResponsesProjection::new()),
             Dialect::Codex => Box::new(CodexProjection::new()),
+            Dialect::Chat => Box::new(ChatProjection::new()),
+            Dialect::Wxo => Box::new(WxoProjection::new()),
         }
     }
 }
@@ -75,6 +92,9 @@ pub trait Projection: Send {
         envelope: &Envelope,
         out: &mut dyn FnMut(Frame),
     ) -> Result<(), ProjectionError>;
+
+    /// The run as of the last event folded in.
+    fn fold(&self) -> &RunFold;
 }
 
 /// Why a log could not be projected.
@@ -99,5 +119,9 @@ impl Projection for ResponsesProjection {
                 data: wire.json,
             })
         })
+    }
+
+    fn fold(&self) -> &RunFold {
+        ResponsesProjection::fold(self)
     }
 }

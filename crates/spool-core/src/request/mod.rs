@@ -13,6 +13,7 @@
 //! parameter path). Other request families (chat completions, threads,
 //! agent sessions) are to sit beside them as their own modules.
 
+pub mod chat;
 mod deserialize;
 mod input;
 mod mcp;
@@ -26,7 +27,7 @@ pub use tools::{FunctionTool, ToolChoice};
 
 use crate::ids::{ConversationId, IdSource, ResponseId};
 use crate::item::Item;
-use crate::run::{ResponsesEcho, RunHeader, Sampling};
+use crate::run::{ChatStreamOptions, ResponsesEcho, RunHeader, Sampling};
 use crate::tool::McpServerSpec;
 use params::{
     Echo, MAX_INFER_ITERS, MIN_MAX_OUTPUT_TOKENS, check_range, parse_reasoning, parse_text,
@@ -147,6 +148,9 @@ pub struct RunRequest {
     pub frequency_penalty: Option<f64>,
     pub max_output_tokens: Option<u64>,
     pub max_tool_calls: Option<u64>,
+    /// Sequences that end the model's output (set by the chat request
+    /// parser; the Responses API has no such parameter).
+    pub stop: Vec<String>,
     pub text_format: TextFormat,
     /// `reasoning.effort`, passed to models that take it.
     pub reasoning_effort: Option<String>,
@@ -156,6 +160,9 @@ pub struct RunRequest {
     pub agent: Option<String>,
     pub modes: ModeFlags,
     pub metadata: BTreeMap<String, String>,
+    /// How the chat-completions dialects show the run (set by the chat
+    /// request parser; a Responses request keeps the default).
+    pub chat: ChatStreamOptions,
     /// Parameters echoed back unchanged in the response object.
     echo: Echo,
 }
@@ -291,6 +298,7 @@ impl RunRequest {
             frequency_penalty: body.frequency_penalty,
             max_output_tokens: body.max_output_tokens,
             max_tool_calls: body.max_tool_calls,
+            stop: Vec::new(),
             text_format,
             reasoning_effort,
             max_infer_iters: body.max_infer_iters,
@@ -306,6 +314,7 @@ impl RunRequest {
                 background,
             },
             metadata,
+            chat: ChatStreamOptions::default(),
             echo: Echo {
                 truncation,
                 text,
@@ -342,6 +351,7 @@ impl RunRequest {
                 max_output_tokens: self.max_output_tokens,
                 max_tool_calls: self.max_tool_calls,
                 parallel_tool_calls: self.parallel_tool_calls,
+                stop: self.stop.clone(),
             },
             responses: ResponsesEcho {
                 tools: self.echo.tools.clone(),
@@ -355,6 +365,7 @@ impl RunRequest {
                 prompt_cache_key: self.echo.prompt_cache_key.clone(),
                 user: self.echo.user.clone(),
             },
+            chat: self.chat,
         }
     }
 }

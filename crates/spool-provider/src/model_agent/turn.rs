@@ -330,6 +330,7 @@ mod tests {
             metadata: Default::default(),
             sampling: Sampling::default(),
             responses: ResponsesEcho::default(),
+            chat: Default::default(),
         };
         e.created(run, Vec::new()).await.unwrap();
         e.started().await.unwrap();

@@ -74,6 +74,9 @@ pub fn chat_body(request: &ModelRequest) -> Value {
     if let Some(n) = request.max_output_tokens {
         body.insert("max_completion_tokens".into(), json!(n));
     }
+    if !request.stop.is_empty() {
+        body.insert("stop".into(), json!(request.stop));
+    }
     if let Some(effort) = &request.reasoning_effort {
         body.insert("reasoning_effort".into(), json!(effort));
     }
@@ -286,6 +289,7 @@ mod tests {
             presence_penalty: None,
             frequency_penalty: None,
             max_output_tokens: Some(100),
+            stop: Vec::new(),
             text_format: TextFormat::Text,
             reasoning_effort: None,
         }

@@ -5,13 +5,16 @@
 //! - [`error`]: the OpenAI error shape and which status each failure gets.
 //! - [`extract`]: JSON body and query extractors with clear errors.
 //! - [`framing`]: URI and header size, and path encoding, checked first.
-//! - [`sse`]: the Responses event stream over a run's log.
+//! - [`sse`]: a run's log as an SSE stream in any dialect.
 //! - [`responses`]: one file per `/v1/responses` action.
 //! - [`conversations`]: one file per `/v1/conversations` action.
+//! - [`chat`]: `POST /v1/chat/completions` (chat chunks and Orchestrate).
 //! - [`threads`]: one file per `/v1/threads` action (the Codex dialect),
 //!   and the thread-event stream (SSE or NDJSON).
+//! - [`runs`]: `GET /v1/runs/{id}/events`, any run in any dialect.
 //! - [`health`]: `GET /healthz`.
 
+pub mod chat;
 pub mod conversations;
 pub mod error;
 pub mod extract;
@@ -19,6 +22,7 @@ pub mod framing;
 pub mod health;
 pub mod responses;
 pub mod router;
+pub mod runs;
 pub mod sse;
 pub mod threads;
 

@@ -1,12 +1,14 @@
 //! Every route spool serves, in one list.
 
 use super::AppState;
+use super::chat;
 use super::conversations as conv;
 use super::error::ApiError;
 use super::extract::BodyLimit;
 use super::framing::check_framing;
 use super::health::healthz;
 use super::responses::{cancel, create, delete, input_items, retrieve};
+use super::runs;
 use super::threads;
 use axum::Extension;
 use axum::Router;
@@ -31,6 +33,11 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
             "/v1/responses/{id}/input_items",
             get(input_items::list_input_items),
         )
+        .route(
+            "/v1/chat/completions",
+            post(chat::create::create_chat_completion),
+        )
+        .route("/v1/runs/{id}/events", get(runs::events::run_events))
         .route("/v1/conversations", post(conv::create::create_conversation))
         .route(
             "/v1/conversations/{id}",

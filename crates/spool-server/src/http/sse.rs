@@ -1,10 +1,16 @@
-//! Serving a run's log as a Responses API event stream.
+//! Serving a run's log as a server-sent event stream in any dialect.
 //!
-//! Frames are `event: <type>\ndata: <one-line JSON>\n\n`; frames that are
-//! ready together go out in one write, and a frame is never split. After
-//! the terminal event a `data: [DONE]` frame follows when enabled. Idle
-//! streams get `: keep-alive` comments so proxies keep them open. If the run's log fails mid-stream, the stream still ends with a
-//! terminal `response.failed`, synthesized from the fold, so no client hangs.
+//! Each [`Frame`] a dialect's projection yields is `id: <index>\n`, then
+//! `event: <name>\n` for dialects that name events, then
+//! `data: <one-line JSON>\n\n`. The `id:` is the frame's position in the
+//! dialect's projection, so a client that reconnects with `Last-Event-ID`
+//! gets exactly the frames after it. Frames that are ready together go out
+//! in one write, and a frame is never split. After the terminal event of a
+//! Responses stream a `data: [DONE]` frame follows when enabled (the chat
+//! dialects project their own `[DONE]`). Idle streams get `: keep-alive`
+//! comments so proxies keep them open. If the run's log fails mid-stream,
+//! the stream still ends with the dialect's terminal frames for a failed
+//! run, synthesized from the fold, so no client hangs.
 
 use crate::runtime::Runtime;
 use crate::runtime::sink::now_ms;
@@ -16,9 +22,10 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use spool_core::event::{Envelope, Event};
 use spool_core::ids::ResponseId;
-use spool_core::projection::{ResponsesProjection, WireEvent};
+use spool_core::projection::{Dialect, Frame, Projection};
 use spool_core::run::RunError;
 use std::convert::Infallible;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,19 +43,24 @@ const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
 /// Most bytes of ready frames joined into one write.
 const COALESCE_BYTES: usize = 64 * 1024;
 
-/// One SSE frame for a wire event.
-pub fn frame(event: &WireEvent) -> Bytes {
-    let mut buf = BytesMut::with_capacity(event.json.len() + event.event_type.len() + 16);
-    write_frame(&mut buf, event);
+/// One SSE frame for a projected frame.
+pub fn frame(frame: &Frame) -> Bytes {
+    let mut buf = BytesMut::with_capacity(frame.data.len() + 48);
+    write_frame(&mut buf, frame);
     buf.freeze()
 }
 
-/// Appends the SSE frame of a wire event to `buf`.
-pub fn write_frame(buf: &mut BytesMut, event: &WireEvent) {
-    buf.extend_from_slice(b"event: ");
-    buf.extend_from_slice(event.event_type.as_bytes());
-    buf.extend_from_slice(b"\ndata: ");
-    buf.extend_from_slice(event.json.as_bytes());
+/// Appends the SSE frame of a projected frame to `buf`.
+pub fn write_frame(buf: &mut BytesMut, frame: &Frame) {
+    // Writing to a BytesMut cannot fail.
+    let _ = writeln!(buf, "id: {}", frame.index);
+    if let Some(event) = frame.event {
+        buf.extend_from_slice(b"event: ");
+        buf.extend_from_slice(event.as_bytes());
+        buf.extend_from_slice(b"\n");
+    }
+    buf.extend_from_slice(b"data: ");
+    buf.extend_from_slice(frame.data.as_bytes());
     buf.extend_from_slice(b"\n\n");
 }
 
@@ -85,10 +97,10 @@ impl Drop for CancelOnDrop {
 
 struct StreamState {
     events: Subscription,
-    projection: ResponsesProjection,
+    projection: Box<dyn Projection>,
     /// Frames ready to send, back to back: sent as one write.
     pending: BytesMut,
-    /// Frames with a `sequence_number` at or below this are not sent.
+    /// Frames at or below this position are not sent: the client has them.
     starting_after: Option<u64>,
     options: SseOptions,
     finished: bool,
@@ -98,9 +110,9 @@ struct StreamState {
 impl StreamState {
     fn project(&mut self, envelope: &Envelope) {
         let (pending, starting_after) = (&mut self.pending, self.starting_after);
-        let projected = self.projection.apply(envelope, |w| {
-            if starting_after.is_none_or(|n| w.sequence_number > n) {
-                write_frame(pending, &w);
+        let projected = self.projection.apply(envelope, &mut |f| {
+            if starting_after.is_none_or(|n| f.index > n) {
+                write_frame(pending, &f);
             }
         });
         if let Err(e) = projected {
@@ -186,9 +198,23 @@ pub fn responses_stream(
     options: SseOptions,
     guard: Option<CancelOnDrop>,
 ) -> Response {
+    dialect_stream(Dialect::Responses, events, starting_after, options, guard)
+}
+
+/// An SSE response streaming `events` through `dialect`'s projection,
+/// skipping the frames at or below `starting_after`.
+pub fn dialect_stream(
+    dialect: Dialect,
+    events: Subscription,
+    starting_after: Option<u64>,
+    mut options: SseOptions,
+    guard: Option<CancelOnDrop>,
+) -> Response {
+    // The chat dialects end with their own projected `[DONE]`.
+    options.done_marker &= dialect == Dialect::Responses;
     let state = StreamState {
         events,
-        projection: ResponsesProjection::new(),
+        projection: dialect.projection(),
         pending: BytesMut::new(),
         starting_after,
         options,
@@ -218,17 +244,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_frame_is_one_event_line_and_one_data_line() {
-        let w = WireEvent {
-            sequence_number: 3,
-            event_type: "response.output_text.delta",
-            json: r#"{"type":"response.output_text.delta","sequence_number":3}"#.into(),
+    fn a_frame_is_an_id_line_an_event_line_and_a_data_line() {
+        let w = Frame {
+            index: 3,
+            event: Some("response.output_text.delta"),
+            data: r#"{"type":"response.output_text.delta","sequence_number":3}"#.into(),
         };
         assert_eq!(
             frame(&w),
             Bytes::from_static(
-                b"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":3}\n\n"
+                b"id: 3\nevent: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":3}\n\n"
             )
         );
+    }
+
+    #[test]
+    fn a_data_only_frame_has_no_event_line() {
+        let w = Frame {
+            index: 0,
+            event: None,
+            data: "[DONE]".into(),
+        };
+        assert_eq!(frame(&w), Bytes::from_static(b"id: 0\ndata: [DONE]\n\n"));
     }
 }

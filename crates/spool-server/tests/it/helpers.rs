@@ -100,6 +100,8 @@ fn serve(app: App, config: &ServeConfig, upstream: Upstream) -> TestApp {
 /// One SSE frame as received.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Frame {
+    /// The `id:` line: the frame's position in its dialect's projection.
+    pub id: Option<String>,
     pub event: Option<String>,
     pub data: String,
 }
@@ -115,9 +117,12 @@ pub fn parse_sse(text: &str) -> Vec<Frame> {
         .filter(|f| !f.trim().is_empty() && !f.starts_with(':'))
         .map(|f| {
             let mut event = None;
+            let mut id = None;
             let mut data = Vec::new();
             for line in f.lines() {
-                if let Some(v) = line.strip_prefix("event: ") {
+                if let Some(v) = line.strip_prefix("id: ") {
+                    id = Some(v.to_owned());
+                } else if let Some(v) = line.strip_prefix("event: ") {
                     event = Some(v.to_owned());
                 } else if let Some(v) = line.strip_prefix("data: ") {
                     data.push(v);
@@ -125,6 +130,7 @@ pub fn parse_sse(text: &str) -> Vec<Frame> {
             }
             assert_eq!(data.len(), 1, "one data line per frame: {f:?}");
             Frame {
+                id,
                 event,
                 data: data[0].to_owned(),
             }

@@ -4,6 +4,7 @@
 mod agents;
 mod cancel;
 mod chaining;
+mod chat;
 mod conversations;
 mod custom_agent;
 mod errors;

@@ -14,6 +14,7 @@ use super::json_response;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::JsonBody;
+use crate::http::runs::with_run_id;
 use crate::http::sse::{CancelOnDrop, responses_stream};
 use crate::runtime::sink::now_ms;
 use crate::runtime::subscribe::{SubscribeError, Subscription};
@@ -51,8 +52,10 @@ pub async fn create_response(
     let started = state.runtime.start(request).await?;
     let guard =
         (!started.background).then(|| CancelOnDrop::new(state.runtime.clone(), started.id.clone()));
+    let run_id = started.id.clone();
     if modes.stream {
-        return Ok(responses_stream(started.events, None, state.sse, guard));
+        let stream = responses_stream(started.events, None, state.sse, guard);
+        return Ok(with_run_id(stream, &run_id));
     }
     let stop_after_first = started.background;
     let fold = collect(started.events, stop_after_first).await?;
@@ -64,11 +67,14 @@ pub async fn create_response(
         .transpose()
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::internal("the run ended before it was created"))?;
-    Ok(json_response(json))
+    Ok(with_run_id(json_response(json), &run_id))
 }
 
 /// Folds a run's events until its end (or only its first event).
-async fn collect(mut events: Subscription, first_only: bool) -> Result<RunFold, ApiError> {
+pub(crate) async fn collect(
+    mut events: Subscription,
+    first_only: bool,
+) -> Result<RunFold, ApiError> {
     let mut fold = RunFold::new();
     while let Some(next) = events.next().await {
         match next {
