@@ -5,6 +5,9 @@ use anyhow::Context;
 use clap::Args;
 use serde::Deserialize;
 use spool_core::agent_config::AgentDefinition;
+use spool_core::ids::SequentialIds;
+use spool_core::request::{CreateResponseBody, HOSTED_TOOL_TYPES, RunRequest};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -88,6 +91,12 @@ pub struct McpFileConfig {
     /// SPOOL_MCP_ALLOWED_URLS.
     #[serde(default)]
     pub allowed_urls: Vec<String>,
+    /// The MCP server serving a hosted tool type a client may offer
+    /// (`web_search`, `file_search`, …): `[mcp.hosted_tools.web_search]`
+    /// with the fields of an `mcp` tool. Hosted tools mapped to none are
+    /// not offered to the model.
+    #[serde(default)]
+    pub hosted_tools: BTreeMap<String, serde_json::Value>,
 }
 
 impl FileConfig {
@@ -98,6 +107,11 @@ impl FileConfig {
             .with_context(|| format!("cannot read the config file {}", path.display()))?;
         let config: FileConfig = toml::from_str(&text)
             .with_context(|| format!("invalid config file {}", path.display()))?;
+        for (kind, server) in &config.mcp.hosted_tools {
+            check_hosted_tool_server(kind, server).map_err(|e| {
+                anyhow::anyhow!("{}: [mcp.hosted_tools.{kind}]: {e}", path.display())
+            })?;
+        }
         let mut names = std::collections::HashSet::new();
         for agent in &config.agents {
             agent
@@ -112,6 +126,30 @@ impl FileConfig {
         }
         Ok(config)
     }
+}
+
+/// Checks that `server` is an MCP tool that can serve the hosted tool type
+/// `kind`, by parsing a request offering that type.
+fn check_hosted_tool_server(kind: &str, server: &serde_json::Value) -> Result<(), String> {
+    if !HOSTED_TOOL_TYPES.contains(&kind) {
+        return Err(format!(
+            "'{kind}' is not a hosted tool type; they are {}",
+            HOSTED_TOOL_TYPES.join(", ")
+        ));
+    }
+    if server.get("type").and_then(serde_json::Value::as_str) != Some("mcp") {
+        return Err("type must be \"mcp\"".to_owned());
+    }
+    let body = CreateResponseBody {
+        model: Some("check".into()),
+        input: Some(serde_json::json!("check")),
+        tools: Some(vec![serde_json::json!({"type": kind})]),
+        hosted_tool_servers: BTreeMap::from([(kind.to_owned(), server.clone())]),
+        ..CreateResponseBody::default()
+    };
+    RunRequest::parse(body, &SequentialIds::default())
+        .map(drop)
+        .map_err(|e| e.message)
 }
 
 impl ServeConfig {

@@ -86,6 +86,7 @@ impl ResponseHeader {
             },
             responses: ResponsesEcho {
                 tools: self.tools,
+                tools_not_offered: Vec::new(),
                 tool_choice: self.tool_choice,
                 top_logprobs: self.top_logprobs,
                 truncation: self.truncation,

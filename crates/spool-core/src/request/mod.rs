@@ -21,7 +21,10 @@ mod tools;
 
 pub use input::{normalize_input, normalize_items};
 pub use params::{TextFormat, check_metadata};
-pub use tools::{FunctionTool, ToolChoice};
+pub use tools::{
+    ClientCallShape, FunctionTool, HOSTED_TOOL_TYPES, LOCAL_SHELL_FUNCTION, ToolChoice,
+    flat_tool_name,
+};
 
 use crate::ids::{ConversationId, IdSource, ResponseId};
 use crate::item::Item;
@@ -76,6 +79,10 @@ pub struct CreateResponseBody {
     /// which may do what a request may not (start a command).
     #[serde(skip)]
     pub trusted_tools: Vec<Value>,
+    /// The MCP tool (from the operator's config) serving each hosted tool
+    /// type a client may offer, e.g. `web_search`.
+    #[serde(skip)]
+    pub hosted_tool_servers: BTreeMap<String, Value>,
 }
 
 /// A request parameter that cannot be used, with the parameter's path.
@@ -136,6 +143,9 @@ pub struct RunRequest {
     /// this turn's input and output are appended to it.
     pub conversation: Option<ConversationId>,
     pub tools: Vec<FunctionTool>,
+    /// How calls of the caller's tools that are not plain functions are
+    /// shown, by the name the model knows the tool by.
+    pub call_shapes: BTreeMap<String, ClientCallShape>,
     /// MCP servers the run may call.
     pub mcp_servers: Vec<McpServerSpec>,
     pub tool_choice: ToolChoice,
@@ -222,16 +232,24 @@ impl RunRequest {
             return Err(RequestError::missing("input"));
         }
         let mut parsed_tools = Tools::default();
-        parse_tools(body.tools.unwrap_or_default(), false, &mut parsed_tools)?;
+        parse_tools(
+            body.tools.unwrap_or_default(),
+            false,
+            &body.hosted_tool_servers,
+            &mut parsed_tools,
+        )?;
         parse_tools(
             std::mem::take(&mut body.trusted_tools),
             true,
+            &BTreeMap::new(),
             &mut parsed_tools,
         )?;
         let Tools {
             functions: tools,
+            shapes: call_shapes,
             mcp: mcp_servers,
             echoed: echoed_tools,
+            not_offered: tools_not_offered,
         } = parsed_tools;
         let (tool_choice, echoed_choice) =
             parse_tool_choice(body.tool_choice, &tools, !mcp_servers.is_empty())?;
@@ -281,6 +299,7 @@ impl RunRequest {
             previous_response_id,
             conversation,
             tools,
+            call_shapes,
             mcp_servers,
             tool_choice,
             parallel_tool_calls: body.parallel_tool_calls.unwrap_or(true),
@@ -315,6 +334,7 @@ impl RunRequest {
                 prompt_cache_key: body.prompt_cache_key,
                 user: body.user,
                 tools: echoed_tools,
+                tools_not_offered,
                 tool_choice: echoed_choice,
             },
         })
@@ -344,6 +364,7 @@ impl RunRequest {
             },
             responses: ResponsesEcho {
                 tools: self.echo.tools.clone(),
+                tools_not_offered: self.echo.tools_not_offered.clone(),
                 tool_choice: self.echo.tool_choice.clone(),
                 top_logprobs: self.echo.top_logprobs,
                 truncation: self.echo.truncation.clone(),
@@ -453,10 +474,21 @@ mod tests {
 
     #[test]
     fn an_unknown_tool_type_is_refused_clearly() {
-        let e = parse(json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}))
+        let e = parse(json!({"model": "m", "input": "x", "tools": [{"type": "computer_use"}]}))
             .unwrap_err();
         assert_eq!(e.param.as_deref(), Some("tools[0].type"));
         assert_eq!(e.code, "unsupported_parameter");
+    }
+
+    #[test]
+    fn a_hosted_tool_not_offered_is_recorded_in_the_response() {
+        let r = parse(json!({"model": "m", "input": "x",
+                             "tools": [{"type": "web_search"}, {"type": "local_shell"}]}))
+        .unwrap();
+        assert_eq!(r.tools.len(), 1);
+        let h = r.header(ResponseId::parse("resp_1").unwrap(), 0);
+        assert_eq!(h.responses.tools_not_offered, ["web_search"]);
+        assert_eq!(h.responses.tools.len(), 2);
     }
 
     #[test]

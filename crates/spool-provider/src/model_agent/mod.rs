@@ -163,7 +163,7 @@ impl ModelAgent {
         } else {
             Default::default()
         };
-        let mut mapper = TurnMapper::new(server_tools);
+        let mut mapper = TurnMapper::new(server_tools, ctx.request.call_shapes.clone());
         let mut finish = None;
         let mut usage: Option<Usage> = None;
         while let Some(delta) = stream.next().await {
@@ -293,9 +293,12 @@ impl Agent for ModelAgent {
                 }
                 _ => {}
             }
-            let client_calls = out.fold().output()[first_new..]
-                .iter()
-                .any(|item| matches!(item, Item::FunctionCall(_)));
+            let client_calls = out.fold().output()[first_new..].iter().any(|item| {
+                matches!(
+                    item,
+                    Item::FunctionCall(_) | Item::CustomToolCall(_) | Item::LocalShellCall(_)
+                )
+            });
             if server_calls.is_empty() {
                 // Answered, or the caller's functions are needed.
                 return Ok(RunOutcome::Completed);

@@ -181,6 +181,11 @@ impl From<StartError> for ApiError {
             StartError::DuplicateItem(..) => {
                 Self::bad_request(e.to_string(), Some("input"), Some("duplicate_item"))
             }
+            StartError::UnresolvedReference { index, .. } => Self::bad_request(
+                e.to_string(),
+                Some(&format!("input[{index}].id")),
+                Some("invalid_value"),
+            ),
             StartError::Store(e) => Self::internal(e),
             StartError::ShuttingDown => Self::unavailable("The server is shutting down."),
         }

@@ -18,6 +18,7 @@ pub mod router;
 pub mod sse;
 
 use crate::runtime::Runtime;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// What every handler can reach. Cheap to clone.
@@ -25,4 +26,7 @@ use std::sync::Arc;
 pub struct AppState {
     pub runtime: Arc<Runtime>,
     pub sse: sse::SseOptions,
+    /// The MCP tool serving each hosted tool type (`web_search`, …) a client
+    /// may offer, from the config file's `[mcp.hosted_tools]`.
+    pub hosted_tool_servers: Arc<BTreeMap<String, serde_json::Value>>,
 }

@@ -33,6 +33,11 @@ pub enum StartError {
         "MCP server '{label}' at {url} is not allowed: this server reaches only the MCP URLs its operator allows (SPOOL_MCP_ALLOWED_URLS)."
     )]
     McpNotAllowed { label: String, url: String },
+    /// An `item_reference` naming no item earlier in the conversation.
+    #[error(
+        "input[{index}] references item '{id}', which is not earlier in this conversation (its previous responses, the conversation, or this input)."
+    )]
+    UnresolvedReference { index: usize, id: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the server is shutting down")]

@@ -219,8 +219,13 @@ impl Runtime {
         let history = match (&request.previous_response_id, &request.conversation) {
             (Some(prev), _) => self.history(prev).await?,
             (None, Some(conversation)) => {
-                let input_ids: Vec<String> =
-                    request.input.iter().map(|i| i.id().to_owned()).collect();
+                // A reference bears the id of the item it stands for.
+                let input_ids: Vec<String> = request
+                    .input
+                    .iter()
+                    .filter(|i| !matches!(i, Item::ItemReference(_)))
+                    .map(|i| i.id().to_owned())
+                    .collect();
                 match self.claim_conversation(conversation, &id, &input_ids).await {
                     Ok(items) => items,
                     Err(e) => {
@@ -236,6 +241,7 @@ impl Runtime {
             }
             (None, None) => Vec::new(),
         };
+        check_references(&history, &request.input)?;
         // Nothing is written yet: a run that a shutdown begun meanwhile
         // would end at once is refused instead.
         if self.shutdown.is_cancelled() {
@@ -485,4 +491,24 @@ impl Runtime {
             .map_err(|e| SubscribeError::Store(StoreError::Corrupt(format!("log of {id}: {e}"))))?;
         Ok(responses::object(&fold).and_then(|o| serde_json::to_string(&o).ok()))
     }
+}
+
+/// Checks that every `item_reference` in `input` names an item of the
+/// history or earlier in the input: the model is shown what it stands for.
+fn check_references(history: &[Item], input: &[Item]) -> Result<(), StartError> {
+    for (index, item) in input.iter().enumerate() {
+        if let Item::ItemReference(reference) = item {
+            let found = history
+                .iter()
+                .chain(&input[..index])
+                .any(|i| i.id() == reference.id && !matches!(i, Item::ItemReference(_)));
+            if !found {
+                return Err(StartError::UnresolvedReference {
+                    index,
+                    id: reference.id.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
 }

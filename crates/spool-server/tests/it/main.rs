@@ -4,6 +4,7 @@
 mod agents;
 mod cancel;
 mod chaining;
+mod client_tools;
 mod conversations;
 mod custom_agent;
 mod errors;

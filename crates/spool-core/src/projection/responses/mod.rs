@@ -11,8 +11,8 @@ mod object;
 
 pub use object::{ResponseObject, added_item, object, wire_item, wire_items};
 
-use crate::event::{Envelope, Event};
 use super::ProjectionError;
+use crate::event::{Envelope, Event};
 use crate::fold::{OrderError, RunFold};
 use crate::item::{ContentPart, Item, McpCallItem, PartKind};
 use serde::Serialize;
@@ -44,7 +44,6 @@ struct WireCursor {
     /// Items below this index are done.
     next_done: u32,
 }
-
 
 // === wire frames ===
 

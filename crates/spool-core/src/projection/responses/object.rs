@@ -49,6 +49,11 @@ pub struct ResponseObject<'a> {
     pub text: &'a Value,
     pub tool_choice: &'a Value,
     pub tools: &'a [Value],
+    /// spool's own field, present only when some are: the types of the
+    /// hosted tools in `tools` the model was not offered, as no MCP server
+    /// serves them here.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub tools_not_offered: &'a [String],
     pub top_logprobs: u32,
     pub top_p: f64,
     pub presence_penalty: f64,
@@ -125,6 +130,7 @@ pub fn object(fold: &RunFold) -> Option<ResponseObject<'_>> {
         text: &echo.text,
         tool_choice: &echo.tool_choice,
         tools: &echo.tools,
+        tools_not_offered: &echo.tools_not_offered,
         top_logprobs: echo.top_logprobs,
         top_p: sampling.top_p.unwrap_or(1.0),
         presence_penalty: sampling.presence_penalty.unwrap_or(0.0),
