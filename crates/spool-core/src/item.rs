@@ -183,8 +183,9 @@ pub struct McpListToolsItem {
     pub server_label: String,
     #[serde(default)]
     pub tools: Vec<McpToolInfo>,
-    /// Why the tools could not be listed.
-    #[serde(default)]
+    /// Why the tools could not be listed; omitted, not `null`, when they
+    /// were (strict clients refuse `null`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
@@ -196,7 +197,9 @@ pub struct McpToolInfo {
     pub description: Option<String>,
     /// JSON Schema of the arguments.
     pub input_schema: Value,
-    #[serde(default)]
+    /// Omitted, not `null`, when the server gave none (strict clients
+    /// refuse `null`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<Value>,
 }
 
@@ -556,5 +559,26 @@ mod tests {
             output: json!([{"type":"input_text","text":"a"},{"type":"input_text","text":"b"}]),
         };
         assert_eq!(o.output_text(), "ab");
+    }
+
+    #[test]
+    fn a_tool_listing_omits_what_it_does_not_have_rather_than_null() {
+        let item = Item::McpListTools(Box::new(McpListToolsItem {
+            id: "mcpl_1".into(),
+            status: ItemStatus::Completed,
+            server_label: "calc".into(),
+            tools: vec![McpToolInfo {
+                name: "add".into(),
+                description: Some("adds".into()),
+                input_schema: json!({"type": "object"}),
+                annotations: None,
+            }],
+            error: None,
+        }));
+        let v = serde_json::to_value(&item).unwrap();
+        assert!(v.get("error").is_none(), "{v}");
+        assert!(v["tools"][0].get("annotations").is_none(), "{v}");
+        let back: Item = serde_json::from_value(v).unwrap();
+        assert_eq!(back, item);
     }
 }
