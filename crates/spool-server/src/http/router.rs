@@ -5,7 +5,7 @@ use super::conversations as conv;
 use super::error::ApiError;
 use super::extract::BodyLimit;
 use super::health::healthz;
-use super::responses::{cancel, create, delete, input_items, retrieve};
+use super::responses::{cancel, create, delete, input_items, retrieve, ws};
 use axum::Extension;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -18,7 +18,10 @@ use tower_http::catch_panic::CatchPanicLayer;
 pub fn router(state: AppState, body_limit: usize) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/v1/responses", post(create::create_response))
+        .route(
+            "/v1/responses",
+            post(create::create_response).get(ws::responses_socket),
+        )
         .route(
             "/v1/responses/{id}",
             get(retrieve::retrieve_response).delete(delete::delete_response),

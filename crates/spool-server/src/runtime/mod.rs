@@ -164,6 +164,11 @@ impl Runtime {
         self.ids.as_ref()
     }
 
+    /// The id source, shared (for an emitter outside a run).
+    pub fn ids_arc(&self) -> Arc<dyn IdSource> {
+        self.ids.clone()
+    }
+
     fn active(&self) -> MutexGuard<'_, HashMap<ResponseId, ActiveRun>> {
         // Each critical section is a single map operation; poison is benign.
         self.active.lock().unwrap_or_else(PoisonError::into_inner)
@@ -177,6 +182,17 @@ impl Runtime {
     /// Starts a run for `request`: of the hosted agent its `model` names,
     /// else of the built-in model agent with the model's provider.
     pub async fn start(self: &Arc<Self>, request: RunRequest) -> Result<StartedRun, StartError> {
+        self.start_with_history(request, None).await
+    }
+
+    /// Like [`Runtime::start`], but with the history the run continues from
+    /// given (`Some`) rather than looked up from `previous_response_id`:
+    /// a WebSocket connection's cache holds chains that were never stored.
+    pub async fn start_with_history(
+        self: &Arc<Self>,
+        request: RunRequest,
+        known_history: Option<Vec<Item>>,
+    ) -> Result<StartedRun, StartError> {
         // Checked before anything is written or any server is contacted,
         // so a request cannot make spool call arbitrary hosts.
         for spec in request.mcp_servers.iter().filter(|s| !s.trusted) {
@@ -196,14 +212,16 @@ impl Runtime {
                     .with_mcp(self.mcp.clients.clone()),
             ),
         };
-        self.start_agent(request, agent).await
+        self.start_agent(request, agent, known_history).await
     }
 
-    /// Starts a run of `agent` for `request`.
+    /// Starts a run of `agent` for `request`, continuing `known_history`
+    /// if given, else the history `request` names.
     async fn start_agent(
         self: &Arc<Self>,
         request: RunRequest,
         agent: Arc<dyn Agent>,
+        known_history: Option<Vec<Item>>,
     ) -> Result<StartedRun, StartError> {
         // Counted by the tracker from here on: a shutdown that begins while
         // this run is being admitted waits until it is refused or running
@@ -217,6 +235,7 @@ impl Runtime {
             .clone()
             .map(|conversation| ClaimGuard::new(self.store.clone(), conversation, id.clone()));
         let history = match (&request.previous_response_id, &request.conversation) {
+            (Some(_), _) if known_history.is_some() => known_history.unwrap_or_default(),
             (Some(prev), _) => self.history(prev).await?,
             (None, Some(conversation)) => {
                 // A reference bears the id of the item it stands for.
@@ -363,7 +382,7 @@ impl Runtime {
     }
 
     /// The items of a `previous_response_id` chain, oldest turn first.
-    async fn history(&self, prev: &ResponseId) -> Result<Vec<Item>, StartError> {
+    pub async fn history(&self, prev: &ResponseId) -> Result<Vec<Item>, StartError> {
         let mut chain = Vec::new();
         let mut cursor = Some(prev.clone());
         while let Some(id) = cursor.take() {

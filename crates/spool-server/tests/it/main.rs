@@ -20,3 +20,4 @@ mod streaming;
 mod tool_loop;
 mod upstream;
 mod upstream_failures;
+mod websocket;

@@ -5,6 +5,7 @@ pub mod create;
 pub mod delete;
 pub mod input_items;
 pub mod retrieve;
+pub mod ws;
 
 use super::error::ApiError;
 use axum::http::{HeaderValue, header};
