@@ -37,6 +37,9 @@ pub enum Item {
     WebSearchCall(WebSearchCallItem),
     /// An input item standing for an earlier item, by its id.
     ItemReference(ItemReferenceItem),
+    /// Everything a `POST /v1/responses/compact` summarised: the summary,
+    /// sealed by the server that made it.
+    Compaction(CompactionItem),
 }
 
 impl Item {
@@ -56,6 +59,7 @@ impl Item {
             Item::LocalShellCall(c) => &c.id,
             Item::WebSearchCall(w) => &w.id,
             Item::ItemReference(r) => &r.id,
+            Item::Compaction(c) => &c.id,
         }
     }
 
@@ -75,7 +79,7 @@ impl Item {
             Item::LocalShellCall(c) => c.status,
             Item::WebSearchCall(w) => w.status,
             // A reference has no life of its own: it is input, complete.
-            Item::ItemReference(_) => ItemStatus::Completed,
+            Item::ItemReference(_) | Item::Compaction(_) => ItemStatus::Completed,
         }
     }
 
@@ -94,7 +98,7 @@ impl Item {
             Item::CustomToolCallOutput(o) => o.status = status,
             Item::LocalShellCall(c) => c.status = status,
             Item::WebSearchCall(w) => w.status = status,
-            Item::ItemReference(_) => {}
+            Item::ItemReference(_) | Item::Compaction(_) => {}
         }
     }
 
@@ -350,6 +354,18 @@ pub struct WebSearchCallItem {
     pub status: ItemStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<Value>,
+}
+
+/// A compacted stretch of conversation: its summary, sealed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompactionItem {
+    pub id: String,
+    /// The summary, sealed by the server that made it; only it can open it.
+    pub encrypted_content: String,
+    /// The summary, once the server opened it for a model call. Never
+    /// stored nor shown: the item is kept as the client sent it.
+    #[serde(skip)]
+    pub summary: Option<String>,
 }
 
 /// An input item that stands for an earlier item of the conversation.

@@ -1,5 +1,6 @@
 //! Building and running the server: store, recovery, runtime, listener.
 
+use crate::compaction::CompactionSeal;
 use crate::config::{FileConfig, ServeConfig};
 use crate::http::AppState;
 use crate::http::router::router;
@@ -139,6 +140,9 @@ impl App {
             Duration::from_secs(MCP_TOOLS_TTL_SECS),
             config.upstream_connect_timeout(),
         )?;
+        let compaction = Arc::new(CompactionSeal::load_or_create(
+            &config.compaction_key_path(),
+        )?);
         let (runtime, writer_task) = Runtime::new(
             store,
             ModelRouter::new(upstream),
@@ -147,6 +151,7 @@ impl App {
                 clients: Arc::new(mcp_clients),
                 allowed_urls,
             },
+            compaction,
         );
         let state = AppState {
             runtime: runtime.clone(),

@@ -65,6 +65,11 @@ pub struct ServeConfig {
     #[arg(long, env = "SPOOL_SSE_DONE", default_value_t = true, action = clap::ArgAction::Set)]
     pub sse_done: bool,
 
+    /// The file holding the 32-byte key that seals compaction summaries;
+    /// created if missing. Defaults to `compaction.key` beside the database.
+    #[arg(long, env = "SPOOL_COMPACTION_KEY_FILE")]
+    pub compaction_key_file: Option<PathBuf>,
+
     /// Seconds of silence after which a stream gets a keep-alive comment
     /// (0 turns them off).
     #[arg(long, env = "SPOOL_SSE_KEEPALIVE_SECS", default_value_t = 15)]
@@ -153,6 +158,24 @@ fn check_hosted_tool_server(kind: &str, server: &serde_json::Value) -> Result<()
 }
 
 impl ServeConfig {
+    /// Where the compaction key is: as configured, or `compaction.key` in
+    /// the directory of the SQLite database.
+    pub fn compaction_key_path(&self) -> PathBuf {
+        if let Some(path) = &self.compaction_key_file {
+            return path.clone();
+        }
+        let database = self
+            .database_url
+            .strip_prefix("sqlite://")
+            .or_else(|| self.database_url.strip_prefix("sqlite:"))
+            .unwrap_or(&self.database_url);
+        let dir = Path::new(database)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        dir.join("compaction.key")
+    }
+
     pub fn upstream_timeout(&self) -> Duration {
         Duration::from_secs(self.upstream_timeout_secs.max(1))
     }

@@ -9,6 +9,7 @@
 //! - [`http`]: routes, one file per endpoint action, errors and SSE.
 
 pub mod app;
+pub mod compaction;
 pub mod config;
 pub mod http;
 pub mod runtime;

@@ -10,7 +10,7 @@ use super::RequestError;
 use super::deserialize::{deserialize_at, deserialize_tagged, take_tag};
 use crate::ids::IdSource;
 use crate::item::{
-    ContentPart, CustomToolCallItem, CustomToolCallOutputItem, FunctionCallItem,
+    CompactionItem, ContentPart, CustomToolCallItem, CustomToolCallOutputItem, FunctionCallItem,
     FunctionCallOutputItem, Item, ItemReferenceItem, ItemStatus, LocalShellCallItem,
     McpApprovalRequestItem, McpApprovalResponseItem, McpCallItem, McpListToolsItem, McpToolInfo,
     MessageItem, ReasoningItem, Role, SummaryText, WebSearchCallItem,
@@ -83,6 +83,12 @@ enum InputItem {
     LocalShellCall(LocalShellCallParam),
     WebSearchCall(WebSearchCallParam),
     ItemReference {},
+    Compaction(CompactionParam),
+}
+
+#[derive(Debug, Deserialize)]
+struct CompactionParam {
+    encrypted_content: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -407,6 +413,13 @@ impl InputItem {
                     action,
                 })
             }
+            InputItem::Compaction(CompactionParam { encrypted_content }) => {
+                Item::Compaction(CompactionItem {
+                    id: id("cmp"),
+                    encrypted_content,
+                    summary: None,
+                })
+            }
             // A reference is its id: without one it stands for nothing.
             InputItem::ItemReference {} => match id_given {
                 Some(referenced) => Item::ItemReference(ItemReferenceItem { id: referenced }),
@@ -619,7 +632,9 @@ mod tests {
         assert!(e.message.contains("robot"), "{}", e.message);
         let e = error(json!([{"role": "user", "content": "x", "id": "a/b"}]));
         assert_eq!(e.param.as_deref(), Some("input[0].id"));
-        let e = error(json!([{"type": "compaction", "encrypted_content": "x"}]));
+        let e = error(json!([{"type": "compaction"}]));
+        assert_eq!(e.param.as_deref(), Some("input[0].encrypted_content"));
+        let e = error(json!([{"type": "computer_call_output"}]));
         assert_eq!(e.param.as_deref(), Some("input[0].type"));
         assert_eq!(e.code, "unsupported_parameter");
         let e = error(json!([{"content": "x"}]));

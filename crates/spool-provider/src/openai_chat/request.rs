@@ -9,7 +9,8 @@
 //! function calls: a namespaced call under its flat name, a custom tool call
 //! with its input as the one argument `input`, a local shell call with its
 //! action's fields. An `item_reference` stands for the earlier item with its
-//! id. Reasoning items (encrypted or not) and web search calls are not sent
+//! id; a `compaction` item, once the server opened it, is its summary in a
+//! user message. Reasoning items (encrypted or not) and web search calls are not sent
 //! back: chat-completions servers take no reasoning input, and a search's
 //! findings are in the messages that follow it.
 
@@ -114,6 +115,9 @@ pub fn chat_body(request: &ModelRequest) -> Value {
     Value::Object(body)
 }
 
+/// How a compacted conversation's summary is introduced to the model.
+const COMPACTION_PREFIX: &str = "Summary of the conversation so far (it was compacted):\n";
+
 fn messages(request: &ModelRequest) -> Vec<Value> {
     let mut out: Vec<Value> = Vec::with_capacity(request.items.len() + 1);
     if let Some(instructions) = &request.instructions {
@@ -169,6 +173,16 @@ fn messages(request: &ModelRequest) -> Vec<Value> {
                 group.call(&call.call_id, &name, &arguments);
             }
             Item::CustomToolCallOutput(o) => group.result(&o.call_id, o.output_text()),
+            // The summary of what came before, once the server opened it.
+            Item::Compaction(c) => {
+                if let Some(summary) = &c.summary {
+                    group.flush(&mut out);
+                    out.push(json!({
+                        "role": "user",
+                        "content": format!("{COMPACTION_PREFIX}{summary}"),
+                    }));
+                }
+            }
             Item::LocalShellCall(call) => {
                 // The action's fields but its `type` are the arguments.
                 let mut arguments = call.action.clone();

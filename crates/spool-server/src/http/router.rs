@@ -5,7 +5,7 @@ use super::conversations as conv;
 use super::error::ApiError;
 use super::extract::BodyLimit;
 use super::health::healthz;
-use super::responses::{cancel, create, delete, input_items, retrieve, ws};
+use super::responses::{cancel, compact, create, delete, input_items, retrieve, ws};
 use axum::Extension;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -26,6 +26,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
             "/v1/responses/{id}",
             get(retrieve::retrieve_response).delete(delete::delete_response),
         )
+        .route("/v1/responses/compact", post(compact::compact_response))
         .route("/v1/responses/{id}/cancel", post(cancel::cancel_response))
         .route(
             "/v1/responses/{id}/input_items",

@@ -5,6 +5,7 @@ mod agents;
 mod cancel;
 mod chaining;
 mod client_tools;
+mod compaction;
 mod conversations;
 mod custom_agent;
 mod errors;

@@ -1,6 +1,7 @@
 //! `/v1/responses`: one file per action.
 
 pub mod cancel;
+pub mod compact;
 pub mod create;
 pub mod delete;
 pub mod input_items;
