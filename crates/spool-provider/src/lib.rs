@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use spool_core::agent::RunContext;
 use spool_core::item::Item;
-use spool_core::request::{FunctionTool, TextFormat, ToolChoice};
+use spool_core::request::{FunctionTool, TextFormat, ToolChoice, UpstreamHints};
 use spool_core::run::{ErrorCode, RunError, Usage};
 use std::sync::Arc;
 
@@ -48,6 +48,8 @@ pub struct ModelRequest {
     pub max_output_tokens: Option<u64>,
     pub text_format: TextFormat,
     pub reasoning_effort: Option<String>,
+    /// Passed to the upstream as they are.
+    pub upstream_hints: UpstreamHints,
 }
 
 impl ModelRequest {
@@ -68,6 +70,7 @@ impl ModelRequest {
             max_output_tokens: r.max_output_tokens,
             text_format: r.text_format.clone(),
             reasoning_effort: r.reasoning_effort.clone(),
+            upstream_hints: r.upstream_hints.clone(),
         }
     }
 }
@@ -131,6 +134,26 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// Whether the upstream refused the call because the conversation does
+    /// not fit the model's context (OpenAI's `context_length_exceeded`,
+    /// vLLM's and llama.cpp's wordings).
+    pub fn is_context_too_long(&self) -> bool {
+        let Self::Http { status, message } = self else {
+            return false;
+        };
+        let message = message.to_ascii_lowercase();
+        matches!(status, 400 | 413)
+            && [
+                "context_length_exceeded",
+                "maximum context length",
+                "context size",
+                "context window",
+                "too many tokens",
+            ]
+            .iter()
+            .any(|m| message.contains(m))
+    }
+
     /// The `error.code` of the failed response.
     pub fn code(&self) -> ErrorCode {
         match self {

@@ -131,6 +131,16 @@ pub struct ModeFlags {
     pub background: bool,
 }
 
+/// Request fields passed to the upstream as they are, where it takes them
+/// (OpenAI's chat completions does): routing and caching hints that change
+/// nothing spool does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamHints {
+    pub service_tier: Option<String>,
+    pub prompt_cache_key: Option<String>,
+    pub safety_identifier: Option<String>,
+}
+
 /// A validated request to create a response.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunRequest {
@@ -163,6 +173,10 @@ pub struct RunRequest {
     pub max_infer_iters: Option<u32>,
     /// The named agent whose defaults the request was completed with.
     pub agent: Option<String>,
+    /// `truncation: "auto"`: when the upstream says the context is too
+    /// long, the oldest items are dropped and the call is tried once more.
+    pub truncate_auto: bool,
+    pub upstream_hints: UpstreamHints,
     pub modes: ModeFlags,
     pub metadata: BTreeMap<String, String>,
     /// Parameters echoed back unchanged in the response object.
@@ -318,6 +332,12 @@ impl RunRequest {
                 .and_then(|a| a.get("name"))
                 .and_then(Value::as_str)
                 .map(str::to_owned),
+            truncate_auto: truncation == "auto",
+            upstream_hints: UpstreamHints {
+                service_tier: body.service_tier.clone(),
+                prompt_cache_key: body.prompt_cache_key.clone(),
+                safety_identifier: body.safety_identifier.clone(),
+            },
             modes: ModeFlags {
                 stream,
                 store,

@@ -86,6 +86,16 @@ pub fn chat_body(request: &ModelRequest) -> Value {
     if let Some(effort) = &request.reasoning_effort {
         body.insert("reasoning_effort".into(), json!(effort));
     }
+    let hints = &request.upstream_hints;
+    for (key, value) in [
+        ("service_tier", &hints.service_tier),
+        ("prompt_cache_key", &hints.prompt_cache_key),
+        ("safety_identifier", &hints.safety_identifier),
+    ] {
+        if let Some(v) = value {
+            body.insert(key.into(), json!(v));
+        }
+    }
     match &request.text_format {
         TextFormat::Text => {}
         TextFormat::JsonObject => {
@@ -352,6 +362,7 @@ mod tests {
             max_output_tokens: Some(100),
             text_format: TextFormat::Text,
             reasoning_effort: None,
+            upstream_hints: Default::default(),
         }
     }
 

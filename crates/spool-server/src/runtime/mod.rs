@@ -245,6 +245,7 @@ impl Runtime {
             max_output_tokens: None,
             text_format: TextFormat::Text,
             reasoning_effort: None,
+            upstream_hints: Default::default(),
         };
         let mut stream = provider.stream(request).await?;
         let mut summary = String::new();

@@ -14,6 +14,7 @@ mod helpers;
 mod mcp;
 mod recovery;
 mod replay;
+mod request_fields;
 mod restart;
 mod shutdown;
 mod storage_failure;
