@@ -106,7 +106,7 @@ export async function startSpool(upstream, mcpUrl) {
       SPOOL_DATABASE_URL: `sqlite://${dir}/spool.db`,
       SPOOL_UPSTREAM_URL: upstream.url,
       SPOOL_MCP_ALLOWED_URLS: mcpUrl ?? '',
-      SPOOL_LOG: 'warn',
+      SPOOL_LOG: process.env.SPOOL_LOG ?? 'warn',
     },
   });
   const base = `http://127.0.0.1:${port}`;
