@@ -583,6 +583,7 @@ pub async fn store(rows: &mut Vec<Row>, events: usize, producers: usize) -> anyh
                             output_index: 0,
                             content_index: 0,
                             delta: " token".into(),
+                            logprobs: Vec::new(),
                         },
                     };
                     writer

@@ -50,6 +50,9 @@ pub struct ModelRequest {
     pub reasoning_effort: Option<String>,
     /// Passed to the upstream as they are.
     pub upstream_hints: UpstreamHints,
+    /// Log probabilities of the output text are wanted, with this many
+    /// most likely alternatives per token.
+    pub logprobs: Option<u32>,
 }
 
 impl ModelRequest {
@@ -71,6 +74,7 @@ impl ModelRequest {
             text_format: r.text_format.clone(),
             reasoning_effort: r.reasoning_effort.clone(),
             upstream_hints: r.upstream_hints.clone(),
+            logprobs: r.logprobs,
         }
     }
 }
@@ -78,6 +82,8 @@ impl ModelRequest {
 /// One piece of a model's streamed answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelDelta {
+    /// The log probabilities of the tokens of the `Text` that follows.
+    TextLogprobs(Vec<serde_json::Value>),
     Text(String),
     Refusal(String),
     Reasoning(String),

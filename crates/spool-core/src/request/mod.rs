@@ -177,6 +177,9 @@ pub struct RunRequest {
     /// long, the oldest items are dropped and the call is tried once more.
     pub truncate_auto: bool,
     pub upstream_hints: UpstreamHints,
+    /// `include: ["message.output_text.logprobs"]`: the output text's log
+    /// probabilities, with `top_logprobs` alternatives per token.
+    pub logprobs: Option<u32>,
     pub modes: ModeFlags,
     pub metadata: BTreeMap<String, String>,
     /// Parameters echoed back unchanged in the response object.
@@ -333,6 +336,11 @@ impl RunRequest {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             truncate_auto: truncation == "auto",
+            logprobs: body
+                .include
+                .as_ref()
+                .is_some_and(|i| i.iter().any(|v| v == "message.output_text.logprobs"))
+                .then(|| body.top_logprobs.unwrap_or(0)),
             upstream_hints: UpstreamHints {
                 service_tier: body.service_tier.clone(),
                 prompt_cache_key: body.prompt_cache_key.clone(),

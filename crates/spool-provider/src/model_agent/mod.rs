@@ -183,6 +183,11 @@ impl ModelAgent {
         let mut usage: Option<Usage> = None;
         while let Some(delta) = stream.next().await {
             match delta? {
+                // Shown only when asked for, as the Responses API does.
+                ModelDelta::TextLogprobs(l) if ctx.request.logprobs.is_some() => {
+                    mapper.logprobs(l);
+                }
+                ModelDelta::TextLogprobs(_) => {}
                 ModelDelta::Text(t) => mapper.text(out, PartKind::OutputText, t).await?,
                 ModelDelta::Refusal(t) => mapper.text(out, PartKind::Refusal, t).await?,
                 ModelDelta::Reasoning(t) => mapper.text(out, PartKind::ReasoningText, t).await?,

@@ -72,6 +72,8 @@ pub(super) struct TurnMapper {
     /// How calls of the caller's tools that are not plain functions are
     /// shown, by the name the model knows the tool by.
     shapes: BTreeMap<String, ClientCallShape>,
+    /// Log probabilities of the text delta that comes next.
+    pending_logprobs: Vec<Value>,
 }
 
 impl TurnMapper {
@@ -83,6 +85,11 @@ impl TurnMapper {
             shapes,
             ..Self::default()
         }
+    }
+
+    /// Log probabilities of the next text delta.
+    pub fn logprobs(&mut self, logprobs: Vec<Value>) {
+        self.pending_logprobs = logprobs;
     }
 
     /// Whether calls of `name` are written whole when the answer ends.
@@ -201,10 +208,19 @@ impl TurnMapper {
             }
         };
         self.open = Some(open);
+        // Log probabilities belong to output text; they came just before
+        // the text they are of.
+        let logprobs = std::mem::take(&mut self.pending_logprobs);
+        let logprobs = if kind == PartKind::OutputText {
+            logprobs
+        } else {
+            Vec::new()
+        };
         out.emit(Event::PartDelta {
             output_index: open.output_index,
             content_index: open.content_index,
             delta,
+            logprobs,
         })
         .await
         .map_err(emit_failed)

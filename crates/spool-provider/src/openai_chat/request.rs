@@ -86,6 +86,12 @@ pub fn chat_body(request: &ModelRequest) -> Value {
     if let Some(effort) = &request.reasoning_effort {
         body.insert("reasoning_effort".into(), json!(effort));
     }
+    if let Some(top) = request.logprobs {
+        body.insert("logprobs".into(), json!(true));
+        if top > 0 {
+            body.insert("top_logprobs".into(), json!(top));
+        }
+    }
     let hints = &request.upstream_hints;
     for (key, value) in [
         ("service_tier", &hints.service_tier),
@@ -363,6 +369,7 @@ mod tests {
             text_format: TextFormat::Text,
             reasoning_effort: None,
             upstream_hints: Default::default(),
+            logprobs: None,
         }
     }
 

@@ -246,6 +246,7 @@ impl Runtime {
             text_format: TextFormat::Text,
             reasoning_effort: None,
             upstream_hints: Default::default(),
+            logprobs: None,
         };
         let mut stream = provider.stream(request).await?;
         let mut summary = String::new();

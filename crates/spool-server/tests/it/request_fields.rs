@@ -1,10 +1,11 @@
 //! Request fields honoured, not only echoed: `service_tier`,
 //! `prompt_cache_key` and `safety_identifier` reach the upstream;
 //! `truncation: "auto"` drops the oldest input and retries once when the
-//! context is too long; `max_output_tokens` ends the response incomplete.
+//! context is too long; `max_output_tokens` ends the response incomplete;
+//! logprobs asked for by `include` are requested and returned.
 
-use crate::helpers::spawn_app;
-use crate::upstream::{DONE, Script, finish_chunk, text_chunk, text_script};
+use crate::helpers::{events_of, spawn_app};
+use crate::upstream::{DONE, Script, Step, finish_chunk, text_chunk, text_script};
 use serde_json::json;
 
 const TOO_LONG: &str = r#"{"error":{"message":"This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#;
@@ -115,4 +116,73 @@ async fn max_output_tokens_ends_the_response_incomplete() {
     assert_eq!(r["incomplete_details"]["reason"], "max_output_tokens");
     assert_eq!(r["output"][0]["status"], "incomplete");
     assert_eq!(app.upstream.requests()[0]["max_completion_tokens"], 16);
+}
+
+fn logprob(token: &str) -> serde_json::Value {
+    json!({"token": token, "logprob": -0.25, "bytes": token.as_bytes(),
+           "top_logprobs": [{"token": token, "logprob": -0.25, "bytes": token.as_bytes()}]})
+}
+
+fn text_with_logprobs(token: &str) -> Step {
+    Step::Chunk(
+        json!({"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
+        "choices": [{"index": 0, "delta": {"content": token}, "finish_reason": null,
+                     "logprobs": {"content": [logprob(token)]}}]}),
+    )
+}
+
+#[tokio::test]
+async fn logprobs_asked_for_are_requested_streamed_and_returned() {
+    let app = spawn_app().await;
+    let answer = || {
+        Script::Stream(vec![
+            text_with_logprobs("Hi"),
+            text_with_logprobs(" there"),
+            finish_chunk("stop"),
+            DONE,
+        ])
+    };
+    app.upstream.push(answer());
+    let body = json!({"model": "up", "input": "x", "stream": true, "top_logprobs": 1,
+                      "include": ["message.output_text.logprobs"]});
+    let frames = events_of(app.stream(&body).await);
+    let events: Vec<serde_json::Value> = frames.iter().map(|f| f.json()).collect();
+    let deltas: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["type"] == "response.output_text.delta")
+        .collect();
+    assert_eq!(deltas[0]["logprobs"], json!([logprob("Hi")]));
+    assert_eq!(deltas[1]["logprobs"], json!([logprob(" there")]));
+    let done = events
+        .iter()
+        .find(|e| e["type"] == "response.output_text.done")
+        .unwrap();
+    assert_eq!(done["logprobs"], json!([logprob("Hi"), logprob(" there")]));
+    let response = &events.last().unwrap()["response"];
+    assert_eq!(
+        response["output"][0]["content"][0]["logprobs"],
+        json!([logprob("Hi"), logprob(" there")])
+    );
+    let sent = &app.upstream.requests()[0];
+    assert_eq!(sent["logprobs"], true);
+    assert_eq!(sent["top_logprobs"], 1);
+    // Replayed from the log, the same.
+    let id = response["id"].as_str().unwrap();
+    let replayed: Vec<serde_json::Value> = events_of(app.replay(id, None).await)
+        .iter()
+        .map(|f| f.json())
+        .collect();
+    assert_eq!(replayed, events);
+
+    // Not asked for: not requested, and none shown.
+    app.upstream.push(answer());
+    let (_, r) = app
+        .post("/v1/responses", &json!({"model": "up", "input": "x"}))
+        .await;
+    assert!(app.upstream.requests()[1].get("logprobs").is_none());
+    assert_eq!(
+        r["output"][0]["content"][0]["logprobs"],
+        json!([]),
+        "an upstream that sends them unasked is not shown"
+    );
 }
