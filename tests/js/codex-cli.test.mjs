@@ -1,6 +1,8 @@
 // The real Codex CLI (`@openai/codex`, its shipped binary) against spool,
 // in its default configuration apart from one [model_providers.spool]
-// block: a plain turn, a shell tool call and its output, `exec resume`.
+// block: a plain turn, a shell tool call and its output, `exec resume`;
+// and, with `supports_websockets = true` in that block, turns over
+// WebSocket mode.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -30,12 +32,15 @@ after(() => {
   upstream?.close();
 });
 
-/** Runs `codex exec --json …args`; its JSONL events. Spawned, not run
- * synchronously: the scripted upstream lives in this process. */
-async function codex(args) {
+/** Runs `codex exec --json …args`; its JSONL events (and its log lines in
+ * `logs`, if given). Spawned, not run synchronously: the scripted upstream
+ * lives in this process. */
+async function codex(args, { codexHome = home, logs } = {}) {
+  const env = { ...process.env, CODEX_HOME: codexHome };
+  if (logs) env.RUST_LOG = 'codex_api=debug';
   const proc = spawn(codexBin, ['exec', '--json', '--skip-git-repo-check', ...args], {
     cwd: work,
-    env: { ...process.env, CODEX_HOME: home },
+    env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -45,7 +50,8 @@ async function codex(args) {
   const timer = setTimeout(() => proc.kill(), 90000);
   const code = await new Promise((r) => proc.on('close', r));
   clearTimeout(timer);
-  assert.equal(code, 0, `codex exited ${code}: ${err.slice(-2000)}`);
+  assert.equal(code, 0, `codex exited ${code}: ${out.slice(-1500)} ${err.slice(-1500)}`);
+  if (logs) logs.push(...err.split('\n'));
   return out
     .split('\n')
     .filter((l) => l.trim().startsWith('{'))
@@ -88,4 +94,26 @@ test('exec resume continues the first session', async () => {
   const history = JSON.stringify(upstream.requests.at(-1).messages);
   assert.match(history, /say hi/);
   assert.match(history, /Hello from spool/);
+});
+
+test('with supports_websockets, turns run over WebSocket mode', async () => {
+  const wsHome = mkdtempSync(join(tmpdir(), 'codex-ws-home-'));
+  writeFileSync(
+    join(wsHome, 'config.toml'),
+    `model = "up-model"\nmodel_provider = "spool"\n\n[model_providers.spool]\nname = "spool"\n` +
+      `base_url = "${spool.base}"\nwire_api = "responses"\nsupports_websockets = true\n`,
+  );
+  const before = upstream.requests.length;
+  upstream.push(callScript('call_ws', 'exec_command', JSON.stringify({ cmd: 'echo over-the-socket' })));
+  upstream.push(textScript('Done over the socket.'));
+  const logs = [];
+  const events = await codex(['run it over ws'], { codexHome: wsHome, logs });
+  assert.deepEqual(messages(events), ['Done over the socket.']);
+  assert.ok(
+    logs.some((l) => l.includes('successfully connected to Responses WebSocket')),
+    'Codex used WebSocket mode',
+  );
+  const continued = upstream.requests.slice(before).at(-1).messages;
+  const result = continued.find((m) => m.role === 'tool' && m.tool_call_id === 'call_ws');
+  assert.match(result?.content ?? '', /over-the-socket/);
 });

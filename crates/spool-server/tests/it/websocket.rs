@@ -251,14 +251,26 @@ async fn bad_frames_get_error_frames_and_the_socket_stays_open() {
     send(&mut socket, json!({"type": "response.cancel"})).await;
     let e = next_json(&mut socket).await;
     assert_eq!(e["error"]["code"], "unknown_message_type");
-    for refused in ["stream", "background"] {
+    for (refused, value) in [
+        ("stream", json!(false)),
+        ("background", json!(true)),
+        ("stream_options", json!({"include_usage": true})),
+    ] {
         let mut frame = create(json!({"model": "echo", "input": "x"}));
-        frame[refused] = json!(true);
+        frame[refused] = value;
         send(&mut socket, frame).await;
         let e = next_json(&mut socket).await;
         assert_eq!(e["error"]["param"], refused, "{e}");
         assert_eq!(e["status"], 400);
     }
+    // `"stream": true`, as Codex CLI sends it, is accepted: it changes nothing.
+    send(
+        &mut socket,
+        create(json!({"model": "echo", "input": "streamed anyway", "stream": true})),
+    )
+    .await;
+    let frames = one_response(&mut socket).await;
+    assert_eq!(last_response(&frames)["status"], "completed");
     send(&mut socket, create(json!({"input": "no model"}))).await;
     let e = next_json(&mut socket).await;
     assert_eq!(e["error"]["param"], "model", "{e}");

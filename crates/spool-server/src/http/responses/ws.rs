@@ -1,7 +1,10 @@
 //! WebSocket mode: `GET /v1/responses` upgraded to a WebSocket.
 //!
 //! The client sends one JSON text frame per turn, `{"type":
-//! "response.create", …the create body…}`; spool answers with the events of
+//! "response.create", …the create body…}` without `stream_options` or
+//! `background` (`"stream": true`, which Codex CLI sends though the spec
+//! disallows it, is accepted as the no-op it is; `stream: false` is
+//! refused); spool answers with the events of
 //! the SSE stream, one JSON text frame each, the same payloads and
 //! `sequence_number`s. One response runs at a time on a socket, and they
 //! run one after another. A request that cannot run is an error frame
@@ -197,6 +200,12 @@ async fn turn(
                 Some("unknown_message_type"),
             ));
         }
+    }
+    // Every response streams over the socket. The spec disallows `stream`,
+    // but Codex CLI sends `"stream": true` in every frame: that one is
+    // taken as the no-op it is; anything else is refused.
+    if fields.get("stream") == Some(&Value::Bool(true)) {
+        fields.remove("stream");
     }
     for refused in ["stream", "stream_options", "background"] {
         if fields.contains_key(refused) {
