@@ -1,9 +1,9 @@
 """The TypeScript Codex SDK (@openai/codex-sdk 0.163) driving spool unmodified:
-``tests/js/codex_driver.mjs`` runs turns with ``new Codex({codexPathOverride})``
+``tests/js/codex-sdk/codex_driver.mjs`` runs turns with ``new Codex({codexPathOverride})``
 pointed at the spool binary, while this file scripts the upstream and checks
 what the SDK returned.
 
-Needs ``node`` and ``npm ci --omit=optional`` in ``tests/js`` (``scripts/test``
+Needs ``node`` and ``npm ci --omit=optional`` in ``tests/js/codex-sdk`` (``scripts/test``
 does both and sets ``SPOOL_REQUIRE_JS=1``, which turns a missing toolchain into a
 failure instead of a skip)."""
 
@@ -20,7 +20,7 @@ import pytest
 from conftest import DEFAULT_SPOOL_BIN, REPO_ROOT, error_script, text_script, tool_call_script
 from test_openai_sdk import UP_MODEL, marker
 
-JS_DIR = REPO_ROOT / "tests" / "js"
+JS_DIR = REPO_ROOT / "tests" / "js" / "codex-sdk"
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +28,7 @@ def drive(spool):
     node = shutil.which("node")
     installed = (JS_DIR / "node_modules" / "@openai" / "codex-sdk").is_dir()
     if node is None or not installed:
-        message = "the TypeScript Codex SDK needs node and `npm ci --omit=optional` in tests/js"
+        message = "the TypeScript Codex SDK needs node and `npm ci --omit=optional` in tests/js/codex-sdk"
         if os.environ.get("SPOOL_REQUIRE_JS") == "1":
             pytest.fail(message)
         pytest.skip(message)

@@ -71,6 +71,7 @@ fn delta(seq: u64) -> Envelope {
             output_index: 0,
             content_index: 0,
             delta: " token".into(),
+            logprobs: Vec::new(),
         },
     }
 }

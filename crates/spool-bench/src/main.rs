@@ -15,7 +15,10 @@
 //!   64 beside the upstream direct and the Responses figure, and first
 //!   byte under a steady load;
 //! - `replay`: replaying a finished 10,000-event response;
-//! - `open`: many slow streams open at once, memory per stream and CPU.
+//! - `open`: many slow streams open at once, memory per stream and CPU;
+//! - `websocket`: 20-turn tool-calling conversations over one WebSocket
+//!   and over HTTP with `previous_response_id`: latency per turn, beside
+//!   the same model calls made straight to the upstream.
 //!
 //! Figures sit beside a baseline measured in the same run (these machines
 //! are noisy). The table is printed and written as JSON.
@@ -38,7 +41,7 @@ struct Args {
     /// Scenarios to run, comma-separated.
     #[arg(
         long,
-        default_value = "store,latency,paced,chat,throughput,replay,open",
+        default_value = "store,latency,paced,chat,throughput,replay,open,websocket",
         value_delimiter = ','
     )]
     only: Vec<String>,
@@ -64,6 +67,9 @@ struct Args {
     /// Events in the replayed response.
     #[arg(long, default_value_t = 10_000)]
     replay_events: usize,
+    /// 20-turn conversations per transport in the `websocket` scenario.
+    #[arg(long, default_value_t = 50)]
+    conversations: usize,
     /// Where to write the JSON results.
     #[arg(long, default_value = "target/bench.json")]
     json: std::path::PathBuf,
@@ -125,6 +131,10 @@ async fn main() -> anyhow::Result<()> {
     if run("open") {
         eprintln!("open streams…");
         bench.open_streams(&mut rows, args.open_streams).await?;
+    }
+    if run("websocket") {
+        eprintln!("websocket…");
+        bench.websocket(&mut rows, args.conversations).await?;
     }
 
     println!(

@@ -3,6 +3,7 @@
 use crate::load::{self, first_byte, last_byte, percentiles};
 use crate::process::Spool;
 use crate::report::Row;
+use anyhow::Context;
 use futures::StreamExt;
 use serde_json::json;
 use spool_core::event::{Envelope, Event};
@@ -464,6 +465,174 @@ impl Bench {
 }
 
 /// Raw appends through the store with the server's group-commit writer.
+/// Turns in one conversation of the `websocket` scenario.
+const CONVERSATION_TURNS: usize = 20;
+
+/// The function the `tools` model calls.
+fn lookup_tool() -> serde_json::Value {
+    json!([{"type": "function", "name": "lookup",
+            "parameters": {"type": "object", "properties": {"q": {"type": "integer"}}}}])
+}
+
+/// The input of turn `turn`: a user message, or the result of the call the
+/// previous turn ended with.
+fn turn_input(turn: usize, call_id: Option<&str>) -> serde_json::Value {
+    match call_id {
+        Some(call_id) if turn % 2 == 1 => {
+            json!([{"type": "function_call_output", "call_id": call_id, "output": "42"}])
+        }
+        _ => json!([{"role": "user", "content": format!("turn {turn}")}]),
+    }
+}
+
+/// A finished response's id and the call id of its function call, if any.
+fn ended(response: &serde_json::Value) -> anyhow::Result<(String, Option<String>)> {
+    let id = response["id"]
+        .as_str()
+        .context("a response without an id")?
+        .to_owned();
+    let call_id = response["output"].as_array().and_then(|items| {
+        items
+            .iter()
+            .find(|i| i["type"] == "function_call")
+            .and_then(|i| i["call_id"].as_str())
+            .map(str::to_owned)
+    });
+    Ok((id, call_id))
+}
+
+/// The p50 and p99 of `timings`, in ms.
+fn p50_p99(timings: &mut [Duration]) -> (f64, f64) {
+    timings.sort();
+    let at = |q: f64| {
+        let i = ((timings.len() as f64 - 1.0) * q).round() as usize;
+        timings.get(i).map_or(0.0, |d| ms(*d))
+    };
+    (at(0.50), at(0.99))
+}
+
+impl Bench {
+    /// 20-turn tool-calling conversations, each over one WebSocket and over
+    /// HTTP with `previous_response_id`, beside the same model calls made
+    /// straight to the upstream: the latency of one turn.
+    pub async fn websocket(&self, rows: &mut Vec<Row>, conversations: usize) -> anyhow::Result<()> {
+        let (mut direct, mut http, mut socket) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..conversations {
+            direct.extend(self.direct_conversation().await?);
+            http.extend(self.http_conversation().await?);
+            socket.extend(self.socket_conversation().await?);
+        }
+        let direct = p50_p99(&mut direct);
+        for (transport, mut timings) in
+            [("websocket", socket), ("http + previous_response_id", http)]
+        {
+            let (p50, p99) = p50_p99(&mut timings);
+            rows.push(
+                Row::new("websocket", format!("turn p50 ({transport})"), "ms", p50)
+                    .direct(direct.0),
+            );
+            rows.push(
+                Row::new("websocket", format!("turn p99 ({transport})"), "ms", p99)
+                    .direct(direct.1),
+            );
+        }
+        Ok(())
+    }
+
+    /// The upstream alone, asked what spool asks it in each turn.
+    async fn direct_conversation(&self) -> anyhow::Result<Vec<Duration>> {
+        let mut timings = Vec::with_capacity(CONVERSATION_TURNS);
+        let mut messages = Vec::new();
+        for turn in 0..CONVERSATION_TURNS {
+            if turn % 2 == 0 {
+                messages.push(json!({"role": "user", "content": format!("turn {turn}")}));
+            } else {
+                let id = format!("call_{}", messages.len() - 1);
+                messages.push(json!({"role": "assistant", "content": null, "tool_calls": [
+                    {"id": id, "type": "function", "function": {"name": "lookup", "arguments": "{}"}}]}));
+                messages.push(json!({"role": "tool", "tool_call_id": id, "content": "42"}));
+            }
+            let body = json!({"model": "tools", "stream": true, "messages": messages});
+            let begin = Instant::now();
+            self.client
+                .post(self.direct_url())
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await?
+                .bytes()
+                .await?;
+            timings.push(begin.elapsed());
+        }
+        Ok(timings)
+    }
+
+    /// One conversation over HTTP, streamed, chained by `previous_response_id`.
+    async fn http_conversation(&self) -> anyhow::Result<Vec<Duration>> {
+        let mut timings = Vec::with_capacity(CONVERSATION_TURNS);
+        let (mut previous, mut call_id): (Option<String>, Option<String>) = (None, None);
+        for turn in 0..CONVERSATION_TURNS {
+            let body = json!({"model": "tools", "stream": true, "tools": lookup_tool(),
+                              "previous_response_id": previous,
+                              "input": turn_input(turn, call_id.as_deref())});
+            let begin = Instant::now();
+            let text = self
+                .client
+                .post(self.spool_url())
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await?
+                .text()
+                .await?;
+            timings.push(begin.elapsed());
+            let terminal = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+                .find(|e| e["type"] == "response.completed")
+                .context("an HTTP turn did not complete")?;
+            (previous, call_id) = ended(&terminal["response"]).map(|(id, c)| (Some(id), c))?;
+        }
+        Ok(timings)
+    }
+
+    /// One conversation over one WebSocket.
+    async fn socket_conversation(&self) -> anyhow::Result<Vec<Duration>> {
+        use futures::SinkExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let url = self.spool_url().replacen("http://", "ws://", 1);
+        let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
+        let mut timings = Vec::with_capacity(CONVERSATION_TURNS);
+        let (mut previous, mut call_id): (Option<String>, Option<String>) = (None, None);
+        for turn in 0..CONVERSATION_TURNS {
+            let frame = json!({"type": "response.create", "model": "tools",
+                               "tools": lookup_tool(), "previous_response_id": previous,
+                               "input": turn_input(turn, call_id.as_deref())});
+            let begin = Instant::now();
+            socket.send(Message::Text(frame.to_string().into())).await?;
+            let terminal = loop {
+                let message = socket.next().await.context("the socket closed")??;
+                let Message::Text(text) = message else {
+                    continue;
+                };
+                let event: serde_json::Value = serde_json::from_str(text.as_str())?;
+                match event["type"].as_str() {
+                    Some("response.completed") => break event,
+                    Some("error" | "response.failed" | "response.incomplete") => {
+                        anyhow::bail!("a WebSocket turn did not complete: {event}")
+                    }
+                    _ => {}
+                }
+            };
+            timings.push(begin.elapsed());
+            (previous, call_id) = ended(&terminal["response"]).map(|(id, c)| (Some(id), c))?;
+        }
+        socket.close(None).await?;
+        Ok(timings)
+    }
+}
+
 pub async fn store(rows: &mut Vec<Row>, events: usize, producers: usize) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("spool-bench-store-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -486,6 +655,7 @@ pub async fn store(rows: &mut Vec<Row>, events: usize, producers: usize) -> anyh
                             output_index: 0,
                             content_index: 0,
                             delta: " token".into(),
+                            logprobs: Vec::new(),
                         },
                     };
                     writer

@@ -397,6 +397,7 @@ impl PartWriter<'_> {
                 output_index: self.output_index,
                 content_index: self.content_index,
                 delta: delta.to_owned(),
+                logprobs: Vec::new(),
             })
             .await
     }
@@ -609,6 +610,7 @@ mod tests {
                     output_index: 0,
                     content_index: 0,
                     delta: "x".into(),
+                    logprobs: Vec::new(),
                 })
                 .await;
             assert!(matches!(r, Err(EmitError::Order(_))));

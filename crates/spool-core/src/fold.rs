@@ -8,7 +8,7 @@
 //! so a log that was accepted once replays to the same state every time.
 
 use crate::event::{Envelope, Event, StepKind};
-use crate::item::{Item, ItemStatus, PartKind};
+use crate::item::{ContentPart, Item, ItemStatus, PartKind};
 use crate::run::{IncompleteReason, RunError, RunHeader, Usage};
 use crate::status::{RunStatus, TransitionError};
 
@@ -401,6 +401,7 @@ impl RunFold {
                 output_index,
                 content_index,
                 delta,
+                logprobs,
             } => {
                 let i = *output_index as usize;
                 if let Some(part) = self.output[i]
@@ -408,6 +409,9 @@ impl RunFold {
                     .and_then(|c| c.get_mut(*content_index as usize))
                 {
                     part.push_text(delta);
+                    if let ContentPart::OutputText { logprobs: kept, .. } = part {
+                        kept.extend(logprobs.iter().cloned());
+                    }
                 }
             }
             Event::PartDone { output_index, .. } => {
@@ -609,6 +613,7 @@ mod tests {
                 output_index: 0,
                 content_index: 0,
                 delta: (*t).into(),
+                logprobs: Vec::new(),
             });
         }
         events.extend([
@@ -690,6 +695,7 @@ mod tests {
                 output_index: 0,
                 content_index: 0,
                 delta: "x".into(),
+                logprobs: Vec::new(),
             },
         ];
         assert!(matches!(

@@ -25,6 +25,21 @@ pub enum Item {
     /// A server-side tool call spool made (an MCP tool or one hosted in
     /// Rust). Only in logs: the Responses API shows it as an `mcp_call`.
     ToolCall(Box<ToolCallItem>),
+    /// A call of a caller's `custom` tool: freeform text, not JSON.
+    CustomToolCall(CustomToolCallItem),
+    /// The caller's result for a custom tool call.
+    CustomToolCallOutput(CustomToolCallOutputItem),
+    /// A command the model asked the caller's `local_shell` tool to run;
+    /// its result comes back as a `function_call_output` with its `call_id`.
+    LocalShellCall(LocalShellCallItem),
+    /// A web search a hosted API made, sent back as history. spool keeps it
+    /// but shows the model nothing of it: its findings are in the messages.
+    WebSearchCall(WebSearchCallItem),
+    /// An input item standing for an earlier item, by its id.
+    ItemReference(ItemReferenceItem),
+    /// Everything a `POST /v1/responses/compact` summarised: the summary,
+    /// sealed by the server that made it.
+    Compaction(CompactionItem),
 }
 
 impl Item {
@@ -39,6 +54,12 @@ impl Item {
             Item::McpApprovalRequest(r) => &r.id,
             Item::McpApprovalResponse(r) => &r.id,
             Item::ToolCall(c) => &c.id,
+            Item::CustomToolCall(c) => &c.id,
+            Item::CustomToolCallOutput(o) => &o.id,
+            Item::LocalShellCall(c) => &c.id,
+            Item::WebSearchCall(w) => &w.id,
+            Item::ItemReference(r) => &r.id,
+            Item::Compaction(c) => &c.id,
         }
     }
 
@@ -53,6 +74,12 @@ impl Item {
             Item::McpApprovalRequest(r) => r.status,
             Item::McpApprovalResponse(r) => r.status,
             Item::ToolCall(c) => c.status,
+            Item::CustomToolCall(c) => c.status,
+            Item::CustomToolCallOutput(o) => o.status,
+            Item::LocalShellCall(c) => c.status,
+            Item::WebSearchCall(w) => w.status,
+            // A reference has no life of its own: it is input, complete.
+            Item::ItemReference(_) | Item::Compaction(_) => ItemStatus::Completed,
         }
     }
 
@@ -67,6 +94,11 @@ impl Item {
             Item::McpApprovalRequest(r) => r.status = status,
             Item::McpApprovalResponse(r) => r.status = status,
             Item::ToolCall(c) => c.status = status,
+            Item::CustomToolCall(c) => c.status = status,
+            Item::CustomToolCallOutput(o) => o.status = status,
+            Item::LocalShellCall(c) => c.status = status,
+            Item::WebSearchCall(w) => w.status = status,
+            Item::ItemReference(_) | Item::Compaction(_) => {}
         }
     }
 
@@ -104,6 +136,7 @@ impl Item {
             status: ItemStatus::InProgress,
             call_id: call_id.into(),
             name: name.into(),
+            namespace: None,
             arguments: String::new(),
         })
     }
@@ -154,8 +187,9 @@ pub struct McpListToolsItem {
     pub server_label: String,
     #[serde(default)]
     pub tools: Vec<McpToolInfo>,
-    /// Why the tools could not be listed.
-    #[serde(default)]
+    /// Why the tools could not be listed; omitted, not `null`, when they
+    /// were (strict clients refuse `null`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
@@ -167,7 +201,9 @@ pub struct McpToolInfo {
     pub description: Option<String>,
     /// JSON Schema of the arguments.
     pub input_schema: Value,
-    #[serde(default)]
+    /// Omitted, not `null`, when the server gave none (strict clients
+    /// refuse `null`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<Value>,
 }
 
@@ -267,8 +303,83 @@ pub struct FunctionCallItem {
     /// Pairs the call with the caller's `function_call_output`.
     pub call_id: String,
     pub name: String,
+    /// The `namespace` tool the function belongs to, if it is in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
     /// The arguments as the model wrote them: a JSON document in a string.
     pub arguments: String,
+}
+
+/// A call of a caller's `custom` tool: its input is freeform text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomToolCallItem {
+    pub id: String,
+    pub status: ItemStatus,
+    /// Pairs the call with the caller's `custom_tool_call_output`.
+    pub call_id: String,
+    pub name: String,
+    /// The `namespace` tool the custom tool belongs to, if it is in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub input: String,
+}
+
+/// The caller's result for a custom tool call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomToolCallOutputItem {
+    pub id: String,
+    #[serde(default = "completed")]
+    pub status: ItemStatus,
+    pub call_id: String,
+    /// A string, or an array of input content parts.
+    pub output: Value,
+}
+
+/// A command for the caller's `local_shell` tool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LocalShellCallItem {
+    pub id: String,
+    pub status: ItemStatus,
+    /// Pairs the call with the caller's `function_call_output`.
+    pub call_id: String,
+    /// `{"type": "exec", "command": [...], …}`, as the Responses API shapes it.
+    pub action: Value,
+}
+
+/// A web search made by a hosted API, kept as the caller sent it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebSearchCallItem {
+    pub id: String,
+    #[serde(default = "completed")]
+    pub status: ItemStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<Value>,
+}
+
+/// A compacted stretch of conversation: its summary, sealed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompactionItem {
+    pub id: String,
+    /// The summary, sealed by the server that made it; only it can open it.
+    pub encrypted_content: String,
+    /// The summary, once the server opened it for a model call. Never
+    /// stored nor shown: the item is kept as the client sent it.
+    #[serde(skip)]
+    pub summary: Option<String>,
+}
+
+/// An input item that stands for an earlier item of the conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemReferenceItem {
+    /// The id of the item it stands for.
+    pub id: String,
+}
+
+impl CustomToolCallOutputItem {
+    /// The output as text: a string as is, the text parts of an array joined.
+    pub fn output_text(&self) -> String {
+        output_text(&self.output)
+    }
 }
 
 /// The caller's result for a function call.
@@ -285,14 +396,20 @@ impl FunctionCallOutputItem {
     /// The output as text for a model that only takes strings: a string as
     /// is, the text parts of an array joined.
     pub fn output_text(&self) -> String {
-        match &self.output {
-            Value::String(s) => s.clone(),
-            Value::Array(parts) => parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect(),
-            other => other.to_string(),
-        }
+        output_text(&self.output)
+    }
+}
+
+/// A tool's output as text for a model that only takes strings: a string as
+/// is, the text parts of an array joined.
+fn output_text(output: &Value) -> String {
+    match output {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect(),
+        other => other.to_string(),
     }
 }
 
@@ -458,5 +575,26 @@ mod tests {
             output: json!([{"type":"input_text","text":"a"},{"type":"input_text","text":"b"}]),
         };
         assert_eq!(o.output_text(), "ab");
+    }
+
+    #[test]
+    fn a_tool_listing_omits_what_it_does_not_have_rather_than_null() {
+        let item = Item::McpListTools(Box::new(McpListToolsItem {
+            id: "mcpl_1".into(),
+            status: ItemStatus::Completed,
+            server_label: "calc".into(),
+            tools: vec![McpToolInfo {
+                name: "add".into(),
+                description: Some("adds".into()),
+                input_schema: json!({"type": "object"}),
+                annotations: None,
+            }],
+            error: None,
+        }));
+        let v = serde_json::to_value(&item).unwrap();
+        assert!(v.get("error").is_none(), "{v}");
+        assert!(v["tools"][0].get("annotations").is_none(), "{v}");
+        let back: Item = serde_json::from_value(v).unwrap();
+        assert_eq!(back, item);
     }
 }

@@ -118,6 +118,10 @@ impl Default for Sampling {
 pub struct ResponsesEcho {
     /// The request's tools, echoed back unchanged.
     pub tools: Vec<Value>,
+    /// The types of the hosted tools the caller offered that spool could
+    /// not offer the model (no MCP server serves them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools_not_offered: Vec<String>,
     pub tool_choice: Value,
     pub top_logprobs: u32,
     pub truncation: String,
@@ -137,6 +141,7 @@ impl Default for ResponsesEcho {
     fn default() -> Self {
         Self {
             tools: Vec::new(),
+            tools_not_offered: Vec::new(),
             tool_choice: Value::String("auto".into()),
             top_logprobs: 0,
             truncation: "disabled".into(),

@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use spool_core::agent::RunContext;
 use spool_core::item::Item;
-use spool_core::request::{FunctionTool, TextFormat, ToolChoice};
+use spool_core::request::{FunctionTool, TextFormat, ToolChoice, UpstreamHints};
 use spool_core::run::{ErrorCode, RunError, Usage};
 use std::sync::Arc;
 
@@ -50,6 +50,11 @@ pub struct ModelRequest {
     pub stop: Vec<String>,
     pub text_format: TextFormat,
     pub reasoning_effort: Option<String>,
+    /// Passed to the upstream as they are.
+    pub upstream_hints: UpstreamHints,
+    /// Log probabilities of the output text are wanted, with this many
+    /// most likely alternatives per token.
+    pub logprobs: Option<u32>,
 }
 
 impl ModelRequest {
@@ -71,6 +76,8 @@ impl ModelRequest {
             stop: r.stop.clone(),
             text_format: r.text_format.clone(),
             reasoning_effort: r.reasoning_effort.clone(),
+            upstream_hints: r.upstream_hints.clone(),
+            logprobs: r.logprobs,
         }
     }
 }
@@ -78,6 +85,8 @@ impl ModelRequest {
 /// One piece of a model's streamed answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelDelta {
+    /// The log probabilities of the tokens of the `Text` that follows.
+    TextLogprobs(Vec<serde_json::Value>),
     Text(String),
     Refusal(String),
     Reasoning(String),
@@ -134,6 +143,26 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// Whether the upstream refused the call because the conversation does
+    /// not fit the model's context (OpenAI's `context_length_exceeded`,
+    /// vLLM's and llama.cpp's wordings).
+    pub fn is_context_too_long(&self) -> bool {
+        let Self::Http { status, message } = self else {
+            return false;
+        };
+        let message = message.to_ascii_lowercase();
+        matches!(status, 400 | 413)
+            && [
+                "context_length_exceeded",
+                "maximum context length",
+                "context size",
+                "context window",
+                "too many tokens",
+            ]
+            .iter()
+            .any(|m| message.contains(m))
+    }
+
     /// The `error.code` of the failed response.
     pub fn code(&self) -> ErrorCode {
         match self {

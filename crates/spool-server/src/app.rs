@@ -1,5 +1,6 @@
 //! Building and running the server: store, recovery, runtime, listener.
 
+use crate::compaction::CompactionSeal;
 use crate::config::{FileConfig, ServeConfig};
 use crate::http::AppState;
 use crate::http::router::router;
@@ -64,9 +65,11 @@ impl App {
         agents: Agents,
     ) -> anyhow::Result<Self> {
         let mut allowed_urls: Vec<String> = config.mcp_allowed_urls.clone();
+        let mut hosted_tool_servers = Default::default();
         if let Some(path) = &config.config {
             let file = FileConfig::load(path)?;
             allowed_urls.extend(file.mcp.allowed_urls.iter().cloned());
+            hosted_tool_servers = file.mcp.hosted_tools;
             // The file is the source of truth for the agents it defines.
             let names: Vec<String> = file.agents.iter().map(|a| a.name.clone()).collect();
             store
@@ -137,6 +140,9 @@ impl App {
             Duration::from_secs(MCP_TOOLS_TTL_SECS),
             config.upstream_connect_timeout(),
         )?;
+        let compaction = Arc::new(CompactionSeal::load_or_create(
+            &config.compaction_key_path(),
+        )?);
         let (runtime, writer_task) = Runtime::new(
             store,
             ModelRouter::new(upstream),
@@ -145,6 +151,7 @@ impl App {
                 clients: Arc::new(mcp_clients),
                 allowed_urls,
             },
+            compaction,
         );
         let state = AppState {
             runtime: runtime.clone(),
@@ -152,6 +159,7 @@ impl App {
                 done_marker: config.sse_done,
                 keep_alive: config.sse_keepalive(),
             },
+            hosted_tool_servers: Arc::new(hosted_tool_servers),
         };
         let listener = TcpListener::bind(&config.addr)
             .await

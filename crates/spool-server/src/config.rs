@@ -5,6 +5,9 @@ use anyhow::Context;
 use clap::Args;
 use serde::Deserialize;
 use spool_core::agent_config::AgentDefinition;
+use spool_core::ids::SequentialIds;
+use spool_core::request::{CreateResponseBody, HOSTED_TOOL_TYPES, RunRequest};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -62,6 +65,11 @@ pub struct ServeConfig {
     #[arg(long, env = "SPOOL_SSE_DONE", default_value_t = true, action = clap::ArgAction::Set)]
     pub sse_done: bool,
 
+    /// The file holding the 32-byte key that seals compaction summaries;
+    /// created if missing. Defaults to `compaction.key` beside the database.
+    #[arg(long, env = "SPOOL_COMPACTION_KEY_FILE")]
+    pub compaction_key_file: Option<PathBuf>,
+
     /// Seconds of silence after which a stream gets a keep-alive comment
     /// (0 turns them off).
     #[arg(long, env = "SPOOL_SSE_KEEPALIVE_SECS", default_value_t = 15)]
@@ -88,6 +96,12 @@ pub struct McpFileConfig {
     /// SPOOL_MCP_ALLOWED_URLS.
     #[serde(default)]
     pub allowed_urls: Vec<String>,
+    /// The MCP server serving a hosted tool type a client may offer
+    /// (`web_search`, `file_search`, …): `[mcp.hosted_tools.web_search]`
+    /// with the fields of an `mcp` tool. Hosted tools mapped to none are
+    /// not offered to the model.
+    #[serde(default)]
+    pub hosted_tools: BTreeMap<String, serde_json::Value>,
 }
 
 impl FileConfig {
@@ -98,6 +112,11 @@ impl FileConfig {
             .with_context(|| format!("cannot read the config file {}", path.display()))?;
         let config: FileConfig = toml::from_str(&text)
             .with_context(|| format!("invalid config file {}", path.display()))?;
+        for (kind, server) in &config.mcp.hosted_tools {
+            check_hosted_tool_server(kind, server).map_err(|e| {
+                anyhow::anyhow!("{}: [mcp.hosted_tools.{kind}]: {e}", path.display())
+            })?;
+        }
         let mut names = std::collections::HashSet::new();
         for agent in &config.agents {
             agent
@@ -114,7 +133,49 @@ impl FileConfig {
     }
 }
 
+/// Checks that `server` is an MCP tool that can serve the hosted tool type
+/// `kind`, by parsing a request offering that type.
+fn check_hosted_tool_server(kind: &str, server: &serde_json::Value) -> Result<(), String> {
+    if !HOSTED_TOOL_TYPES.contains(&kind) {
+        return Err(format!(
+            "'{kind}' is not a hosted tool type; they are {}",
+            HOSTED_TOOL_TYPES.join(", ")
+        ));
+    }
+    if server.get("type").and_then(serde_json::Value::as_str) != Some("mcp") {
+        return Err("type must be \"mcp\"".to_owned());
+    }
+    let body = CreateResponseBody {
+        model: Some("check".into()),
+        input: Some(serde_json::json!("check")),
+        tools: Some(vec![serde_json::json!({"type": kind})]),
+        hosted_tool_servers: BTreeMap::from([(kind.to_owned(), server.clone())]),
+        ..CreateResponseBody::default()
+    };
+    RunRequest::parse(body, &SequentialIds::default())
+        .map(drop)
+        .map_err(|e| e.message)
+}
+
 impl ServeConfig {
+    /// Where the compaction key is: as configured, or `compaction.key` in
+    /// the directory of the SQLite database.
+    pub fn compaction_key_path(&self) -> PathBuf {
+        if let Some(path) = &self.compaction_key_file {
+            return path.clone();
+        }
+        let database = self
+            .database_url
+            .strip_prefix("sqlite://")
+            .or_else(|| self.database_url.strip_prefix("sqlite:"))
+            .unwrap_or(&self.database_url);
+        let dir = Path::new(database)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        dir.join("compaction.key")
+    }
+
     pub fn upstream_timeout(&self) -> Duration {
         Duration::from_secs(self.upstream_timeout_secs.max(1))
     }

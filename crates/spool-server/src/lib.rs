@@ -11,6 +11,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod compaction;
 pub mod config;
 pub mod http;
 pub mod runtime;

@@ -87,6 +87,7 @@ impl ResponseHeader {
             },
             responses: ResponsesEcho {
                 tools: self.tools,
+                tools_not_offered: Vec::new(),
                 tool_choice: self.tool_choice,
                 top_logprobs: self.top_logprobs,
                 truncation: self.truncation,

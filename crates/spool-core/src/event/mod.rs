@@ -26,6 +26,7 @@ use crate::item::{Item, ItemStatus, PartKind};
 use crate::run::{IncompleteReason, RunError, RunHeader, Usage};
 use crate::tool::{AgentStatus, ToolResult};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// One event of a run's log with its position and time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,6 +81,10 @@ pub enum Event {
         output_index: u32,
         content_index: u32,
         delta: String,
+        /// The log probabilities of the delta's tokens, when the request
+        /// asked for them (`output_text` only).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        logprobs: Vec<Value>,
     },
     /// A content part is complete.
     #[serde(rename = "part.done")]
@@ -231,6 +236,7 @@ mod tests {
                 output_index: 0,
                 content_index: 0,
                 delta: "x".into(),
+                logprobs: Vec::new(),
             },
             Event::Status(AgentStatus::ToolCallDetected {
                 details: DetectedCalls {

@@ -360,6 +360,7 @@ impl Projection for ChatProjection {
                 output_index,
                 content_index,
                 delta,
+                ..
             } => {
                 let item = &self.fold.output()[*output_index as usize];
                 let is_text = matches!(item, Item::Message(_))
@@ -489,11 +490,13 @@ mod tests {
                 output_index: 0,
                 content_index: 0,
                 delta: "I can't".into(),
+                logprobs: Vec::new(),
             },
             Event::PartDelta {
                 output_index: 0,
                 content_index: 0,
                 delta: " help.".into(),
+                logprobs: Vec::new(),
             },
             Event::PartDone {
                 output_index: 0,

@@ -133,6 +133,7 @@ impl Projection for WxoProjection {
                 output_index,
                 content_index,
                 delta,
+                ..
             } if !delta.is_empty() => {
                 let item = &self.fold.output()[*output_index as usize];
                 match item

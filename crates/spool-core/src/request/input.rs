@@ -10,9 +10,10 @@ use super::RequestError;
 use super::deserialize::{deserialize_at, deserialize_tagged, take_tag};
 use crate::ids::IdSource;
 use crate::item::{
-    ContentPart, FunctionCallItem, FunctionCallOutputItem, Item, ItemStatus,
+    CompactionItem, ContentPart, CustomToolCallItem, CustomToolCallOutputItem, FunctionCallItem,
+    FunctionCallOutputItem, Item, ItemReferenceItem, ItemStatus, LocalShellCallItem,
     McpApprovalRequestItem, McpApprovalResponseItem, McpCallItem, McpListToolsItem, McpToolInfo,
-    MessageItem, ReasoningItem, Role, SummaryText,
+    MessageItem, ReasoningItem, Role, SummaryText, WebSearchCallItem,
 };
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
@@ -53,7 +54,8 @@ pub fn normalize_items(
         .collect::<Result<_, _>>()?;
     let mut seen = HashSet::new();
     for (i, item) in items.iter().enumerate() {
-        if !seen.insert(item.id()) {
+        // A reference bears the id of the item it stands for.
+        if !matches!(item, Item::ItemReference(_)) && !seen.insert(item.id()) {
             return Err(RequestError::invalid(
                 format!("{field}[{i}].id"),
                 format!("Duplicate item id '{}' in {field}.", item.id()),
@@ -76,6 +78,57 @@ enum InputItem {
     McpCall(McpCallParam),
     McpApprovalRequest(McpApprovalRequestParam),
     McpApprovalResponse(McpApprovalResponseParam),
+    CustomToolCall(CustomToolCallParam),
+    CustomToolCallOutput(CustomToolCallOutputParam),
+    LocalShellCall(LocalShellCallParam),
+    WebSearchCall(WebSearchCallParam),
+    ItemReference {},
+    Compaction(CompactionParam),
+}
+
+#[derive(Debug, Deserialize)]
+struct CompactionParam {
+    encrypted_content: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct CustomToolCallParam {
+    call_id: String,
+    name: String,
+    #[serde(default)]
+    namespace: Option<String>,
+    input: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct CustomToolCallOutputParam {
+    call_id: String,
+    output: FunctionOutput,
+}
+
+#[derive(Debug, Deserialize)]
+struct LocalShellCallParam {
+    call_id: String,
+    action: LocalShellAction,
+}
+
+/// A `local_shell_call`'s action: an object, `{"type": "exec", …}`.
+#[derive(Debug)]
+struct LocalShellAction(Value);
+
+impl<'de> Deserialize<'de> for LocalShellAction {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match Value::deserialize(deserializer)? {
+            action @ Value::Object(_) => Ok(LocalShellAction(action)),
+            _ => Err(de::Error::custom("action must be an object")),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct WebSearchCallParam {
+    #[serde(default)]
+    action: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,6 +149,8 @@ enum MessageContent {
 struct FunctionCallParam {
     call_id: String,
     name: String,
+    #[serde(default)]
+    namespace: Option<String>,
     arguments: String,
 }
 
@@ -285,6 +340,7 @@ impl InputItem {
         at: &str,
         ids: &dyn IdSource,
     ) -> Result<Item, RequestError> {
+        let id_given = id.clone();
         // The caller's id, or a new one with the prefix of the item's kind.
         let id = move |prefix: &str| id.unwrap_or_else(|| ids.new_id(prefix));
         let status = ItemStatus::Completed;
@@ -311,14 +367,64 @@ impl InputItem {
             InputItem::FunctionCall(FunctionCallParam {
                 call_id,
                 name,
+                namespace,
                 arguments,
             }) => Item::FunctionCall(FunctionCallItem {
                 id: id("fc"),
                 status,
                 call_id,
                 name,
+                namespace,
                 arguments,
             }),
+            InputItem::CustomToolCall(CustomToolCallParam {
+                call_id,
+                name,
+                namespace,
+                input,
+            }) => Item::CustomToolCall(CustomToolCallItem {
+                id: id("ctc"),
+                status,
+                call_id,
+                name,
+                namespace,
+                input,
+            }),
+            InputItem::CustomToolCallOutput(CustomToolCallOutputParam { call_id, output }) => {
+                Item::CustomToolCallOutput(CustomToolCallOutputItem {
+                    id: id("ctco"),
+                    status,
+                    call_id,
+                    output: output.0,
+                })
+            }
+            InputItem::LocalShellCall(LocalShellCallParam { call_id, action }) => {
+                Item::LocalShellCall(LocalShellCallItem {
+                    id: id("lsh"),
+                    status,
+                    call_id,
+                    action: action.0,
+                })
+            }
+            InputItem::WebSearchCall(WebSearchCallParam { action }) => {
+                Item::WebSearchCall(WebSearchCallItem {
+                    id: id("ws"),
+                    status,
+                    action,
+                })
+            }
+            InputItem::Compaction(CompactionParam { encrypted_content }) => {
+                Item::Compaction(CompactionItem {
+                    id: id("cmp"),
+                    encrypted_content,
+                    summary: None,
+                })
+            }
+            // A reference is its id: without one it stands for nothing.
+            InputItem::ItemReference {} => match id_given {
+                Some(referenced) => Item::ItemReference(ItemReferenceItem { id: referenced }),
+                None => return Err(RequestError::missing(format!("{at}.id"))),
+            },
             InputItem::FunctionCallOutput(FunctionCallOutputParam { call_id, output }) => {
                 Item::FunctionCallOutput(FunctionCallOutputItem {
                     id: id("fco"),
@@ -526,7 +632,9 @@ mod tests {
         assert!(e.message.contains("robot"), "{}", e.message);
         let e = error(json!([{"role": "user", "content": "x", "id": "a/b"}]));
         assert_eq!(e.param.as_deref(), Some("input[0].id"));
-        let e = error(json!([{"type": "web_search_call"}]));
+        let e = error(json!([{"type": "compaction"}]));
+        assert_eq!(e.param.as_deref(), Some("input[0].encrypted_content"));
+        let e = error(json!([{"type": "computer_call_output"}]));
         assert_eq!(e.param.as_deref(), Some("input[0].type"));
         assert_eq!(e.code, "unsupported_parameter");
         let e = error(json!([{"content": "x"}]));
@@ -571,5 +679,69 @@ mod tests {
                 image_url: Some("https://i/x.png".into())
             }]
         );
+    }
+
+    #[test]
+    fn the_items_of_client_and_hosted_tools_are_accepted() {
+        let items = normalize_input(
+            json!([
+                {"type": "custom_tool_call", "call_id": "c1", "name": "apply_patch", "input": "p"},
+                {"type": "custom_tool_call_output", "call_id": "c1", "output": "done"},
+                {"type": "local_shell_call", "call_id": "c2", "status": "completed",
+                 "action": {"type": "exec", "command": ["ls"]}},
+                {"type": "web_search_call", "status": "completed",
+                 "action": {"type": "search", "query": "q"}},
+                {"type": "reasoning", "summary": [], "encrypted_content": "sealed"},
+                {"type": "function_call", "call_id": "c3", "name": "spawn_agent",
+                 "namespace": "multi_agent_v1", "arguments": "{}"},
+                {"type": "item_reference", "id": "msg_earlier"}
+            ]),
+            &SequentialIds::default(),
+        )
+        .unwrap();
+        let kinds: Vec<Value> = items
+            .iter()
+            .map(|i| serde_json::to_value(i).unwrap()["type"].clone())
+            .collect();
+        assert_eq!(
+            kinds,
+            json!([
+                "custom_tool_call",
+                "custom_tool_call_output",
+                "local_shell_call",
+                "web_search_call",
+                "reasoning",
+                "function_call",
+                "item_reference"
+            ])
+            .as_array()
+            .unwrap()
+            .clone()
+        );
+        let Item::Reasoning(r) = &items[4] else {
+            panic!()
+        };
+        assert_eq!(r.encrypted_content.as_deref(), Some("sealed"));
+        let Item::FunctionCall(f) = &items[5] else {
+            panic!()
+        };
+        assert_eq!(f.namespace.as_deref(), Some("multi_agent_v1"));
+        assert_eq!(
+            items[6],
+            Item::ItemReference(crate::item::ItemReferenceItem {
+                id: "msg_earlier".into()
+            })
+        );
+    }
+
+    #[test]
+    fn bad_client_tool_items_are_named() {
+        let e = error(json!([{"type": "item_reference"}]));
+        assert_eq!(e.param.as_deref(), Some("input[0].id"));
+        assert_eq!(e.code, "missing_required_parameter");
+        let e = error(json!([{"type": "local_shell_call", "call_id": "c", "action": "ls"}]));
+        assert_eq!(e.param.as_deref(), Some("input[0].action"));
+        let e = error(json!([{"type": "custom_tool_call", "call_id": "c", "name": "n"}]));
+        assert_eq!(e.param.as_deref(), Some("input[0].input"));
     }
 }

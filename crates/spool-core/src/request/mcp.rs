@@ -248,7 +248,7 @@ mod tests {
 
     fn parse(tool: Value, trusted: bool) -> Result<Tools, RequestError> {
         let mut tools = Tools::default();
-        parse_tools(vec![tool], trusted, &mut tools).map(|()| tools)
+        parse_tools(vec![tool], trusted, &Default::default(), &mut tools).map(|()| tools)
     }
 
     fn param(tool: Value) -> Option<String> {

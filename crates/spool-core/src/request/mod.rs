@@ -23,7 +23,10 @@ mod tools;
 
 pub use input::{normalize_input, normalize_items};
 pub use params::{TextFormat, check_metadata};
-pub use tools::{FunctionTool, ToolChoice};
+pub use tools::{
+    ClientCallShape, FunctionTool, HOSTED_TOOL_TYPES, LOCAL_SHELL_FUNCTION, ToolChoice,
+    flat_tool_name,
+};
 
 use crate::ids::{ConversationId, IdSource, ResponseId};
 use crate::item::Item;
@@ -78,6 +81,10 @@ pub struct CreateResponseBody {
     /// which may do what a request may not (start a command).
     #[serde(skip)]
     pub trusted_tools: Vec<Value>,
+    /// The MCP tool (from the operator's config) serving each hosted tool
+    /// type a client may offer, e.g. `web_search`.
+    #[serde(skip)]
+    pub hosted_tool_servers: BTreeMap<String, Value>,
 }
 
 /// A request parameter that cannot be used, with the parameter's path.
@@ -126,6 +133,16 @@ pub struct ModeFlags {
     pub background: bool,
 }
 
+/// Request fields passed to the upstream as they are, where it takes them
+/// (OpenAI's chat completions does): routing and caching hints that change
+/// nothing spool does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamHints {
+    pub service_tier: Option<String>,
+    pub prompt_cache_key: Option<String>,
+    pub safety_identifier: Option<String>,
+}
+
 /// A validated request to create a response.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunRequest {
@@ -138,6 +155,9 @@ pub struct RunRequest {
     /// this turn's input and output are appended to it.
     pub conversation: Option<ConversationId>,
     pub tools: Vec<FunctionTool>,
+    /// How calls of the caller's tools that are not plain functions are
+    /// shown, by the name the model knows the tool by.
+    pub call_shapes: BTreeMap<String, ClientCallShape>,
     /// MCP servers the run may call.
     pub mcp_servers: Vec<McpServerSpec>,
     pub tool_choice: ToolChoice,
@@ -158,6 +178,13 @@ pub struct RunRequest {
     pub max_infer_iters: Option<u32>,
     /// The named agent whose defaults the request was completed with.
     pub agent: Option<String>,
+    /// `truncation: "auto"`: when the upstream says the context is too
+    /// long, the oldest items are dropped and the call is tried once more.
+    pub truncate_auto: bool,
+    pub upstream_hints: UpstreamHints,
+    /// `include: ["message.output_text.logprobs"]`: the output text's log
+    /// probabilities, with `top_logprobs` alternatives per token.
+    pub logprobs: Option<u32>,
     pub modes: ModeFlags,
     pub metadata: BTreeMap<String, String>,
     /// How the chat-completions dialects show the run (set by the chat
@@ -230,16 +257,24 @@ impl RunRequest {
             return Err(RequestError::missing("input"));
         }
         let mut parsed_tools = Tools::default();
-        parse_tools(body.tools.unwrap_or_default(), false, &mut parsed_tools)?;
+        parse_tools(
+            body.tools.unwrap_or_default(),
+            false,
+            &body.hosted_tool_servers,
+            &mut parsed_tools,
+        )?;
         parse_tools(
             std::mem::take(&mut body.trusted_tools),
             true,
+            &BTreeMap::new(),
             &mut parsed_tools,
         )?;
         let Tools {
             functions: tools,
+            shapes: call_shapes,
             mcp: mcp_servers,
             echoed: echoed_tools,
+            not_offered: tools_not_offered,
         } = parsed_tools;
         let (tool_choice, echoed_choice) =
             parse_tool_choice(body.tool_choice, &tools, !mcp_servers.is_empty())?;
@@ -289,6 +324,7 @@ impl RunRequest {
             previous_response_id,
             conversation,
             tools,
+            call_shapes,
             mcp_servers,
             tool_choice,
             parallel_tool_calls: body.parallel_tool_calls.unwrap_or(true),
@@ -308,6 +344,17 @@ impl RunRequest {
                 .and_then(|a| a.get("name"))
                 .and_then(Value::as_str)
                 .map(str::to_owned),
+            truncate_auto: truncation == "auto",
+            logprobs: body
+                .include
+                .as_ref()
+                .is_some_and(|i| i.iter().any(|v| v == "message.output_text.logprobs"))
+                .then(|| body.top_logprobs.unwrap_or(0)),
+            upstream_hints: UpstreamHints {
+                service_tier: body.service_tier.clone(),
+                prompt_cache_key: body.prompt_cache_key.clone(),
+                safety_identifier: body.safety_identifier.clone(),
+            },
             modes: ModeFlags {
                 stream,
                 store,
@@ -325,6 +372,7 @@ impl RunRequest {
                 prompt_cache_key: body.prompt_cache_key,
                 user: body.user,
                 tools: echoed_tools,
+                tools_not_offered,
                 tool_choice: echoed_choice,
             },
         })
@@ -355,6 +403,7 @@ impl RunRequest {
             },
             responses: ResponsesEcho {
                 tools: self.echo.tools.clone(),
+                tools_not_offered: self.echo.tools_not_offered.clone(),
                 tool_choice: self.echo.tool_choice.clone(),
                 top_logprobs: self.echo.top_logprobs,
                 truncation: self.echo.truncation.clone(),
@@ -465,10 +514,21 @@ mod tests {
 
     #[test]
     fn an_unknown_tool_type_is_refused_clearly() {
-        let e = parse(json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}))
+        let e = parse(json!({"model": "m", "input": "x", "tools": [{"type": "computer_use"}]}))
             .unwrap_err();
         assert_eq!(e.param.as_deref(), Some("tools[0].type"));
         assert_eq!(e.code, "unsupported_parameter");
+    }
+
+    #[test]
+    fn a_hosted_tool_not_offered_is_recorded_in_the_response() {
+        let r = parse(json!({"model": "m", "input": "x",
+                             "tools": [{"type": "web_search"}, {"type": "local_shell"}]}))
+        .unwrap();
+        assert_eq!(r.tools.len(), 1);
+        let h = r.header(ResponseId::parse("resp_1").unwrap(), 0);
+        assert_eq!(h.responses.tools_not_offered, ["web_search"]);
+        assert_eq!(h.responses.tools.len(), 2);
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub(super) struct Echo {
     pub(super) prompt_cache_key: Option<String>,
     pub(super) user: Option<String>,
     pub(super) tools: Vec<Value>,
+    pub(super) tools_not_offered: Vec<String>,
     pub(super) tool_choice: Value,
 }
 

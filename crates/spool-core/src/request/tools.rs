@@ -1,6 +1,14 @@
-//! The request's `tools` and `tool_choice`: function tools the caller runs,
-//! MCP servers spool calls (parsed in [`super::mcp`]), how the model may use
-//! them, and the echo of each in the response object.
+//! The request's `tools` and `tool_choice`: tools the caller runs
+//! (`function`, the functions of a `namespace`, `custom`, `local_shell`),
+//! MCP servers spool calls (parsed in [`super::mcp`]), the hosted tools spool
+//! cannot run (left out of what the model sees, or served by the MCP server
+//! the operator maps to them), how the model may use them, and the echo of
+//! each in the response object.
+//!
+//! The model sees every caller's tool as a function: a namespaced function
+//! as `namespace__name`, a custom tool as a function of one string argument
+//! `input`, `local_shell` as a function taking the command. Each such tool
+//! has a [`ClientCallShape`] saying how its calls are shown to the caller.
 
 use super::RequestError;
 use super::deserialize::{deserialize_tagged, take_tag};
@@ -8,6 +16,46 @@ use super::mcp::McpToolParam;
 use crate::tool::McpServerSpec;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+/// Hosted tools of the Responses API that spool cannot run itself. Offered
+/// by a client, each is served by the MCP server the operator maps to its
+/// type, or else not offered to the model (and named in the response's
+/// `tools_not_offered`).
+pub const HOSTED_TOOL_TYPES: [&str; 6] = [
+    "web_search",
+    "web_search_preview",
+    "file_search",
+    "code_interpreter",
+    "image_generation",
+    "tool_search",
+];
+
+/// The name the model knows the tool `name` of the namespace `namespace`
+/// by: function names cannot hold a dot, so the two are joined by `__`.
+pub fn flat_tool_name(namespace: &str, name: &str) -> String {
+    format!("{namespace}__{name}")
+}
+
+/// The function name the model is offered for `local_shell`.
+pub const LOCAL_SHELL_FUNCTION: &str = "local_shell";
+
+/// How the model's call of a caller's tool is shown to the caller, when it
+/// is not a plain `function_call`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientCallShape {
+    /// A function of a `namespace` tool: a `function_call` with `name` and
+    /// `namespace`.
+    Namespaced { namespace: String, name: String },
+    /// A `custom` tool: a `custom_tool_call` whose `input` is the model's
+    /// one string argument.
+    Custom {
+        namespace: Option<String>,
+        name: String,
+    },
+    /// The `local_shell` tool: a `local_shell_call` with an `exec` action.
+    LocalShell,
+}
 
 /// How the model may use tools.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,8 +81,13 @@ pub struct FunctionTool {
 #[derive(Debug, Default)]
 pub(super) struct Tools {
     pub(super) functions: Vec<FunctionTool>,
+    /// How calls of the functions that are not plain functions are shown,
+    /// by the name the model knows them by.
+    pub(super) shapes: BTreeMap<String, ClientCallShape>,
     pub(super) mcp: Vec<McpServerSpec>,
     pub(super) echoed: Vec<Value>,
+    /// The hosted tools offered by the caller that the model is not offered.
+    pub(super) not_offered: Vec<String>,
 }
 
 /// One tool as the request gives it, by its `type`.
@@ -43,6 +96,34 @@ pub(super) struct Tools {
 enum ToolParam {
     Function(FunctionToolParam),
     Mcp(McpToolParam),
+    Namespace(NamespaceToolParam),
+    Custom(CustomToolParam),
+    LocalShell {},
+}
+
+#[derive(Debug, Deserialize)]
+struct NamespaceToolParam {
+    name: FunctionName,
+    /// Its tools: functions and custom tools (read one by one, for paths).
+    tools: Vec<Map<String, Value>>,
+}
+
+/// A tool inside a namespace, by its `type`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum NamespacedToolParam {
+    Function(FunctionToolParam),
+    Custom(CustomToolParam),
+}
+
+#[derive(Debug, Deserialize)]
+struct CustomToolParam {
+    name: FunctionName,
+    #[serde(default)]
+    description: Option<String>,
+    /// `{"type": "text"}` or a grammar: the model is only told of it.
+    #[serde(default)]
+    format: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,10 +179,12 @@ pub(super) fn is_identifier(s: &str) -> bool {
 
 /// Adds `tools` to `out`. `trusted` tools come from the operator's config
 /// (a named agent's MCP servers) and may start a command; they are MCP
-/// servers only.
+/// servers only. `hosted_servers` maps a hosted tool type to the MCP tool
+/// (trusted, from the operator's config) that serves it.
 pub(super) fn parse_tools(
     tools: Vec<Value>,
     trusted: bool,
+    hosted_servers: &BTreeMap<String, Value>,
     out: &mut Tools,
 ) -> Result<(), RequestError> {
     for (i, tool) in tools.into_iter().enumerate() {
@@ -113,51 +196,262 @@ pub(super) fn parse_tools(
             ));
         };
         let tag = take_tag(&mut fields, &at, None)?;
+        if !trusted && HOSTED_TOOL_TYPES.contains(&tag.as_str()) {
+            fields.insert("type".into(), json!(tag));
+            let echo = Value::Object(fields);
+            match hosted_servers.get(&tag) {
+                Some(server) => {
+                    let label = server.get("server_label");
+                    let served = out
+                        .mcp
+                        .iter()
+                        .any(|s| label.and_then(Value::as_str) == Some(s.server_label.as_str()));
+                    // Two hosted types may be mapped to one server.
+                    if !served {
+                        let echoed = out.echoed.len();
+                        parse_tools(vec![server.clone()], true, &BTreeMap::new(), out)?;
+                        // The echo is the caller's tool, not the operator's server.
+                        out.echoed.truncate(echoed);
+                    }
+                }
+                None => out.not_offered.push(tag),
+            }
+            out.echoed.push(echo);
+            continue;
+        }
+        let echo_fields = (!trusted).then(|| {
+            let mut echo = fields.clone();
+            echo.insert("type".into(), json!(tag));
+            Value::Object(echo)
+        });
         match deserialize_tagged::<ToolParam>(&tag, fields, &at)? {
             Some(ToolParam::Mcp(param)) => {
                 let (spec, echo) = param.into_spec(&at, trusted)?;
-                if out.mcp.iter().any(|s| s.server_label == spec.server_label) {
-                    return Err(RequestError::invalid(
-                        format!("{at}.server_label"),
-                        format!("Two MCP servers are labelled '{}'.", spec.server_label),
-                    ));
-                }
-                out.mcp.push(spec);
-                out.echoed.push(echo);
+                add_mcp(out, spec, echo, &at)?;
             }
             Some(ToolParam::Function(param)) if !trusted => {
-                let FunctionToolParam {
-                    name: FunctionName(name),
-                    description,
-                    parameters,
-                    strict,
-                } = param;
-                let parameters = parameters.map(|JsonSchema(schema)| Value::Object(schema));
-                out.echoed.push(json!({
-                    "type": "function",
-                    "name": name,
-                    "description": description,
-                    "parameters": parameters,
-                    "strict": strict,
-                }));
-                out.functions.push(FunctionTool {
-                    name,
-                    description,
-                    parameters,
-                    strict,
-                });
+                let echo = add_function(out, param, None, &at)?;
+                out.echoed.push(echo);
             }
-            Some(ToolParam::Function(_)) | None => {
+            Some(ToolParam::Custom(param)) if !trusted => {
+                add_custom(out, param, None, &at)?;
+                out.echoed.extend(echo_fields);
+            }
+            Some(ToolParam::LocalShell {}) if !trusted => {
+                add_client_tool(
+                    out,
+                    FunctionTool {
+                        name: LOCAL_SHELL_FUNCTION.to_owned(),
+                        description: Some(
+                            "Runs a shell command on the user's machine and returns its output."
+                                .to_owned(),
+                        ),
+                        parameters: Some(local_shell_parameters()),
+                        strict: None,
+                    },
+                    Some(ClientCallShape::LocalShell),
+                    &at,
+                )?;
+                out.echoed.extend(echo_fields);
+            }
+            Some(ToolParam::Namespace(NamespaceToolParam {
+                name: FunctionName(namespace),
+                tools,
+            })) if !trusted => {
+                for (j, mut inner) in tools.into_iter().enumerate() {
+                    let at = format!("{at}.tools[{j}]");
+                    let tag = take_tag(&mut inner, &at, None)?;
+                    match deserialize_tagged::<NamespacedToolParam>(&tag, inner, &at)? {
+                        Some(NamespacedToolParam::Function(param)) => {
+                            add_function(out, param, Some(&namespace), &at)?;
+                        }
+                        Some(NamespacedToolParam::Custom(param)) => {
+                            add_custom(out, param, Some(&namespace), &at)?;
+                        }
+                        None => {
+                            return Err(RequestError::unsupported(
+                                format!("{at}.type"),
+                                format!(
+                                    "A namespace holds 'function' and 'custom' tools, not '{tag}'."
+                                ),
+                            ));
+                        }
+                    }
+                }
+                out.echoed.extend(echo_fields);
+            }
+            Some(
+                ToolParam::Function(_)
+                | ToolParam::Custom(_)
+                | ToolParam::LocalShell {}
+                | ToolParam::Namespace(_),
+            )
+            | None => {
                 return Err(RequestError::unsupported(
                     format!("{at}.type"),
                     format!(
-                        "Tools of type '{tag}' are not supported by this server; 'function' and 'mcp' tools are."
+                        "Tools of type '{tag}' are not supported {}; 'function', 'namespace', 'custom', 'local_shell', 'mcp' and the hosted tools are.",
+                        if trusted {
+                            "in the operator's config"
+                        } else {
+                            "by this server"
+                        }
                     ),
                 ));
             }
         }
     }
     Ok(())
+}
+
+fn add_mcp(
+    out: &mut Tools,
+    spec: McpServerSpec,
+    echo: Value,
+    at: &str,
+) -> Result<(), RequestError> {
+    if out.mcp.iter().any(|s| s.server_label == spec.server_label) {
+        return Err(RequestError::invalid(
+            format!("{at}.server_label"),
+            format!("Two MCP servers are labelled '{}'.", spec.server_label),
+        ));
+    }
+    out.mcp.push(spec);
+    out.echoed.push(echo);
+    Ok(())
+}
+
+/// Adds a function tool (of `namespace`, if in one); returns its echo.
+fn add_function(
+    out: &mut Tools,
+    param: FunctionToolParam,
+    namespace: Option<&str>,
+    at: &str,
+) -> Result<Value, RequestError> {
+    let FunctionToolParam {
+        name: FunctionName(name),
+        description,
+        parameters,
+        strict,
+    } = param;
+    let parameters = parameters.map(|JsonSchema(schema)| Value::Object(schema));
+    let echo = json!({
+        "type": "function",
+        "name": name,
+        "description": description,
+        "parameters": parameters,
+        "strict": strict,
+    });
+    let (model_name, shape) = match namespace {
+        Some(namespace) => (
+            flat_tool_name(namespace, &name),
+            Some(ClientCallShape::Namespaced {
+                namespace: namespace.to_owned(),
+                name,
+            }),
+        ),
+        None => (name, None),
+    };
+    add_client_tool(
+        out,
+        FunctionTool {
+            name: model_name,
+            description,
+            parameters,
+            strict,
+        },
+        shape,
+        at,
+    )?;
+    Ok(echo)
+}
+
+/// Adds a custom tool: a function of one string argument, `input`.
+fn add_custom(
+    out: &mut Tools,
+    param: CustomToolParam,
+    namespace: Option<&str>,
+    at: &str,
+) -> Result<(), RequestError> {
+    let CustomToolParam {
+        name: FunctionName(name),
+        description,
+        format,
+    } = param;
+    // The model cannot be held to a grammar through a function: it is told
+    // of it instead.
+    let input_description = match format.as_ref().and_then(|f| f.get("definition")) {
+        Some(Value::String(grammar)) => {
+            format!("The tool's freeform input, following this grammar:\n{grammar}")
+        }
+        _ => "The tool's freeform input.".to_owned(),
+    };
+    let model_name = match namespace {
+        Some(namespace) => flat_tool_name(namespace, &name),
+        None => name.clone(),
+    };
+    add_client_tool(
+        out,
+        FunctionTool {
+            name: model_name,
+            description,
+            parameters: Some(json!({
+                "type": "object",
+                "properties": {"input": {"type": "string", "description": input_description}},
+                "required": ["input"],
+                "additionalProperties": false,
+            })),
+            strict: None,
+        },
+        Some(ClientCallShape::Custom {
+            namespace: namespace.map(str::to_owned),
+            name,
+        }),
+        at,
+    )
+}
+
+/// Adds a tool the caller runs, under a name no other tool has.
+fn add_client_tool(
+    out: &mut Tools,
+    tool: FunctionTool,
+    shape: Option<ClientCallShape>,
+    at: &str,
+) -> Result<(), RequestError> {
+    if !is_identifier(&tool.name) {
+        return Err(RequestError::invalid(
+            format!("{at}.name"),
+            format!(
+                "The tool name '{}' (a namespace and a name joined by '__') is longer than 64 characters.",
+                tool.name
+            ),
+        ));
+    }
+    if out.functions.iter().any(|f| f.name == tool.name) {
+        return Err(RequestError::invalid(
+            format!("{at}.name"),
+            format!("Two tools are named '{}'.", tool.name),
+        ));
+    }
+    if let Some(shape) = shape {
+        out.shapes.insert(tool.name.clone(), shape);
+    }
+    out.functions.push(tool);
+    Ok(())
+}
+
+/// The arguments the model gives `local_shell`: those of its `exec` action.
+fn local_shell_parameters() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "command": {"type": "array", "items": {"type": "string"},
+                        "description": "The command and its arguments."},
+            "working_directory": {"type": "string"},
+            "timeout_ms": {"type": "integer"},
+        },
+        "required": ["command"],
+    })
 }
 
 /// `tool_choice` given as an object, by its `type`.
@@ -239,7 +533,7 @@ mod tests {
         let Value::Array(tools) = tools else {
             panic!("an array")
         };
-        parse_tools(tools, false, &mut Tools::default()).unwrap_err()
+        parse_tools(tools, false, &BTreeMap::new(), &mut Tools::default()).unwrap_err()
     }
 
     #[test]
@@ -311,9 +605,105 @@ mod tests {
         let e = parse_tools(
             vec![json!({"type": "function", "name": "f"})],
             true,
+            &BTreeMap::new(),
             &mut Tools::default(),
         )
         .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("tools[0].type"));
+    }
+
+    fn parsed(tools: Value, hosted: &BTreeMap<String, Value>) -> Tools {
+        let Value::Array(tools) = tools else {
+            panic!("an array")
+        };
+        let mut out = Tools::default();
+        parse_tools(tools, false, hosted, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_namespace_is_flattened_and_custom_and_local_shell_are_functions() {
+        let tools = json!([
+            {"type": "namespace", "name": "multi_agent_v1", "description": "agents",
+             "tools": [{"type": "function", "name": "spawn_agent",
+                        "parameters": {"type": "object"}}]},
+            {"type": "custom", "name": "apply_patch",
+             "format": {"type": "grammar", "syntax": "lark", "definition": "start: x"}},
+            {"type": "local_shell"}
+        ]);
+        let out = parsed(tools.clone(), &BTreeMap::new());
+        let names: Vec<&str> = out.functions.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["multi_agent_v1__spawn_agent", "apply_patch", "local_shell"]
+        );
+        assert_eq!(
+            out.shapes["multi_agent_v1__spawn_agent"],
+            ClientCallShape::Namespaced {
+                namespace: "multi_agent_v1".into(),
+                name: "spawn_agent".into()
+            }
+        );
+        assert!(matches!(
+            out.shapes["apply_patch"],
+            ClientCallShape::Custom { .. }
+        ));
+        assert_eq!(out.shapes["local_shell"], ClientCallShape::LocalShell);
+        let custom = &out.functions[1].parameters.as_ref().unwrap();
+        assert_eq!(custom["required"], json!(["input"]));
+        assert!(
+            custom["properties"]["input"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("start: x")
+        );
+        // The echo is what the caller sent.
+        assert_eq!(out.echoed[0]["type"], "namespace");
+        assert_eq!(out.echoed[1], tools[1]);
+        assert_eq!(out.echoed[2], tools[2]);
+        assert!(out.not_offered.is_empty());
+    }
+
+    #[test]
+    fn hosted_tools_are_left_out_unless_an_mcp_server_serves_them() {
+        let tools = json!([
+            {"type": "web_search", "external_web_access": false},
+            {"type": "file_search", "vector_store_ids": ["vs_1"]},
+            {"type": "function", "name": "f"}
+        ]);
+        let out = parsed(tools.clone(), &BTreeMap::new());
+        assert_eq!(out.not_offered, ["web_search", "file_search"]);
+        assert_eq!(out.functions.len(), 1);
+        assert_eq!(out.echoed[0], tools[0]);
+        assert_eq!(out.echoed.len(), 3);
+        let hosted = BTreeMap::from([(
+            "web_search".to_owned(),
+            json!({"type": "mcp", "server_label": "search",
+                   "server_url": "https://search.example/mcp"}),
+        )]);
+        let out = parsed(tools.clone(), &hosted);
+        assert_eq!(out.not_offered, ["file_search"]);
+        assert_eq!(out.mcp.len(), 1);
+        assert_eq!(out.mcp[0].server_label, "search");
+        assert_eq!(out.echoed[0], tools[0]);
+        assert_eq!(out.echoed.len(), 3);
+    }
+
+    #[test]
+    fn bad_namespaced_and_custom_tools_are_named() {
+        let e = error(json!([{"type": "namespace", "name": "ns",
+            "tools": [{"type": "function", "name": "ok"}, {"type": "mcp"}]}]));
+        assert_eq!(e.param.as_deref(), Some("tools[0].tools[1].type"));
+        let e = error(json!([{"type": "custom"}]));
+        assert_eq!(e.param.as_deref(), Some("tools[0].name"));
+        let long = "n".repeat(40);
+        let e = error(json!([{"type": "namespace", "name": long,
+            "tools": [{"type": "function", "name": long}]}]));
+        assert_eq!(e.param.as_deref(), Some("tools[0].tools[0].name"));
+        let e =
+            error(json!([{"type": "function", "name": "local_shell"}, {"type": "local_shell"}]));
+        assert_eq!(e.param.as_deref(), Some("tools[1].name"));
+        let e = error(json!([{"type": "computer_use_preview"}]));
         assert_eq!(e.param.as_deref(), Some("tools[0].type"));
     }
 }

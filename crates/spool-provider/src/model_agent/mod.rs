@@ -9,6 +9,9 @@
 //! is the caller's (a client function, or an approval the caller must give:
 //! the run ends with it), or after `max_infer_iters` model calls
 //! (`incomplete`). Its progress is recorded in the agent status vocabulary.
+//! With `truncation: "auto"`, a model call the upstream refuses because the
+//! conversation does not fit the context is tried once more without the
+//! oldest half of it.
 //!
 //! [`Tool`]: spool_core::tool::Tool
 
@@ -157,17 +160,34 @@ impl ModelAgent {
             .start_step(StepKind::Inference)
             .await
             .map_err(emit_failed)?;
-        let mut stream = self.provider.stream(request).await?;
+        // `truncation: "auto"`: a conversation too long for the model loses
+        // its oldest half and is tried once more.
+        let shorter = ctx.request.truncate_auto.then(|| request.clone());
+        let mut stream = match self.provider.stream(request).await {
+            Ok(stream) => stream,
+            Err(e) => match shorter {
+                Some(mut shorter) if e.is_context_too_long() => {
+                    drop_oldest_half(&mut shorter.items);
+                    self.provider.stream(shorter).await?
+                }
+                _ => return Err(e.into()),
+            },
+        };
         let server_tools = if offer_tools {
             tools.routes.keys().cloned().collect()
         } else {
             Default::default()
         };
-        let mut mapper = TurnMapper::new(server_tools);
+        let mut mapper = TurnMapper::new(server_tools, ctx.request.call_shapes.clone());
         let mut finish = None;
         let mut usage: Option<Usage> = None;
         while let Some(delta) = stream.next().await {
             match delta? {
+                // Shown only when asked for, as the Responses API does.
+                ModelDelta::TextLogprobs(l) if ctx.request.logprobs.is_some() => {
+                    mapper.logprobs(l);
+                }
+                ModelDelta::TextLogprobs(_) => {}
                 ModelDelta::Text(t) => mapper.text(out, PartKind::OutputText, t).await?,
                 ModelDelta::Refusal(t) => mapper.text(out, PartKind::Refusal, t).await?,
                 ModelDelta::Reasoning(t) => mapper.text(out, PartKind::ReasoningText, t).await?,
@@ -238,6 +258,14 @@ fn approved_calls(ctx: &RunContext, tools: &RunTools) -> Vec<PlannedCall> {
         .collect()
 }
 
+/// Drops the oldest half of `items`, always keeping the last (the turn
+/// being answered). A call's result whose call was dropped is left out of
+/// the model's view by the request mapping.
+fn drop_oldest_half(items: &mut Vec<Item>) {
+    let dropped = items.len().div_ceil(2).min(items.len().saturating_sub(1));
+    items.drain(..dropped);
+}
+
 /// What `max_tool_calls` still allows; unlimited when `None`.
 fn remaining(limit: Option<u64>, used: u64) -> Option<u64> {
     limit.map(|limit| limit.saturating_sub(used))
@@ -293,9 +321,12 @@ impl Agent for ModelAgent {
                 }
                 _ => {}
             }
-            let client_calls = out.fold().output()[first_new..]
-                .iter()
-                .any(|item| matches!(item, Item::FunctionCall(_)));
+            let client_calls = out.fold().output()[first_new..].iter().any(|item| {
+                matches!(
+                    item,
+                    Item::FunctionCall(_) | Item::CustomToolCall(_) | Item::LocalShellCall(_)
+                )
+            });
             if server_calls.is_empty() {
                 // Answered, or the caller's functions are needed.
                 return Ok(RunOutcome::Completed);

@@ -7,12 +7,24 @@
 //! other call are buffered, whatever order the upstream interleaves them
 //! in, and each is written as its own item when the answer ends. Calls of
 //! tools spool runs itself are collected instead, for the tool loop.
+//!
+//! A call of a caller's tool that is not a plain function is shown in the
+//! form its tool has ([`ClientCallShape`]): a namespaced function's call
+//! streams as a `function_call` with its own name and `namespace`; a custom
+//! tool's call (its input is the one string argument the model wrote) and
+//! a local shell call (its arguments become an `exec` action) are written
+//! whole when the answer ends, as neither can be shown before its
+//! arguments are complete JSON.
 
 use super::emit_failed;
 use crate::ProviderError;
+use serde_json::{Map, Value, json};
 use spool_core::emit::RunWriter;
 use spool_core::event::Event;
-use spool_core::item::{Item, ItemStatus, PartKind};
+use spool_core::item::{
+    CustomToolCallItem, FunctionCallItem, Item, ItemStatus, LocalShellCallItem, PartKind,
+};
+use spool_core::request::ClientCallShape;
 use spool_core::run::RunError;
 use std::collections::{BTreeMap, HashSet};
 
@@ -57,17 +69,47 @@ pub(super) struct TurnMapper {
     /// Names of the tools spool runs itself: their calls become no
     /// `function_call` item; they are collected and run after the answer.
     server_tools: HashSet<String>,
+    /// How calls of the caller's tools that are not plain functions are
+    /// shown, by the name the model knows the tool by.
+    shapes: BTreeMap<String, ClientCallShape>,
+    /// Log probabilities of the text delta that comes next.
+    pending_logprobs: Vec<Value>,
 }
 
 impl TurnMapper {
     /// A mapper for one answer; calls of `server_tools` are collected, not
-    /// written.
-    pub fn new(server_tools: HashSet<String>) -> Self {
+    /// written; calls of the caller's tools are shown as `shapes` says.
+    pub fn new(server_tools: HashSet<String>, shapes: BTreeMap<String, ClientCallShape>) -> Self {
         Self {
             server_tools,
+            shapes,
             ..Self::default()
         }
     }
+
+    /// Log probabilities of the next text delta.
+    pub fn logprobs(&mut self, logprobs: Vec<Value>) {
+        self.pending_logprobs = logprobs;
+    }
+
+    /// Whether calls of `name` are written whole when the answer ends.
+    fn written_whole(&self, name: &str) -> bool {
+        written_whole(&self.server_tools, &self.shapes, name)
+    }
+}
+
+/// Whether calls of `name` are written whole when the answer ends (or not
+/// at all: calls of the tools spool runs).
+fn written_whole(
+    server_tools: &HashSet<String>,
+    shapes: &BTreeMap<String, ClientCallShape>,
+    name: &str,
+) -> bool {
+    server_tools.contains(name)
+        || matches!(
+            shapes.get(name),
+            Some(ClientCallShape::Custom { .. } | ClientCallShape::LocalShell)
+        )
 }
 
 impl TurnMapper {
@@ -166,10 +208,19 @@ impl TurnMapper {
             }
         };
         self.open = Some(open);
+        // Log probabilities belong to output text; they came just before
+        // the text they are of.
+        let logprobs = std::mem::take(&mut self.pending_logprobs);
+        let logprobs = if kind == PartKind::OutputText {
+            logprobs
+        } else {
+            Vec::new()
+        };
         out.emit(Event::PartDelta {
             output_index: open.output_index,
             content_index: open.content_index,
             delta,
+            logprobs,
         })
         .await
         .map_err(emit_failed)
@@ -201,7 +252,7 @@ impl TurnMapper {
         if call
             .name
             .as_ref()
-            .is_some_and(|n| self.server_tools.contains(n))
+            .is_some_and(|n| written_whole(&self.server_tools, &self.shapes, n))
         {
             call.buffered.push_str(&arguments);
             return Ok(());
@@ -240,12 +291,22 @@ impl TurnMapper {
         let output_index = out.next_output_index();
         let call_id = call.id.clone().unwrap_or_else(|| out.new_id("call"));
         let name = call.name.clone().unwrap_or_default();
-        out.emit(Event::ItemStarted {
-            output_index,
-            item: Item::function_call(out.new_id("fc"), call_id, name),
-        })
-        .await
-        .map_err(emit_failed)?;
+        let item = match self.shapes.get(&name) {
+            Some(ClientCallShape::Namespaced { namespace, name }) => {
+                Item::FunctionCall(FunctionCallItem {
+                    id: out.new_id("fc"),
+                    status: ItemStatus::InProgress,
+                    call_id,
+                    name: name.clone(),
+                    namespace: Some(namespace.clone()),
+                    arguments: String::new(),
+                })
+            }
+            _ => Item::function_call(out.new_id("fc"), call_id, name),
+        };
+        out.emit(Event::ItemStarted { output_index, item })
+            .await
+            .map_err(emit_failed)?;
         call.output_index = Some(output_index);
         let buffered = std::mem::take(&mut call.buffered);
         self.open_call = Some(index);
@@ -285,22 +346,84 @@ impl TurnMapper {
                 ))
                 .into());
             };
-            if self.server_tools.contains(&name) {
+            if self.written_whole(&name) {
                 let call_id = match call.id.clone().filter(|id| !id.is_empty()) {
                     Some(id) => id,
                     None => out.new_id("call"),
                 };
-                server_calls.push(ServerCall {
-                    call_id,
-                    name,
-                    arguments: call.buffered.clone(),
-                });
+                let arguments = call.buffered.clone();
+                if self.server_tools.contains(&name) {
+                    server_calls.push(ServerCall {
+                        call_id,
+                        name,
+                        arguments,
+                    });
+                    continue;
+                }
+                self.close_item(out, ItemStatus::Completed).await?;
+                let item = self.client_call_item(out, call_id, &name, arguments);
+                out.whole_item(item).await.map_err(emit_failed)?;
                 continue;
             }
             self.open_call_item(out, index).await?;
         }
         self.close_item(out, status).await?;
         Ok(server_calls)
+    }
+}
+
+impl TurnMapper {
+    /// The item showing a whole call of the caller's tool `name`: a custom
+    /// tool call or a local shell call. Arguments that are not what the tool
+    /// takes make a plain function call, so the caller sees what the model
+    /// wrote.
+    fn client_call_item(
+        &self,
+        out: &mut RunWriter<'_>,
+        call_id: String,
+        name: &str,
+        arguments: String,
+    ) -> Item {
+        let parsed: Option<Map<String, Value>> = serde_json::from_str(&arguments).ok();
+        match (self.shapes.get(name), parsed) {
+            (Some(ClientCallShape::Custom { namespace, name }), Some(mut fields))
+                if fields.get("input").is_some_and(Value::is_string) =>
+            {
+                let input = match fields.remove("input") {
+                    Some(Value::String(input)) => input,
+                    _ => String::new(),
+                };
+                Item::CustomToolCall(CustomToolCallItem {
+                    id: out.new_id("ctc"),
+                    status: ItemStatus::InProgress,
+                    call_id,
+                    name: name.clone(),
+                    namespace: namespace.clone(),
+                    input,
+                })
+            }
+            (Some(ClientCallShape::LocalShell), Some(fields))
+                if fields.get("command").is_some_and(Value::is_array) =>
+            {
+                let mut action = Map::new();
+                action.insert("type".into(), json!("exec"));
+                action.extend(fields);
+                Item::LocalShellCall(LocalShellCallItem {
+                    id: out.new_id("lsh"),
+                    status: ItemStatus::InProgress,
+                    call_id,
+                    action: Value::Object(action),
+                })
+            }
+            _ => Item::FunctionCall(FunctionCallItem {
+                id: out.new_id("fc"),
+                status: ItemStatus::InProgress,
+                call_id,
+                name: name.to_owned(),
+                namespace: None,
+                arguments,
+            }),
+        }
     }
 }
 
@@ -419,7 +542,7 @@ mod tests {
     async fn server_tool_calls_are_collected_with_the_models_ids_not_written() {
         let (mut e, events) = emitter().await;
         let mut w = e.writer();
-        let mut m = TurnMapper::new(HashSet::from(["add".to_owned()]));
+        let mut m = TurnMapper::new(HashSet::from(["add".to_owned()]), BTreeMap::new());
         m.tool_call(
             &mut w,
             0,
@@ -457,5 +580,102 @@ mod tests {
             .unwrap();
         let late = m.tool_call(&mut w, 0, None, None, "more".into()).await;
         assert!(late.is_err());
+    }
+
+    fn shapes() -> BTreeMap<String, ClientCallShape> {
+        BTreeMap::from([
+            (
+                "multi_agent_v1__spawn_agent".to_owned(),
+                ClientCallShape::Namespaced {
+                    namespace: "multi_agent_v1".into(),
+                    name: "spawn_agent".into(),
+                },
+            ),
+            (
+                "apply_patch".to_owned(),
+                ClientCallShape::Custom {
+                    namespace: None,
+                    name: "apply_patch".into(),
+                },
+            ),
+            ("local_shell".to_owned(), ClientCallShape::LocalShell),
+        ])
+    }
+
+    #[tokio::test]
+    async fn calls_of_shaped_client_tools_come_back_in_their_tools_form() {
+        let (mut e, _) = emitter().await;
+        let mut w = e.writer();
+        let mut m = TurnMapper::new(HashSet::new(), shapes());
+        for (i, name, args) in [
+            (0, "multi_agent_v1__spawn_agent", r#"{"message":"go"}"#),
+            (1, "apply_patch", r#"{"input":"*** Begin Patch"}"#),
+            (2, "local_shell", r#"{"command":["ls","-la"]}"#),
+        ] {
+            m.tool_call(
+                &mut w,
+                i,
+                Some(format!("call_{i}")),
+                Some(name.into()),
+                args.into(),
+            )
+            .await
+            .unwrap();
+        }
+        let server = m.finish(&mut w, ItemStatus::Completed).await.unwrap();
+        assert!(server.is_empty());
+        let out = w.fold().output();
+        let Item::FunctionCall(spawn) = &out[0] else {
+            panic!("{:?}", out[0])
+        };
+        assert_eq!(
+            (spawn.name.as_str(), spawn.namespace.as_deref()),
+            ("spawn_agent", Some("multi_agent_v1"))
+        );
+        assert_eq!(spawn.arguments, r#"{"message":"go"}"#);
+        let Item::CustomToolCall(patch) = &out[1] else {
+            panic!("{:?}", out[1])
+        };
+        assert_eq!(
+            (
+                patch.name.as_str(),
+                patch.input.as_str(),
+                patch.call_id.as_str()
+            ),
+            ("apply_patch", "*** Begin Patch", "call_1")
+        );
+        let Item::LocalShellCall(shell) = &out[2] else {
+            panic!("{:?}", out[2])
+        };
+        assert_eq!(
+            shell.action,
+            json!({"type": "exec", "command": ["ls", "-la"]})
+        );
+        assert!(out.iter().all(|i| i.status() == ItemStatus::Completed));
+        assert_eq!(w.fold().open_items().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_custom_call_without_its_input_argument_stays_a_function_call() {
+        let (mut e, _) = emitter().await;
+        let mut w = e.writer();
+        let mut m = TurnMapper::new(HashSet::new(), shapes());
+        m.tool_call(
+            &mut w,
+            0,
+            Some("c".into()),
+            Some("apply_patch".into()),
+            "not json".into(),
+        )
+        .await
+        .unwrap();
+        m.finish(&mut w, ItemStatus::Completed).await.unwrap();
+        let Item::FunctionCall(call) = &w.fold().output()[0] else {
+            panic!()
+        };
+        assert_eq!(
+            (call.name.as_str(), call.arguments.as_str()),
+            ("apply_patch", "not json")
+        );
     }
 }

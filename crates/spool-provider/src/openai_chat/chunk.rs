@@ -26,7 +26,18 @@ struct Choice {
     #[serde(default)]
     delta: Option<Delta>,
     #[serde(default)]
+    logprobs: Option<ChoiceLogprobs>,
+    #[serde(default)]
     finish_reason: Option<String>,
+}
+
+/// `choices[].logprobs`: one entry per token of the content delta, in the
+/// shape the Responses API also uses (`token`, `logprob`, `bytes`,
+/// `top_logprobs`).
+#[derive(Debug, Deserialize)]
+struct ChoiceLogprobs {
+    #[serde(default)]
+    content: Option<Vec<Value>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -109,6 +120,10 @@ pub fn decode_chunk(data: &[u8], out: &mut impl Extend<ModelDelta>) -> Result<()
                 out.extend([ModelDelta::Reasoning(r)]);
             }
             if let Some(t) = delta.content.filter(|t| !t.is_empty()) {
+                let logprobs = choice.logprobs.and_then(|l| l.content);
+                if let Some(logprobs) = logprobs.filter(|l| !l.is_empty()) {
+                    out.extend([ModelDelta::TextLogprobs(logprobs)]);
+                }
                 out.extend([ModelDelta::Text(t)]);
             }
             if let Some(r) = delta.refusal.filter(|r| !r.is_empty()) {
@@ -190,6 +205,23 @@ mod tests {
                 arguments: "{\"a".into()
             }]
         );
+    }
+
+    #[test]
+    fn a_texts_logprobs_come_just_before_it() {
+        let lp = r#"[{"token":"Hi","logprob":-0.1,"bytes":[72,105],"top_logprobs":[]}]"#;
+        let chunk = format!(
+            r#"{{"choices":[{{"delta":{{"content":"Hi"}},"logprobs":{{"content":{lp}}}}}]}}"#
+        );
+        assert_eq!(
+            decode(&chunk).unwrap(),
+            [
+                ModelDelta::TextLogprobs(serde_json::from_str(lp).unwrap()),
+                ModelDelta::Text("Hi".into())
+            ]
+        );
+        let none = r#"{"choices":[{"delta":{"content":"Hi"},"logprobs":null}]}"#;
+        assert_eq!(decode(none).unwrap(), [ModelDelta::Text("Hi".into())]);
     }
 
     #[test]

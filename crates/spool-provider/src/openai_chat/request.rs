@@ -3,13 +3,22 @@
 //! Items become messages: `instructions` the first system message,
 //! developer messages system messages (most OpenAI-compatible servers know
 //! no `developer` role), consecutive function calls one assistant message
-//! with `tool_calls`, and function call outputs `tool` messages. Reasoning
-//! items are not sent back: chat-completions servers take no reasoning input.
+//! with `tool_calls`, and function call outputs `tool` messages. The
+//! caller's other tools are functions to the model (see
+//! [`spool_core::request::ClientCallShape`]), so their calls go back as
+//! function calls: a namespaced call under its flat name, a custom tool call
+//! with its input as the one argument `input`, a local shell call with its
+//! action's fields. An `item_reference` stands for the earlier item with its
+//! id; a `compaction` item, once the server opened it, is its summary in a
+//! user message. Reasoning items (encrypted or not) and web search calls are not sent
+//! back: chat-completions servers take no reasoning input, and a search's
+//! findings are in the messages that follow it.
 
 use crate::ModelRequest;
 use serde_json::{Map, Value, json};
 use spool_core::item::{ContentPart, Item, Role};
-use spool_core::request::{TextFormat, ToolChoice};
+use spool_core::request::{LOCAL_SHELL_FUNCTION, TextFormat, ToolChoice, flat_tool_name};
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// The JSON body of a streaming `POST /chat/completions` for `request`.
@@ -80,6 +89,22 @@ pub fn chat_body(request: &ModelRequest) -> Value {
     if let Some(effort) = &request.reasoning_effort {
         body.insert("reasoning_effort".into(), json!(effort));
     }
+    if let Some(top) = request.logprobs {
+        body.insert("logprobs".into(), json!(true));
+        if top > 0 {
+            body.insert("top_logprobs".into(), json!(top));
+        }
+    }
+    let hints = &request.upstream_hints;
+    for (key, value) in [
+        ("service_tier", &hints.service_tier),
+        ("prompt_cache_key", &hints.prompt_cache_key),
+        ("safety_identifier", &hints.safety_identifier),
+    ] {
+        if let Some(v) = value {
+            body.insert(key.into(), json!(v));
+        }
+    }
     match &request.text_format {
         TextFormat::Text => {}
         TextFormat::JsonObject => {
@@ -109,13 +134,31 @@ pub fn chat_body(request: &ModelRequest) -> Value {
     Value::Object(body)
 }
 
+/// How a compacted conversation's summary is introduced to the model.
+const COMPACTION_PREFIX: &str = "Summary of the conversation so far (it was compacted):\n";
+
 fn messages(request: &ModelRequest) -> Vec<Value> {
     let mut out: Vec<Value> = Vec::with_capacity(request.items.len() + 1);
     if let Some(instructions) = &request.instructions {
         out.push(json!({"role": "system", "content": instructions}));
     }
     let mut group = CallGroup::default();
-    for item in &request.items {
+    for (position, item) in request.items.iter().enumerate() {
+        // A reference stands for the latest earlier item with its id; one
+        // that names nothing earlier is left out.
+        let item = match item {
+            Item::ItemReference(r) => {
+                let referenced = request.items[..position]
+                    .iter()
+                    .rev()
+                    .find(|i| i.id() == r.id && !matches!(i, Item::ItemReference(_)));
+                match referenced {
+                    Some(referenced) => referenced,
+                    None => continue,
+                }
+            }
+            item => item,
+        };
         match item {
             Item::Message(m) => {
                 group.flush(&mut out);
@@ -132,8 +175,41 @@ fn messages(request: &ModelRequest) -> Vec<Value> {
                     out.push(json!({"role": role, "content": content}));
                 }
             }
-            Item::FunctionCall(call) => group.call(&call.call_id, &call.name, &call.arguments),
+            Item::FunctionCall(call) => {
+                let name = match &call.namespace {
+                    Some(namespace) => Cow::Owned(flat_tool_name(namespace, &call.name)),
+                    None => Cow::Borrowed(call.name.as_str()),
+                };
+                group.call(&call.call_id, &name, &call.arguments);
+            }
             Item::FunctionCallOutput(o) => group.result(&o.call_id, o.output_text()),
+            Item::CustomToolCall(call) => {
+                let name = match &call.namespace {
+                    Some(namespace) => Cow::Owned(flat_tool_name(namespace, &call.name)),
+                    None => Cow::Borrowed(call.name.as_str()),
+                };
+                let arguments = json!({"input": call.input}).to_string();
+                group.call(&call.call_id, &name, &arguments);
+            }
+            Item::CustomToolCallOutput(o) => group.result(&o.call_id, o.output_text()),
+            // The summary of what came before, once the server opened it.
+            Item::Compaction(c) => {
+                if let Some(summary) = &c.summary {
+                    group.flush(&mut out);
+                    out.push(json!({
+                        "role": "user",
+                        "content": format!("{COMPACTION_PREFIX}{summary}"),
+                    }));
+                }
+            }
+            Item::LocalShellCall(call) => {
+                // The action's fields but its `type` are the arguments.
+                let mut arguments = call.action.clone();
+                if let Value::Object(fields) = &mut arguments {
+                    fields.remove("type");
+                }
+                group.call(&call.call_id, LOCAL_SHELL_FUNCTION, &arguments.to_string());
+            }
             Item::McpCall(call) => {
                 let output = match (&call.output, &call.error) {
                     (_, Some(error)) => format!("Error: {error}"),
@@ -178,7 +254,11 @@ fn messages(request: &ModelRequest) -> Vec<Value> {
             }
             // An approved call's result comes with its mcp_call; listings
             // and reasoning are not sent back.
-            Item::McpApprovalResponse(_) | Item::McpListTools(_) | Item::Reasoning(_) => {}
+            Item::McpApprovalResponse(_)
+            | Item::McpListTools(_)
+            | Item::Reasoning(_)
+            | Item::WebSearchCall(_)
+            | Item::ItemReference(_) => {}
         }
     }
     group.flush(&mut out);
@@ -292,6 +372,8 @@ mod tests {
             stop: Vec::new(),
             text_format: TextFormat::Text,
             reasoning_effort: None,
+            upstream_hints: Default::default(),
+            logprobs: None,
         }
     }
 
@@ -310,6 +392,7 @@ mod tests {
             status: ItemStatus::Completed,
             call_id: id.into(),
             name: "get_weather".into(),
+            namespace: None,
             arguments: "{}".into(),
         })
     }
@@ -476,5 +559,51 @@ mod tests {
         assert_eq!(body["tools"][0]["function"]["name"], "f");
         assert_eq!(body["tool_choice"]["function"]["name"], "f");
         assert_eq!(body["parallel_tool_calls"], false);
+    }
+
+    #[test]
+    fn every_client_tool_item_goes_back_as_a_call_and_its_result() {
+        let items: Vec<Item> = serde_json::from_value(json!([
+            {"type": "message", "id": "msg_1", "status": "completed", "role": "user",
+             "content": [{"type": "input_text", "text": "go"}]},
+            {"type": "reasoning", "id": "rs_1", "status": "completed", "summary": [],
+             "encrypted_content": "opaque"},
+            {"type": "web_search_call", "id": "ws_1", "status": "completed"},
+            {"type": "function_call", "id": "fc_1", "status": "completed", "call_id": "c1",
+             "name": "spawn_agent", "namespace": "multi_agent_v1", "arguments": "{}"},
+            {"type": "custom_tool_call", "id": "ctc_1", "status": "completed", "call_id": "c2",
+             "name": "apply_patch", "input": "*** Begin"},
+            {"type": "local_shell_call", "id": "lsh_1", "status": "completed", "call_id": "c3",
+             "action": {"type": "exec", "command": ["ls"]}},
+            {"type": "function_call_output", "id": "fco_1", "status": "completed",
+             "call_id": "c1", "output": "spawned"},
+            {"type": "custom_tool_call_output", "id": "ctco_1", "status": "completed",
+             "call_id": "c2", "output": "patched"},
+            {"type": "function_call_output", "id": "fco_3", "status": "completed",
+             "call_id": "c3", "output": "a.txt"},
+            {"type": "item_reference", "id": "msg_1"},
+            {"type": "item_reference", "id": "msg_unknown"}
+        ]))
+        .unwrap();
+        let body = chat_body(&request(items));
+        assert_eq!(
+            body["messages"],
+            json!([
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": "go"},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "c1", "type": "function",
+                     "function": {"name": "multi_agent_v1__spawn_agent", "arguments": "{}"}},
+                    {"id": "c2", "type": "function",
+                     "function": {"name": "apply_patch", "arguments": "{\"input\":\"*** Begin\"}"}},
+                    {"id": "c3", "type": "function",
+                     "function": {"name": "local_shell", "arguments": "{\"command\":[\"ls\"]}"}}
+                ]},
+                {"role": "tool", "tool_call_id": "c1", "content": "spawned"},
+                {"role": "tool", "tool_call_id": "c2", "content": "patched"},
+                {"role": "tool", "tool_call_id": "c3", "content": "a.txt"},
+                {"role": "user", "content": "go"}
+            ])
+        );
     }
 }

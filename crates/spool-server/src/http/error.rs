@@ -181,6 +181,16 @@ impl From<StartError> for ApiError {
             StartError::DuplicateItem(..) => {
                 Self::bad_request(e.to_string(), Some("input"), Some("duplicate_item"))
             }
+            StartError::SealedContentInvalid { index } => Self::bad_request(
+                e.to_string(),
+                Some(&format!("input[{index}].encrypted_content")),
+                Some("invalid_encrypted_content"),
+            ),
+            StartError::UnresolvedReference { index, .. } => Self::bad_request(
+                e.to_string(),
+                Some(&format!("input[{index}].id")),
+                Some("invalid_value"),
+            ),
             StartError::Store(e) => Self::internal(e),
             StartError::ShuttingDown => Self::unavailable("The server is shutting down."),
         }

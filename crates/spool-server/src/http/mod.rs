@@ -27,6 +27,7 @@ pub mod sse;
 pub mod threads;
 
 use crate::runtime::Runtime;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// What every handler can reach. Cheap to clone.
@@ -34,4 +35,7 @@ use std::sync::Arc;
 pub struct AppState {
     pub runtime: Arc<Runtime>,
     pub sse: sse::SseOptions,
+    /// The MCP tool serving each hosted tool type (`web_search`, …) a client
+    /// may offer, from the config file's `[mcp.hosted_tools]`.
+    pub hosted_tool_servers: Arc<BTreeMap<String, serde_json::Value>>,
 }

@@ -7,7 +7,7 @@ use super::error::ApiError;
 use super::extract::BodyLimit;
 use super::framing::check_framing;
 use super::health::healthz;
-use super::responses::{cancel, create, delete, input_items, retrieve};
+use super::responses::{cancel, compact, create, delete, input_items, retrieve, ws};
 use super::runs;
 use super::threads;
 use axum::Extension;
@@ -23,11 +23,15 @@ use tower_http::catch_panic::CatchPanicLayer;
 pub fn router(state: AppState, body_limit: usize) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/v1/responses", post(create::create_response))
+        .route(
+            "/v1/responses",
+            post(create::create_response).get(ws::responses_socket),
+        )
         .route(
             "/v1/responses/{id}",
             get(retrieve::retrieve_response).delete(delete::delete_response),
         )
+        .route("/v1/responses/compact", post(compact::compact_response))
         .route("/v1/responses/{id}/cancel", post(cancel::cancel_response))
         .route(
             "/v1/responses/{id}/input_items",

@@ -33,6 +33,16 @@ pub enum StartError {
         "MCP server '{label}' at {url} is not allowed: this server reaches only the MCP URLs its operator allows (SPOOL_MCP_ALLOWED_URLS)."
     )]
     McpNotAllowed { label: String, url: String },
+    /// An `item_reference` naming no item earlier in the conversation.
+    #[error(
+        "input[{index}] references item '{id}', which is not earlier in this conversation (its previous responses, the conversation, or this input)."
+    )]
+    UnresolvedReference { index: usize, id: String },
+    /// A `compaction` item this server did not seal, or one altered.
+    #[error(
+        "input[{index}] is a compaction item this server did not make, or one that was altered: its encrypted_content does not open."
+    )]
+    SealedContentInvalid { index: usize },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the server is shutting down")]

@@ -35,9 +35,11 @@ pub mod writer;
 pub use errors::{CancelError, DeleteError, StartError};
 pub(crate) use run::finish_op;
 
+use crate::compaction::CompactionSeal;
 use bus::Bus;
 use claim::ClaimGuard;
 use errors::CANCEL_WAIT;
+use futures::StreamExt;
 use ids::Uuid7Ids;
 use run::{RunOwner, RunParts, StoredLog};
 use sink::{DIRECT_CAPACITY, DirectSink, DurableSink};
@@ -45,13 +47,16 @@ use spool_core::agent::{Agent, RunContext};
 use spool_core::emit::{EventSink, RunEmitter};
 use spool_core::fold::RunFold;
 use spool_core::ids::{ConversationId, IdSource, ResponseId};
-use spool_core::item::Item;
+use spool_core::item::{ContentPart, Item, ItemStatus, MessageItem, Role};
 use spool_core::projection::responses;
 use spool_core::request::RunRequest;
+use spool_core::request::{TextFormat, ToolChoice};
+use spool_core::run::Usage;
 use spool_core::status::RunStatus;
 use spool_core::tool::McpTransport;
 use spool_provider::mcp::{McpClients, url_allowed};
 use spool_provider::{ModelAgent, ModelRouter};
+use spool_provider::{ModelDelta, ModelRequest};
 use spool_store::{ConversationAccess, NewResponse, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -129,6 +134,8 @@ pub struct Runtime {
     shutdown: CancellationToken,
     /// Where the ids of runs, items and conversations come from.
     ids: Arc<dyn IdSource>,
+    /// Seals and opens the summaries of compacted conversations.
+    compaction: Arc<CompactionSeal>,
 }
 
 impl Runtime {
@@ -137,6 +144,7 @@ impl Runtime {
         models: ModelRouter,
         agents: Agents,
         mcp: McpAccess,
+        compaction: Arc<CompactionSeal>,
     ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
         let bus = Arc::new(Bus::default());
         let (writer, writer_task) = Writer::spawn(store.clone(), bus.clone());
@@ -151,6 +159,7 @@ impl Runtime {
             tracker: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             ids: Arc::new(Uuid7Ids),
+            compaction,
         });
         (runtime, writer_task)
     }
@@ -162,6 +171,103 @@ impl Runtime {
     /// The source of fresh ids, for whatever a request creates.
     pub fn ids(&self) -> &dyn IdSource {
         self.ids.as_ref()
+    }
+
+    /// The seal of compaction summaries.
+    pub fn compaction(&self) -> &CompactionSeal {
+        &self.compaction
+    }
+
+    /// Opens the summaries of the `compaction` items the model is to see.
+    /// One in `input` that this server did not seal is refused; one in the
+    /// stored history that no longer opens (the key changed) is left out.
+    pub fn open_compactions(
+        &self,
+        history: &mut [Item],
+        input: &mut [Item],
+    ) -> Result<(), StartError> {
+        for item in history.iter_mut() {
+            if let Item::Compaction(c) = item {
+                match self.compaction.open(&c.encrypted_content) {
+                    Ok(summary) => c.summary = Some(summary),
+                    Err(e) => {
+                        tracing::warn!(item = %c.id, error = %e, "a stored compaction no longer opens; left out");
+                    }
+                }
+            }
+        }
+        for (index, item) in input.iter_mut().enumerate() {
+            if let Item::Compaction(c) = item {
+                let summary = self
+                    .compaction
+                    .open(&c.encrypted_content)
+                    .map_err(|_| StartError::SealedContentInvalid { index })?;
+                c.summary = Some(summary);
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks `model` for a summary of `items` (a conversation whose
+    /// assistant followed `instructions`): one model call through its
+    /// provider, without tools. Returns the summary and the call's usage.
+    pub async fn summarize(
+        &self,
+        model: &str,
+        instructions: Option<&str>,
+        mut items: Vec<Item>,
+    ) -> Result<(String, Usage), SummarizeError> {
+        let provider = self.models.resolve(model)?;
+        let mut prompt = SUMMARY_INSTRUCTIONS.to_owned();
+        if let Some(instructions) = instructions {
+            prompt.push_str("\n\nThe assistant's own instructions were:\n");
+            prompt.push_str(instructions);
+        }
+        items.push(Item::Message(MessageItem {
+            id: self.ids.new_id("msg"),
+            status: ItemStatus::Completed,
+            role: Role::User,
+            content: vec![ContentPart::InputText {
+                text: "Summarize the conversation above now.".to_owned(),
+            }],
+        }));
+        let request = ModelRequest {
+            model: model.to_owned(),
+            instructions: Some(prompt),
+            items,
+            tools: Vec::new(),
+            tool_choice: ToolChoice::None,
+            parallel_tool_calls: false,
+            temperature: None,
+            top_p: None,
+            presence_penalty: None,
+            frequency_penalty: None,
+            max_output_tokens: None,
+            text_format: TextFormat::Text,
+            reasoning_effort: None,
+            upstream_hints: Default::default(),
+            logprobs: None,
+            stop: Vec::new(),
+        };
+        let mut stream = provider.stream(request).await?;
+        let mut summary = String::new();
+        let mut usage = Usage::default();
+        while let Some(delta) = stream.next().await {
+            match delta? {
+                ModelDelta::Text(text) => summary.push_str(&text),
+                ModelDelta::Usage(u) => usage.add(&u),
+                _ => {}
+            }
+        }
+        if summary.trim().is_empty() {
+            return Err(SummarizeError::Empty);
+        }
+        Ok((summary, usage))
+    }
+
+    /// The id source, shared (for an emitter outside a run).
+    pub fn ids_arc(&self) -> Arc<dyn IdSource> {
+        self.ids.clone()
     }
 
     fn active(&self) -> MutexGuard<'_, HashMap<ResponseId, ActiveRun>> {
@@ -177,6 +283,17 @@ impl Runtime {
     /// Starts a run for `request`: of the hosted agent its `model` names,
     /// else of the built-in model agent with the model's provider.
     pub async fn start(self: &Arc<Self>, request: RunRequest) -> Result<StartedRun, StartError> {
+        self.start_with_history(request, None).await
+    }
+
+    /// Like [`Runtime::start`], but with the history the run continues from
+    /// given (`Some`) rather than looked up from `previous_response_id`:
+    /// a WebSocket connection's cache holds chains that were never stored.
+    pub async fn start_with_history(
+        self: &Arc<Self>,
+        request: RunRequest,
+        known_history: Option<Vec<Item>>,
+    ) -> Result<StartedRun, StartError> {
         // Checked before anything is written or any server is contacted,
         // so a request cannot make spool call arbitrary hosts.
         for spec in request.mcp_servers.iter().filter(|s| !s.trusted) {
@@ -196,14 +313,16 @@ impl Runtime {
                     .with_mcp(self.mcp.clients.clone()),
             ),
         };
-        self.start_agent(request, agent).await
+        self.start_agent(request, agent, known_history).await
     }
 
-    /// Starts a run of `agent` for `request`.
+    /// Starts a run of `agent` for `request`, continuing `known_history`
+    /// if given, else the history `request` names.
     async fn start_agent(
         self: &Arc<Self>,
-        request: RunRequest,
+        mut request: RunRequest,
         agent: Arc<dyn Agent>,
+        known_history: Option<Vec<Item>>,
     ) -> Result<StartedRun, StartError> {
         // Counted by the tracker from here on: a shutdown that begins while
         // this run is being admitted waits until it is refused or running
@@ -216,11 +335,17 @@ impl Runtime {
             .conversation
             .clone()
             .map(|conversation| ClaimGuard::new(self.store.clone(), conversation, id.clone()));
-        let history = match (&request.previous_response_id, &request.conversation) {
+        let mut history = match (&request.previous_response_id, &request.conversation) {
+            (Some(_), _) if known_history.is_some() => known_history.unwrap_or_default(),
             (Some(prev), _) => self.history(prev).await?,
             (None, Some(conversation)) => {
-                let input_ids: Vec<String> =
-                    request.input.iter().map(|i| i.id().to_owned()).collect();
+                // A reference bears the id of the item it stands for.
+                let input_ids: Vec<String> = request
+                    .input
+                    .iter()
+                    .filter(|i| !matches!(i, Item::ItemReference(_)))
+                    .map(|i| i.id().to_owned())
+                    .collect();
                 match self.claim_conversation(conversation, &id, &input_ids).await {
                     Ok(items) => items,
                     Err(e) => {
@@ -236,6 +361,8 @@ impl Runtime {
             }
             (None, None) => Vec::new(),
         };
+        check_references(&history, &request.input)?;
+        self.open_compactions(&mut history, &mut request.input)?;
         // Nothing is written yet: a run that a shutdown begun meanwhile
         // would end at once is refused instead.
         if self.shutdown.is_cancelled() {
@@ -357,7 +484,7 @@ impl Runtime {
     }
 
     /// The items of a `previous_response_id` chain, oldest turn first.
-    async fn history(&self, prev: &ResponseId) -> Result<Vec<Item>, StartError> {
+    pub async fn history(&self, prev: &ResponseId) -> Result<Vec<Item>, StartError> {
         let mut chain = Vec::new();
         let mut cursor = Some(prev.clone());
         while let Some(id) = cursor.take() {
@@ -485,4 +612,41 @@ impl Runtime {
             .map_err(|e| SubscribeError::Store(StoreError::Corrupt(format!("log of {id}: {e}"))))?;
         Ok(responses::object(&fold).and_then(|o| serde_json::to_string(&o).ok()))
     }
+}
+
+/// What the model is asked for when a conversation is compacted.
+const SUMMARY_INSTRUCTIONS: &str = "You compact conversations. Write a summary of the conversation \
+so far that lets the assistant continue it without the original: the user's goals and \
+constraints, decisions made, facts and results learned (tool outputs included), work done, \
+and what remains to do. Be concise but leave out nothing the assistant would need.";
+
+/// Why a conversation could not be summarized.
+#[derive(Debug, thiserror::Error)]
+pub enum SummarizeError {
+    #[error(transparent)]
+    ModelUnavailable(#[from] spool_provider::ModelUnavailable),
+    #[error(transparent)]
+    Provider(#[from] spool_provider::ProviderError),
+    #[error("the model returned an empty summary")]
+    Empty,
+}
+
+/// Checks that every `item_reference` in `input` names an item of the
+/// history or earlier in the input: the model is shown what it stands for.
+fn check_references(history: &[Item], input: &[Item]) -> Result<(), StartError> {
+    for (index, item) in input.iter().enumerate() {
+        if let Item::ItemReference(reference) = item {
+            let found = history
+                .iter()
+                .chain(&input[..index])
+                .any(|i| i.id() == reference.id && !matches!(i, Item::ItemReference(_)));
+            if !found {
+                return Err(StartError::UnresolvedReference {
+                    index,
+                    id: reference.id.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
 }

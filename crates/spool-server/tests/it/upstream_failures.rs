@@ -32,6 +32,8 @@ async fn an_upstream_http_500_fails_the_run_with_its_message() {
     .await;
     assert_eq!(error["code"], "upstream_http_error");
     assert!(error["message"].as_str().unwrap().contains("model crashed"));
+    // Strict clients (the Vercel AI SDK) read code, message and type.
+    assert_eq!(error["type"], "server_error");
 }
 
 #[tokio::test]

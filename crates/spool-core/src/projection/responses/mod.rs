@@ -16,6 +16,7 @@ use crate::event::{Envelope, Event};
 use crate::fold::{OrderError, RunFold};
 use crate::item::{ContentPart, Item, McpCallItem, PartKind};
 use serde::Serialize;
+use serde_json::Value;
 
 /// One Responses API stream event, serialized.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,10 +76,6 @@ struct PartFrame<'a> {
     part: &'a ContentPart,
 }
 
-/// `logprobs` is always an empty list: spool does not request logprobs.
-#[derive(Serialize)]
-struct NoLogprobs([(); 0]);
-
 #[derive(Serialize)]
 struct DeltaFrame<'a> {
     #[serde(rename = "type")]
@@ -89,8 +86,9 @@ struct DeltaFrame<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     content_index: Option<u32>,
     delta: &'a str,
+    /// Output text only: the delta's token log probabilities (often none).
     #[serde(skip_serializing_if = "Option::is_none")]
-    logprobs: Option<NoLogprobs>,
+    logprobs: Option<&'a [Value]>,
 }
 
 #[derive(Serialize)]
@@ -105,8 +103,9 @@ struct TextDoneFrame<'a> {
     text: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     refusal: Option<&'a str>,
+    /// Output text only: every token's log probabilities (often none).
     #[serde(skip_serializing_if = "Option::is_none")]
-    logprobs: Option<NoLogprobs>,
+    logprobs: Option<&'a [Value]>,
 }
 
 /// `response.mcp_call.*` and `response.mcp_list_tools.*` progress events.
@@ -206,6 +205,7 @@ impl ResponsesProjection {
                 output_index,
                 content_index,
                 delta,
+                logprobs,
             } => {
                 let it = &fold.output()[*output_index as usize];
                 let kind = part_kind(it, *content_index);
@@ -221,7 +221,7 @@ impl ResponsesProjection {
                     output_index: *output_index,
                     content_index: Some(*content_index),
                     delta,
-                    logprobs: (kind == PartKind::OutputText).then_some(NoLogprobs([])),
+                    logprobs: (kind == PartKind::OutputText).then_some(logprobs.as_slice()),
                 })?;
             }
             Event::PartDone {
@@ -245,7 +245,10 @@ impl ResponsesProjection {
                     content_index: *content_index,
                     text,
                     refusal,
-                    logprobs: (kind == PartKind::OutputText).then_some(NoLogprobs([])),
+                    logprobs: match part {
+                        ContentPart::OutputText { logprobs, .. } => Some(logprobs.as_slice()),
+                        _ => None,
+                    },
                 })?;
                 let ty = "response.content_part.done";
                 o.emit(ty, |sequence_number| PartFrame {
@@ -525,6 +528,7 @@ mod tests {
                 output_index: 0,
                 content_index: 0,
                 delta: "Hi".into(),
+                logprobs: Vec::new(),
             },
             Event::PartDone {
                 output_index: 0,

@@ -10,7 +10,7 @@
 use crate::fold::RunFold;
 use crate::ids::{ConversationId, ResponseId};
 use crate::item::{Item, ItemStatus, McpCallItem};
-use crate::run::{IncompleteReason, RunError, Usage};
+use crate::run::{ErrorCode, IncompleteReason, RunError, Usage};
 use crate::status::RunStatus;
 use crate::tool::HOSTED_TOOLS_LABEL;
 use serde::Serialize;
@@ -31,7 +31,7 @@ pub struct ResponseObject<'a> {
     /// Present only for runs of a named agent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent_reference: Option<AgentReference<'a>>,
-    pub error: Option<&'a RunError>,
+    pub error: Option<ResponseError<'a>>,
     pub incomplete_details: Option<IncompleteDetails<'a>>,
     pub instructions: Option<&'a str>,
     pub max_output_tokens: Option<u64>,
@@ -49,6 +49,11 @@ pub struct ResponseObject<'a> {
     pub text: &'a Value,
     pub tool_choice: &'a Value,
     pub tools: &'a [Value],
+    /// spool's own field, present only when some are: the types of the
+    /// hosted tools in `tools` the model was not offered, as no MCP server
+    /// serves them here.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub tools_not_offered: &'a [String],
     pub top_logprobs: u32,
     pub top_p: f64,
     pub presence_penalty: f64,
@@ -57,6 +62,33 @@ pub struct ResponseObject<'a> {
     pub usage: Option<&'a Usage>,
     pub user: Option<&'a str>,
     pub metadata: &'a BTreeMap<String, String>,
+}
+
+/// `error` on a failed response: the run's error with the `type` strict
+/// clients read (the Vercel AI SDK's schema names `code`, `message` and
+/// `type`).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ResponseError<'a> {
+    pub code: &'a ErrorCode,
+    pub message: &'a str,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+impl<'a> ResponseError<'a> {
+    pub fn of(error: &'a RunError) -> Self {
+        // A run fails on the server's side or its upstream's, but for a
+        // prompt the model refused to take.
+        let kind = match error.code.as_str() {
+            "invalid_prompt" | "context_length_exceeded" => "invalid_request_error",
+            _ => "server_error",
+        };
+        Self {
+            code: &error.code,
+            message: &error.message,
+            kind,
+        }
+    }
 }
 
 /// `{"id": "conv_…"}`: how a response names its conversation.
@@ -105,7 +137,7 @@ pub fn object(fold: &RunFold) -> Option<ResponseObject<'_>> {
             kind: "agent_reference",
             name,
         }),
-        error: fold.error(),
+        error: fold.error().map(ResponseError::of),
         incomplete_details: fold
             .incomplete_reason()
             .map(|reason| IncompleteDetails { reason }),
@@ -125,6 +157,7 @@ pub fn object(fold: &RunFold) -> Option<ResponseObject<'_>> {
         text: &echo.text,
         tool_choice: &echo.tool_choice,
         tools: &echo.tools,
+        tools_not_offered: &echo.tools_not_offered,
         top_logprobs: echo.top_logprobs,
         top_p: sampling.top_p.unwrap_or(1.0),
         presence_penalty: sampling.presence_penalty.unwrap_or(0.0),

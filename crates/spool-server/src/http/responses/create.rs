@@ -47,6 +47,9 @@ pub async fn create_response(
             })?;
         agent.apply(&mut body);
     }
+    if body.tools.as_ref().is_some_and(|tools| !tools.is_empty()) {
+        body.hosted_tool_servers = (*state.hosted_tool_servers).clone();
+    }
     let request = RunRequest::parse(body, state.runtime.ids())?;
     let modes = request.modes;
     let started = state.runtime.start(request).await?;

@@ -1,10 +1,12 @@
 //! `/v1/responses`: one file per action.
 
 pub mod cancel;
+pub mod compact;
 pub mod create;
 pub mod delete;
 pub mod input_items;
 pub mod retrieve;
+pub mod ws;
 
 use super::error::ApiError;
 use axum::http::{HeaderValue, header};
