@@ -28,6 +28,19 @@ async fn a_finished_foreground_stream_replays_byte_identically_from_any_cursor()
     assert!(events_of(app.replay(&id, Some(10_000)).await).is_empty());
     // A negative cursor means from the start.
     assert_eq!(events_of(app.replay(&id, Some(-1)).await), live);
+    // An EventSource reconnecting sends the last frame's id instead.
+    let r = app
+        .http
+        .get(app.url(&format!("/v1/responses/{id}?stream=true")))
+        .header("last-event-id", "3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let tail = events_of(crate::helpers::parse_sse(
+        &crate::helpers::read_to_end(r).await,
+    ));
+    assert_eq!(tail, live[4..], "Last-Event-ID: 3");
 }
 
 #[tokio::test]

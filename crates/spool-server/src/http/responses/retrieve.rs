@@ -1,7 +1,8 @@
 //! `GET /v1/responses/{id}`: a response as JSON, or its event stream.
 //!
 //! With `stream=true` the stored log is replayed through the Responses
-//! projection from the start, frames up to `starting_after` are skipped, and
+//! projection from the start, frames up to `starting_after` (or the
+//! `Last-Event-ID` a reconnecting SSE client sends) are skipped, and
 //! a running response continues live until its terminal event. Every stored
 //! response replays, foreground or background, running or finished.
 
@@ -9,16 +10,26 @@ use super::{json_response, parse_response_id};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::QueryPairs;
+use crate::http::runs::events::last_event_id;
 use crate::http::sse::responses_stream;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 
 pub async fn retrieve_response(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     query: QueryPairs,
 ) -> Result<Response, ApiError> {
     let stream = query.bool("stream")?.unwrap_or(false);
+    // The frame ids of the stream are its sequence numbers, so the header
+    // an EventSource sends on reconnecting means what `starting_after` does.
+    let resumed = if headers.contains_key("last-event-id") {
+        last_event_id(&headers, &QueryPairs(Vec::new()))?
+    } else {
+        None
+    };
     let starting_after = match query.get("starting_after") {
         None | Some("") => None,
         Some(raw) => {
@@ -35,6 +46,7 @@ pub async fn retrieve_response(
             u64::try_from(n).ok()
         }
     };
+    let starting_after = resumed.or(starting_after);
     if starting_after.is_some() && !stream {
         return Err(ApiError::bad_request(
             "starting_after may only be used with stream=true.",
