@@ -63,8 +63,12 @@ pub struct NewResponse {
     pub background: bool,
     pub previous_response_id: Option<ResponseId>,
     /// The conversation the input is appended to (and, when the run ends,
-    /// the output); the caller has claimed it for this response.
+    /// the output); the caller has claimed it for this response, unless
+    /// the response opens it.
     pub conversation: Option<ConversationId>,
+    /// The conversation is new (an id the server just made): it is created
+    /// with the response, empty and claimed by it, in the same write.
+    pub opens_conversation: bool,
     pub input: Vec<Item>,
 }
 

@@ -61,6 +61,7 @@ fn new_response(
             background: true,
             previous_response_id: None,
             conversation: conversation.cloned(),
+            opens_conversation: false,
             input,
         },
         first_event: Envelope {
@@ -525,6 +526,29 @@ async fn a_run_on_a_conversation_appends_its_items_and_releases_it_when_it_ends(
     );
 }
 
+async fn a_run_that_opens_its_conversation_creates_it_claimed(store: Arc<dyn Store>) {
+    let id = ConversationId::generate(&Fresh);
+    let run = ResponseId::generate(&Fresh);
+    let input = messages(1);
+    let mut create = new_response(&run, Some(&id), input.clone());
+    if let WriteOp::Create(c) = &mut create {
+        c.response.opens_conversation = true;
+    }
+    store.write(&[create]).await.unwrap();
+    let record = store.conversation(&id).await.unwrap().unwrap();
+    assert_eq!(record.active_response.as_ref(), Some(&run));
+    assert_eq!(store.conversation_history(&id).await.unwrap(), input);
+    let other = ResponseId::generate(&Fresh);
+    assert_eq!(
+        store.claim_conversation(&id, &other, &[]).await.unwrap(),
+        ConversationAccess::Busy(run.clone())
+    );
+    store.write(&[finish(&run, 1, messages(1))]).await.unwrap();
+    let record = store.conversation(&id).await.unwrap().unwrap();
+    assert_eq!(record.active_response, None);
+    assert_eq!(store.conversation_history(&id).await.unwrap().len(), 2);
+}
+
 async fn conversations_and_their_responses_are_listed_in_pages(store: Arc<dyn Store>) {
     let (first, second, third) = (
         conversation(store.as_ref(), vec![]).await,
@@ -645,6 +669,7 @@ macro_rules! contract {
                 conversation_items_page_like_input_items,
                 one_response_at_a_time_holds_a_conversation,
                 a_run_on_a_conversation_appends_its_items_and_releases_it_when_it_ends,
+                a_run_that_opens_its_conversation_creates_it_claimed,
                 stale_claims_are_released_and_live_ones_kept,
                 conversations_and_their_responses_are_listed_in_pages,
                 agents_are_put_read_replaced_and_retained,

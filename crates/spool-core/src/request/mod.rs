@@ -154,6 +154,10 @@ pub struct RunRequest {
     /// The conversation this turn belongs to: its items are the history, and
     /// this turn's input and output are appended to it.
     pub conversation: Option<ConversationId>,
+    /// `conversation` is an id the server just made for this request (a
+    /// chat completion's new thread): the run creates it, so there is no
+    /// history to read and nothing to claim. Never read from a body.
+    pub opens_conversation: bool,
     pub tools: Vec<FunctionTool>,
     /// How calls of the caller's tools that are not plain functions are
     /// shown, by the name the model knows the tool by.
@@ -318,6 +322,7 @@ impl RunRequest {
             ));
         }
         Ok(RunRequest {
+            opens_conversation: false,
             model,
             instructions: body.instructions,
             input,

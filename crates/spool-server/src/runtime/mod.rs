@@ -331,13 +331,17 @@ impl Runtime {
         let id = ResponseId::generate(self.ids());
         // Armed before the claim is asked for: if this request is dropped
         // while waiting, whatever was claimed is released.
+        // A conversation the run opens is created with it, already claimed.
+        let opens = request.opens_conversation;
         let mut claim = request
             .conversation
             .clone()
+            .filter(|_| !opens)
             .map(|conversation| ClaimGuard::new(self.store.clone(), conversation, id.clone()));
         let mut history = match (&request.previous_response_id, &request.conversation) {
             (Some(_), _) if known_history.is_some() => known_history.unwrap_or_default(),
             (Some(prev), _) => self.history(prev).await?,
+            (None, Some(_)) if opens => Vec::new(),
             (None, Some(conversation)) => {
                 // A reference bears the id of the item it stands for.
                 let input_ids: Vec<String> = request
@@ -386,6 +390,7 @@ impl Runtime {
                     background: modes.background,
                     previous_response_id: request.previous_response_id.clone(),
                     conversation: request.conversation.clone(),
+                    opens_conversation: opens,
                     input: request.input.clone(),
                 };
                 let sink = DurableSink::new(

@@ -327,6 +327,7 @@ mod tests {
                 background: false,
                 previous_response_id: None,
                 conversation: None,
+                opens_conversation: false,
                 input: vec![],
             },
             first_event: Envelope {

@@ -45,6 +45,8 @@ pub(super) enum Prepared {
         background: bool,
         previous_response_id: Option<String>,
         conversation_id: Option<String>,
+        /// Create the conversation first, claimed by this response.
+        opens_conversation: bool,
         input: Vec<(String, String)>,
     },
     Append {
@@ -87,6 +89,7 @@ fn prepare_op(op: &WriteOp, out: &mut Vec<Prepared>) -> Result<(), StoreError> {
                     .as_ref()
                     .map(|p| p.as_str().to_owned()),
                 conversation_id: r.conversation.as_ref().map(|c| c.as_str().to_owned()),
+                opens_conversation: r.opens_conversation,
                 input: item_rows(&r.input)?,
             });
             out.push(append(&r.id, &c.first_event)?);
@@ -264,8 +267,16 @@ fn apply(tx: &Connection, op: &Prepared) -> rusqlite::Result<()> {
             background,
             previous_response_id,
             conversation_id,
+            opens_conversation,
             input,
         } => {
+            if let (Some(conversation), true) = (conversation_id, opens_conversation) {
+                tx.prepare_cached(
+                    "INSERT INTO conversations (id, created_at, metadata, active_response_id) \
+                     VALUES (?, ?, '{}', ?)",
+                )?
+                .execute(params![conversation, created_at, id])?;
+            }
             tx.prepare_cached(
                 "INSERT INTO responses \
                  (id, created_at, status, background, previous_response_id, conversation_id) \

@@ -74,11 +74,15 @@ pub async fn create_chat_completion(
             Some("invalid_value"),
         ));
     }
-    // The thread's conversation: an existing one, or one to open once the
-    // request is known to be good.
-    let (conversation, opens) = match (&thread, stored) {
-        (_, false) => (None, false),
-        (None, true) => (Some(ConversationId::generate(state.runtime.ids())), true),
+    // The thread's conversation: an existing one, a named one to open once
+    // the request is known to be good, or a new one the run itself creates
+    // (the common case: no thread named).
+    let (conversation, thread_state) = match (&thread, stored) {
+        (_, false) => (None, ThreadState::Existing),
+        (None, true) => (
+            Some(ConversationId::generate(state.runtime.ids())),
+            ThreadState::CreatedByRun,
+        ),
         (Some(thread), true) => {
             let named = thread.starts_with("conv_");
             let raw = if named {
@@ -100,11 +104,18 @@ pub async fn create_chat_completion(
                     ..ApiError::not_found(format!("Thread '{thread}' not found."))
                 });
             }
-            (Some(id), !exists)
+            let state = if exists {
+                ThreadState::Existing
+            } else {
+                ThreadState::OpenedHere
+            };
+            (Some(id), state)
         }
     };
     let history = match &conversation {
-        Some(id) if !opens => chat_history(&store.conversation_history(id).await?),
+        Some(id) if thread_state == ThreadState::Existing => {
+            chat_history(&store.conversation_history(id).await?)
+        }
         _ => Vec::new(),
     };
     let new = new_messages(&chat.messages, &history);
@@ -116,7 +127,12 @@ pub async fn create_chat_completion(
     let mut request = RunRequest::parse(body, state.runtime.ids())?;
     request.stop = std::mem::take(&mut chat.stop);
     request.chat = chat.stream_options(agent.as_ref().and_then(|a| a.status_chunks));
-    if let (Some(id), true) = (&conversation, opens) {
+    request.opens_conversation = thread_state == ThreadState::CreatedByRun;
+    let opened_here = match (&conversation, thread_state) {
+        (Some(id), ThreadState::OpenedHere) => Some(id),
+        _ => None,
+    };
+    if let Some(id) = opened_here {
         let new_conversation = NewConversation {
             id: id.clone(),
             created_at: now_ms().div_euclid(1000),
@@ -133,7 +149,7 @@ pub async fn create_chat_completion(
     let started = match state.runtime.start(request).await {
         Ok(started) => started,
         Err(e) => {
-            if let (Some(id), true) = (&conversation, opens) {
+            if let Some(id) = opened_here {
                 // Nothing is kept of a request that could not start.
                 let _ = store.delete_conversation(id).await;
             }
@@ -160,6 +176,18 @@ pub async fn create_chat_completion(
         response.headers_mut().insert(THREAD_HEADER, value);
     }
     Ok(response)
+}
+
+/// Where a chat request's thread stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ThreadState {
+    /// Stored already (or none is kept: `store: false`).
+    Existing,
+    /// Named by the client and new: opened here before the run starts.
+    OpenedHere,
+    /// Made up by spool for this request: the run creates it with its
+    /// first write, so a thread costs no extra round trip.
+    CreatedByRun,
 }
 
 /// A request header's value, if it was sent.
