@@ -1,4 +1,5 @@
-//! Serving a run's log as a server-sent event stream in any dialect.
+//! Serving a run's log as a server-sent event stream in any dialect (or,
+//! for the Codex dialect's clients that ask for it, as NDJSON).
 //!
 //! Each [`Frame`] a dialect's projection yields is `id: <index>\n`, then
 //! `event: <name>\n` for dialects that name events, then
@@ -16,7 +17,7 @@ use crate::runtime::Runtime;
 use crate::runtime::sink::now_ms;
 use crate::runtime::subscribe::{SubscribeError, Subscription};
 use axum::body::Body;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
@@ -39,6 +40,7 @@ pub struct SseOptions {
 }
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
+const NDJSON: &str = "application/x-ndjson";
 const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
 /// Most bytes of ready frames joined into one write.
 const COALESCE_BYTES: usize = 64 * 1024;
@@ -62,6 +64,47 @@ pub fn write_frame(buf: &mut BytesMut, frame: &Frame) {
     buf.extend_from_slice(b"data: ");
     buf.extend_from_slice(frame.data.as_bytes());
     buf.extend_from_slice(b"\n\n");
+}
+
+/// How a stream's frames are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Server-sent events: `id:`, `event:` when named, `data:`.
+    Sse,
+    /// One frame's data per line, as `codex exec --json` prints events.
+    Ndjson,
+}
+
+impl Framing {
+    /// NDJSON when the client accepts it and not SSE; SSE otherwise.
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        let accept = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if accept.contains(NDJSON) && !accept.contains("text/event-stream") {
+            Framing::Ndjson
+        } else {
+            Framing::Sse
+        }
+    }
+
+    fn write(self, buf: &mut BytesMut, frame: &Frame) {
+        match self {
+            Framing::Sse => write_frame(buf, frame),
+            Framing::Ndjson => {
+                buf.extend_from_slice(frame.data.as_bytes());
+                buf.extend_from_slice(b"\n");
+            }
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Framing::Sse => "text/event-stream",
+            Framing::Ndjson => NDJSON,
+        }
+    }
 }
 
 /// Cancels a foreground run if its client goes away before it ends.
@@ -98,6 +141,7 @@ impl Drop for CancelOnDrop {
 struct StreamState {
     events: Subscription,
     projection: Box<dyn Projection>,
+    framing: Framing,
     /// Frames ready to send, back to back: sent as one write.
     pending: BytesMut,
     /// Frames at or below this position are not sent: the client has them.
@@ -109,10 +153,11 @@ struct StreamState {
 
 impl StreamState {
     fn project(&mut self, envelope: &Envelope) {
-        let (pending, starting_after) = (&mut self.pending, self.starting_after);
+        let (pending, starting_after, framing) =
+            (&mut self.pending, self.starting_after, self.framing);
         let projected = self.projection.apply(envelope, &mut |f| {
             if starting_after.is_none_or(|n| f.index > n) {
-                write_frame(pending, &f);
+                framing.write(pending, &f);
             }
         });
         if let Err(e) = projected {
@@ -156,7 +201,12 @@ impl StreamState {
             if self.finished {
                 return None;
             }
-            let next = match self.options.keep_alive {
+            // Comments keep an SSE stream open; NDJSON has none.
+            let keep_alive = self
+                .options
+                .keep_alive
+                .filter(|_| self.framing == Framing::Sse);
+            let next = match keep_alive {
                 Some(every) => match tokio::time::timeout(every, self.events.next()).await {
                     Ok(next) => next,
                     Err(_) => return Some(Bytes::from_static(KEEP_ALIVE)),
@@ -183,7 +233,7 @@ impl StreamState {
                 tracing::error!(error = %e, "reading a log failed mid-stream");
                 self.abort(RunError::new(
                     "storage_error",
-                    "The response's log could not be read.",
+                    "The run's log could not be read.",
                 ));
             }
             None => self.end(),
@@ -207,6 +257,26 @@ pub fn dialect_stream(
     dialect: Dialect,
     events: Subscription,
     starting_after: Option<u64>,
+    options: SseOptions,
+    guard: Option<CancelOnDrop>,
+) -> Response {
+    framed_stream(
+        dialect,
+        Framing::Sse,
+        events,
+        starting_after,
+        options,
+        guard,
+    )
+}
+
+/// A response streaming `events` through `dialect`'s projection in
+/// `framing`, skipping the frames at or below `starting_after`.
+pub fn framed_stream(
+    dialect: Dialect,
+    framing: Framing,
+    events: Subscription,
+    starting_after: Option<u64>,
     mut options: SseOptions,
     guard: Option<CancelOnDrop>,
 ) -> Response {
@@ -215,6 +285,7 @@ pub fn dialect_stream(
     let state = StreamState {
         events,
         projection: dialect.projection(),
+        framing,
         pending: BytesMut::new(),
         starting_after,
         options,
@@ -232,7 +303,7 @@ pub fn dialect_stream(
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
+        HeaderValue::from_static(framing.content_type()),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
@@ -241,6 +312,44 @@ pub fn dialect_stream(
 
 #[cfg(test)]
 mod tests {
+    use super::{Framing, NDJSON};
+    use axum::http::{HeaderMap, HeaderValue, header};
+    use bytes::BytesMut;
+    use spool_core::projection::Frame;
+
+    fn codex_frame() -> Frame {
+        Frame {
+            index: 2,
+            event: Some("turn.started"),
+            data: r#"{"type":"turn.started"}"#.into(),
+        }
+    }
+
+    #[test]
+    fn an_sse_frame_carries_its_index_as_its_id() {
+        let mut buf = BytesMut::new();
+        Framing::Sse.write(&mut buf, &codex_frame());
+        assert_eq!(
+            &buf[..],
+            b"id: 2\nevent: turn.started\ndata: {\"type\":\"turn.started\"}\n\n"
+        );
+    }
+
+    #[test]
+    fn an_ndjson_frame_is_one_line() {
+        let mut buf = BytesMut::new();
+        Framing::Ndjson.write(&mut buf, &codex_frame());
+        assert_eq!(&buf[..], b"{\"type\":\"turn.started\"}\n");
+    }
+
+    #[test]
+    fn ndjson_is_chosen_only_when_asked_for() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(Framing::from_headers(&headers), Framing::Sse);
+        headers.insert(header::ACCEPT, HeaderValue::from_static(NDJSON));
+        assert_eq!(Framing::from_headers(&headers), Framing::Ndjson);
+    }
+
     use super::*;
 
     #[test]

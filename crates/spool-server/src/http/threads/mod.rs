@@ -12,7 +12,6 @@ pub mod create;
 pub mod delete;
 pub mod list;
 pub mod retrieve;
-pub mod stream;
 pub mod turn_events;
 pub mod turn_retrieve;
 pub mod turns_create;

@@ -6,14 +6,15 @@
 //! to `N`.
 
 use super::parse_thread_id;
-use super::stream::{Framing, codex_stream};
 use super::turn_retrieve::turn_of_thread;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::QueryPairs;
+use crate::http::sse::{Framing, framed_stream};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use spool_core::projection::Dialect;
 
 pub async fn turn_events(
     State(state): State<AppState>,
@@ -37,9 +38,10 @@ pub async fn turn_events(
     let id = parse_thread_id(&id)?;
     let (turn, _) = turn_of_thread(state.runtime.store().as_ref(), &id, &turn_id).await?;
     let events = state.runtime.subscribe(&turn);
-    Ok(codex_stream(
-        events,
+    Ok(framed_stream(
+        Dialect::Codex,
         Framing::from_headers(&headers),
+        events,
         after,
         state.sse,
         None,

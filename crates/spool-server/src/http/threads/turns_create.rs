@@ -7,17 +7,18 @@
 //! application/x-ndjson`); with `"stream": false` the finished turn is
 //! returned. A client that goes away before the turn ends cancels it.
 
-use super::stream::{Framing, codex_stream};
 use super::{TurnReduction, parse_thread_id, thread_not_found};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::JsonBody;
 use crate::http::sse::CancelOnDrop;
+use crate::http::sse::{Framing, framed_stream};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use spool_core::agent_config::selected_agent;
+use spool_core::projection::Dialect;
 use spool_core::request::RunRequest;
 use spool_core::request::threads::{CreateTurnBody, ThreadDefaults};
 
@@ -47,9 +48,10 @@ pub async fn create_turn(
     let started = state.runtime.start(request).await?;
     let mut guard = CancelOnDrop::new(state.runtime.clone(), started.id.clone());
     if streams {
-        return Ok(codex_stream(
-            started.events,
+        return Ok(framed_stream(
+            Dialect::Codex,
             Framing::from_headers(&headers),
+            started.events,
             None,
             state.sse,
             Some(guard),
