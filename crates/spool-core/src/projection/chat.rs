@@ -44,16 +44,18 @@ pub struct ChatProjection {
     /// `output_index` → position in `delta.tool_calls` for client function
     /// calls, in the order they started.
     function_calls: Vec<u32>,
+    /// The `chatcmpl-` id of every content chunk, made once per run.
+    completion_id: String,
 }
 
 /// The parts of a chunk every frame shares.
 #[derive(Serialize)]
-struct Chunk<'a> {
-    id: String,
+struct Chunk<'a, D> {
+    id: &'a str,
     object: &'static str,
     created: i64,
     model: &'a str,
-    choices: Vec<Choice>,
+    choices: &'a [Choice<D>],
     #[serde(skip_serializing_if = "Option::is_none")]
     usage: Option<ChatUsage>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -61,11 +63,20 @@ struct Chunk<'a> {
 }
 
 #[derive(Serialize)]
-struct Choice {
+struct Choice<D> {
     index: u32,
-    delta: Value,
+    delta: D,
     logprobs: Option<()>,
     finish_reason: Option<&'static str>,
+}
+
+/// The delta of a text chunk, typed: one per token, so it is written
+/// without building a JSON map (fields in the map's order, as the other
+/// deltas are written).
+#[derive(Serialize)]
+struct TextDelta<'a> {
+    content: &'a str,
+    role: &'static str,
 }
 
 /// Token counts in the Chat Completions form.
@@ -223,11 +234,11 @@ impl ChatProjection {
         self.fold.header().map(|h| h.chat).unwrap_or_default()
     }
 
-    fn emit(
+    fn emit<D: Serialize>(
         &mut self,
         out: &mut dyn FnMut(Frame),
-        id: String,
-        choices: Vec<Choice>,
+        id: &str,
+        choices: &[Choice<D>],
         usage: Option<ChatUsage>,
     ) -> Result<(), ProjectionError> {
         let Some(header) = self.fold.header() else {
@@ -252,20 +263,25 @@ impl ChatProjection {
         Ok(())
     }
 
-    fn delta(
+    fn delta<D: Serialize>(
         &mut self,
         out: &mut dyn FnMut(Frame),
-        delta: Value,
+        delta: D,
         finish_reason: Option<&'static str>,
     ) -> Result<(), ProjectionError> {
-        let id = completion_id(&self.fold);
+        if self.completion_id.is_empty() {
+            self.completion_id = completion_id(&self.fold);
+        }
+        let id = std::mem::take(&mut self.completion_id);
         let choice = Choice {
             index: 0,
             delta,
             logprobs: None,
             finish_reason,
         };
-        self.emit(out, id, vec![choice], None)
+        let emitted = self.emit(out, &id, &[choice], None);
+        self.completion_id = id;
+        emitted
     }
 
     fn status(
@@ -316,7 +332,7 @@ impl ChatProjection {
             logprobs: None,
             finish_reason: None,
         };
-        self.emit(out, id, vec![choice], None)
+        self.emit(out, &id, &[choice], None)
     }
 
     fn end(&mut self, out: &mut dyn FnMut(Frame), end: &Event) -> Result<(), ProjectionError> {
@@ -335,7 +351,7 @@ impl ChatProjection {
         if self.options().include_usage {
             let usage = ChatUsage::from(&self.fold.usage().copied().unwrap_or_default());
             let id = completion_id(&self.fold);
-            self.emit(out, id, Vec::new(), Some(usage))?;
+            self.emit::<Value>(out, &id, &[], Some(usage))?;
         }
         out(Frame {
             index: self.next_index,
@@ -372,11 +388,11 @@ impl Projection for ChatProjection {
                 // Refusals go whole on the stop chunk; reasoning is not
                 // content.
                 if is_text && !delta.is_empty() {
-                    self.delta(
-                        out,
-                        serde_json::json!({"role": "assistant", "content": delta}),
-                        None,
-                    )?;
+                    let delta = TextDelta {
+                        content: delta,
+                        role: "assistant",
+                    };
+                    self.delta(out, delta, None)?;
                 }
             }
             Event::ItemStarted {
