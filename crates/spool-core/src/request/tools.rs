@@ -334,6 +334,9 @@ fn add_function(
         parameters,
         strict,
     } = param;
+    if let Some(JsonSchema(schema)) = &parameters {
+        check_parameters(schema, &format!("{at}.parameters"))?;
+    }
     let parameters = parameters.map(|JsonSchema(schema)| Value::Object(schema));
     let echo = json!({
         "type": "function",
@@ -364,6 +367,44 @@ fn add_function(
         at,
     )?;
     Ok(echo)
+}
+
+/// Checks that a function's `parameters` describe an object, as the model
+/// is asked for one: `type` (when given) is `"object"`, `properties` an
+/// object and `required` a list of names.
+fn check_parameters(schema: &Map<String, Value>, at: &str) -> Result<(), RequestError> {
+    match schema.get("type") {
+        None => {}
+        Some(Value::String(t)) if t == "object" => {}
+        Some(other) => {
+            return Err(RequestError::invalid(
+                format!("{at}.type"),
+                format!(
+                    "A function's parameters must be a JSON Schema of type 'object', got {other}."
+                ),
+            ));
+        }
+    }
+    if let Some(properties) = schema.get("properties")
+        && !properties.is_object()
+    {
+        return Err(RequestError::invalid(
+            format!("{at}.properties"),
+            "properties must be an object mapping each parameter to its schema.",
+        ));
+    }
+    if let Some(required) = schema.get("required") {
+        let names = required
+            .as_array()
+            .is_some_and(|r| r.iter().all(Value::is_string));
+        if !names {
+            return Err(RequestError::invalid(
+                format!("{at}.required"),
+                "required must be a list of parameter names.",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Adds a custom tool: a function of one string argument, `input`.
@@ -544,6 +585,25 @@ mod tests {
         ]));
         assert_eq!(e.param.as_deref(), Some("tools[1].parameters"));
         assert!(e.message.contains("JSON Schema object"), "{}", e.message);
+        for (parameters, param) in [
+            (json!({"type": "string"}), "tools[0].parameters.type"),
+            (
+                json!({"type": "object", "properties": []}),
+                "tools[0].parameters.properties",
+            ),
+            (
+                json!({"type": "object", "required": "a"}),
+                "tools[0].parameters.required",
+            ),
+        ] {
+            let e = error(json!([{"type": "function", "name": "f", "parameters": parameters}]));
+            assert_eq!(e.param.as_deref(), Some(param), "{}", e.message);
+        }
+        let e = error(json!([
+            {"type": "function", "name": "f"},
+            {"type": "function", "name": "f"}
+        ]));
+        assert_eq!(e.param.as_deref(), Some("tools[1].name"));
         let e = error(json!([{"type": "function", "name": "bad name"}]));
         assert_eq!(e.param.as_deref(), Some("tools[0].name"));
         assert!(e.message.contains("1 to 64 characters"), "{}", e.message);
