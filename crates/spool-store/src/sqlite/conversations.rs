@@ -3,7 +3,7 @@
 
 use super::SqliteStore;
 use super::codec::{corrupt, item_rows, parse_id, parse_item, to_json};
-use super::paging::page_items;
+use super::paging::{finish_page, page_items};
 use super::writer::append_to_conversation;
 use crate::{
     ConversationAccess, ConversationRecord, ConversationStore, ItemPage, ItemPageQuery, ListPage,
@@ -328,14 +328,7 @@ impl ConversationStore for SqliteStore {
                 Ok(Some(rows))
             })
             .await?;
-        let Some(mut rows) = rows else {
-            return Err(PageError::UnknownCursor {
-                param: "after",
-                id: after.unwrap_or_default(),
-            });
-        };
-        let has_more = rows.len() > limit as usize;
-        rows.truncate(limit as usize);
+        let (rows, has_more) = finish_page(rows, after, limit)?;
         let data = rows
             .into_iter()
             .map(|(id, created_at, metadata, active)| {
@@ -386,14 +379,7 @@ impl ConversationStore for SqliteStore {
                 Ok(Some(rows))
             })
             .await?;
-        let Some(mut rows) = rows else {
-            return Err(PageError::UnknownCursor {
-                param: "after",
-                id: after.unwrap_or_default(),
-            });
-        };
-        let has_more = rows.len() > limit as usize;
-        rows.truncate(limit as usize);
+        let (rows, has_more) = finish_page(rows, after, limit)?;
         let data = rows
             .iter()
             .map(|id| parse_id(id))

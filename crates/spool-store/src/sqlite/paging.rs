@@ -1,5 +1,6 @@
 //! Paging over ordered item lists (a response's input items, a
-//! conversation's items) by item-id cursors.
+//! conversation's items) by item-id cursors, and the end of any page read
+//! `limit + 1` rows at a time.
 
 use super::codec::parse_item;
 use super::error::from_sqlite;
@@ -72,4 +73,23 @@ pub(super) fn page_items(
         .map(|b| parse_item(b))
         .collect::<Result<_, _>>()?;
     Ok(ItemPage { items, has_more })
+}
+
+/// Ends a page read as `limit + 1` rows after the cursor `after`: `None`
+/// rows means the cursor named nothing (an error naming it), one row past
+/// `limit` means there is more.
+pub(super) fn finish_page<T>(
+    rows: Option<Vec<T>>,
+    after: Option<String>,
+    limit: u32,
+) -> Result<(Vec<T>, bool), PageError> {
+    let Some(mut rows) = rows else {
+        return Err(PageError::UnknownCursor {
+            param: "after",
+            id: after.unwrap_or_default(),
+        });
+    };
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    Ok((rows, has_more))
 }
