@@ -569,29 +569,14 @@ impl RunFold {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::RunCreated;
+    use crate::event::tests::{created_with, log};
     use crate::item::ToolCallItem;
     use crate::projection::responses::object;
     use crate::run::tests::header;
     use crate::tool::ToolResult;
 
-    fn log(events: Vec<Event>) -> Vec<Envelope> {
-        events
-            .into_iter()
-            .enumerate()
-            .map(|(i, event)| Envelope {
-                seq: i as u64,
-                ts_ms: 1_700_000_000_000 + i as i64,
-                event,
-            })
-            .collect()
-    }
-
     fn created() -> Event {
-        Event::RunCreated(Box::new(RunCreated {
-            run: header(),
-            input: Vec::new(),
-        }))
+        created_with(header())
     }
 
     fn text_run(text: &[&str]) -> Vec<Event> {
@@ -812,13 +797,7 @@ mod tests {
     fn a_background_run_starts_queued_and_may_be_cancelled_before_it_starts() {
         let mut h = header();
         h.background = true;
-        let events = vec![
-            Event::RunCreated(Box::new(RunCreated {
-                run: h,
-                input: Vec::new(),
-            })),
-            Event::RunCancelled,
-        ];
+        let events = vec![created_with(h), Event::RunCancelled];
         let mut fold = RunFold::new();
         fold.apply(&log(events.clone())[0]).unwrap();
         assert_eq!(fold.status(), Some(RunStatus::Queued));

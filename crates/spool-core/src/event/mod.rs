@@ -215,9 +215,30 @@ impl Event {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::run::tests::header;
+
+    /// `events` numbered from 0 as a log, a millisecond apart.
+    pub(crate) fn log(events: Vec<Event>) -> Vec<Envelope> {
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| Envelope {
+                seq: i as u64,
+                ts_ms: 1_700_000_000_000 + i as i64,
+                event,
+            })
+            .collect()
+    }
+
+    /// `run.created` for `run`, without input.
+    pub(crate) fn created_with(run: RunHeader) -> Event {
+        Event::RunCreated(Box::new(RunCreated {
+            run,
+            input: Vec::new(),
+        }))
+    }
     use crate::tool::{DetectedCall, DetectedCalls};
 
     #[test]

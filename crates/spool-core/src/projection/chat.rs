@@ -442,19 +442,14 @@ impl Projection for ChatProjection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::RunCreated;
+    use crate::event::tests::{created_with, log};
     use crate::run::tests::header;
     use crate::tool::{DetectedCall, DetectedCalls};
 
     fn project(events: Vec<Event>) -> Vec<Value> {
         let mut p = ChatProjection::new();
         let mut frames = Vec::new();
-        for (seq, event) in events.into_iter().enumerate() {
-            let envelope = Envelope {
-                seq: seq as u64,
-                ts_ms: 0,
-                event,
-            };
+        for envelope in log(events) {
             p.apply(&envelope, &mut |f| frames.push(f)).unwrap();
         }
         for (i, f) in frames.iter().enumerate() {
@@ -469,10 +464,7 @@ mod tests {
     fn created(chat: ChatStreamOptions) -> Event {
         let mut run = header();
         run.chat = chat;
-        Event::RunCreated(Box::new(RunCreated {
-            run,
-            input: Vec::new(),
-        }))
+        created_with(run)
     }
 
     fn detected() -> Event {

@@ -503,12 +503,7 @@ mod tests {
     fn project(events: Vec<Event>) -> Vec<Value> {
         let mut projection = CodexProjection::new();
         let mut frames = Vec::new();
-        for (seq, event) in events.into_iter().enumerate() {
-            let envelope = Envelope {
-                seq: seq as u64,
-                ts_ms: 0,
-                event,
-            };
+        for envelope in crate::event::tests::log(events) {
             projection
                 .apply(&envelope, &mut |f| frames.push(f))
                 .unwrap();
@@ -527,10 +522,7 @@ mod tests {
     }
 
     fn created() -> Event {
-        Event::RunCreated(Box::new(crate::event::RunCreated {
-            run: header(),
-            input: Vec::new(),
-        }))
+        crate::event::tests::created_with(header())
     }
 
     #[test]

@@ -478,29 +478,10 @@ fn part_kind(item: &Item, content_index: u32) -> PartKind {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::RunCreated;
+    use crate::event::tests::{created_with, log};
     use crate::item::ItemStatus;
     use crate::run::tests::header;
     use serde_json::Value;
-
-    fn created(run: crate::run::RunHeader) -> Event {
-        Event::RunCreated(Box::new(RunCreated {
-            run,
-            input: Vec::new(),
-        }))
-    }
-
-    fn envelopes(events: Vec<Event>) -> Vec<Envelope> {
-        events
-            .into_iter()
-            .enumerate()
-            .map(|(i, event)| Envelope {
-                seq: i as u64,
-                ts_ms: 1_700_000_000_000,
-                event,
-            })
-            .collect()
-    }
 
     fn project(log: &[Envelope]) -> Vec<WireEvent> {
         let mut p = ResponsesProjection::new();
@@ -512,8 +493,8 @@ mod tests {
     }
 
     fn tool_then_text_log() -> Vec<Envelope> {
-        envelopes(vec![
-            created(header()),
+        log(vec![
+            created_with(header()),
             Event::RunStarted,
             Event::ItemStarted {
                 output_index: 0,
@@ -645,8 +626,8 @@ mod tests {
                 approval_request_id: None,
             }))
         };
-        let log = envelopes(vec![
-            created(header()),
+        let log = log(vec![
+            created_with(header()),
             Event::RunStarted,
             Event::ItemStarted {
                 output_index: 0,
@@ -691,7 +672,7 @@ mod tests {
     fn a_background_run_announces_it_is_queued() {
         let mut h = header();
         h.background = true;
-        let log = envelopes(vec![created(h), Event::RunStarted]);
+        let log = log(vec![created_with(h), Event::RunStarted]);
         let types: Vec<_> = project(&log).iter().map(|w| w.event_type).collect();
         assert_eq!(
             types,
@@ -732,8 +713,8 @@ mod tests {
             output_index,
             status: ItemStatus::Completed,
         };
-        let log = envelopes(vec![
-            created(header()),
+        let log = log(vec![
+            created_with(header()),
             Event::RunStarted,
             Event::ItemStarted {
                 output_index: 0,
