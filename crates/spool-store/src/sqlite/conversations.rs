@@ -3,6 +3,7 @@
 
 use super::SqliteStore;
 use super::codec::{corrupt, item_rows, parse_id, parse_item, to_json};
+use super::error::Error;
 use super::paging::{finish_page, page_items};
 use super::writer::append_to_conversation;
 use crate::{
@@ -32,11 +33,21 @@ fn existing_item(
     Ok(None)
 }
 
-fn conversation_access(active: Option<String>) -> Result<ConversationAccess, StoreError> {
-    match active {
-        Some(id) => Ok(ConversationAccess::Busy(parse_id(&id)?)),
-        None => Ok(ConversationAccess::Done),
-    }
+/// Why a write that needs conversation `id` idle cannot go ahead (it does
+/// not exist, or a response runs on it); `None` when it is idle.
+fn not_idle(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Option<ConversationAccess>, Error> {
+    let active: Option<Option<String>> = tx
+        .query_row(
+            "SELECT active_response_id FROM conversations WHERE id = ?",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(match active {
+        None => Some(ConversationAccess::NotFound),
+        Some(Some(response)) => Some(ConversationAccess::Busy(parse_id(&response)?)),
+        Some(None) => None,
+    })
 }
 
 #[async_trait]
@@ -131,18 +142,8 @@ impl ConversationStore for SqliteStore {
         let items = item_rows(items)?;
         self.on_writer(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let active: Option<Option<String>> = tx
-                .query_row(
-                    "SELECT active_response_id FROM conversations WHERE id = ?",
-                    [&id],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let Some(active) = active else {
-                return Ok(ConversationAccess::NotFound);
-            };
-            if active.is_some() {
-                return Ok(conversation_access(active)?);
+            if let Some(refused) = not_idle(&tx, &id)? {
+                return Ok(refused);
             }
             let ids: Vec<String> = items.iter().map(|(item_id, _)| item_id.clone()).collect();
             if let Some(duplicate) = existing_item(&tx, &id, &ids)? {
@@ -236,18 +237,8 @@ impl ConversationStore for SqliteStore {
         let new_items = new_items.to_vec();
         self.on_writer(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let active: Option<Option<String>> = tx
-                .query_row(
-                    "SELECT active_response_id FROM conversations WHERE id = ?",
-                    [&id],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let Some(active) = active else {
-                return Ok(ConversationAccess::NotFound);
-            };
-            if active.is_some() {
-                return Ok(conversation_access(active)?);
+            if let Some(refused) = not_idle(&tx, &id)? {
+                return Ok(refused);
             }
             if let Some(duplicate) = existing_item(&tx, &id, &new_items)? {
                 return Ok(ConversationAccess::Duplicate(duplicate));
