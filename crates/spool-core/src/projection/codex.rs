@@ -54,11 +54,6 @@ impl CodexProjection {
         Self::default()
     }
 
-    /// The fold of the log so far.
-    pub fn fold(&self) -> &RunFold {
-        &self.fold
-    }
-
     fn item_id(&mut self) -> String {
         let id = format!("item_{}", self.next_item);
         self.next_item += 1;
