@@ -143,3 +143,24 @@ fn fixture_logs_project_to_their_wxo_transcripts() {
         insta::assert_snapshot!(format!("wxo__{name}"), data_only(Dialect::Wxo, log));
     }
 }
+
+/// Legacy logs replay in the chat dialect exactly as the logs written
+/// today do.
+#[test]
+fn legacy_logs_project_to_the_same_chat_transcripts() {
+    let legacy = logs(&fixtures().join("legacy"));
+    assert!(!legacy.is_empty(), "the legacy fixture logs are missing");
+    for (name, log) in &legacy {
+        insta::assert_snapshot!(format!("chat__{name}"), data_only(Dialect::Chat, log));
+    }
+}
+
+/// Legacy logs have wxo snapshots of their own: they did not keep the
+/// model's call ids, so a tool call and its response are matched by the
+/// call's item id there.
+#[test]
+fn legacy_logs_project_to_wxo() {
+    for (name, log) in &logs(&fixtures().join("legacy")) {
+        insta::assert_snapshot!(format!("wxo__legacy__{name}"), data_only(Dialect::Wxo, log));
+    }
+}

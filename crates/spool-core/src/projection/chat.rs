@@ -8,7 +8,10 @@
 //!   lists the calls as JSON strings of `{name, arguments}`, as seed 001
 //!   does. The run's [`ChatStreamOptions`] may turn them off.
 //! - output text streams as `delta.role:"assistant"`, `delta.content`;
-//!   reasoning and server-side tool calls are never shown as content.
+//!   reasoning streams as `delta.reasoning_content`, the field
+//!   OpenAI-compatible servers (DeepSeek, vLLM) and clients (LiteLLM,
+//!   LangChain) use for it, so it is never shown as content; server-side
+//!   tool calls are not shown at all.
 //! - a client function call streams as standard `delta.tool_calls`.
 //! - the run's end is one stop chunk with its `finish_reason` (`stop`,
 //!   `tool_calls`, `length`, `content_filter`) and any refusal; a failure or
@@ -76,6 +79,13 @@ struct Choice<D> {
 #[derive(Serialize)]
 struct TextDelta<'a> {
     content: &'a str,
+    role: &'static str,
+}
+
+/// The delta of a reasoning chunk.
+#[derive(Serialize)]
+struct ReasoningDelta<'a> {
+    reasoning_content: &'a str,
     role: &'static str,
 }
 
@@ -183,6 +193,19 @@ pub fn completion(fold: &RunFold) -> Option<Value> {
     );
     if !tool_calls.is_empty() {
         message.insert("tool_calls".into(), tool_calls.into());
+    }
+    let reasoning: String = fold
+        .output()
+        .iter()
+        .filter(|i| matches!(i, Item::Reasoning(_)))
+        .flat_map(Item::content)
+        .filter_map(|p| match p {
+            ContentPart::ReasoningText { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    if !reasoning.is_empty() {
+        message.insert("reasoning_content".into(), reasoning.into());
     }
     let usage = ChatUsage::from(&fold.usage().copied().unwrap_or_default());
     let mut object = serde_json::json!({
@@ -378,21 +401,28 @@ impl Projection for ChatProjection {
                 delta,
                 ..
             } => {
-                let item = &self.fold.output()[*output_index as usize];
-                let is_text = matches!(item, Item::Message(_))
-                    && item
-                        .content()
-                        .get(*content_index as usize)
-                        .and_then(ContentPart::kind)
-                        == Some(PartKind::OutputText);
-                // Refusals go whole on the stop chunk; reasoning is not
-                // content.
-                if is_text && !delta.is_empty() {
-                    let delta = TextDelta {
-                        content: delta,
-                        role: "assistant",
-                    };
-                    self.delta(out, delta, None)?;
+                let kind = self.fold.output()[*output_index as usize]
+                    .content()
+                    .get(*content_index as usize)
+                    .and_then(ContentPart::kind);
+                // Refusals go whole on the stop chunk.
+                match kind {
+                    _ if delta.is_empty() => {}
+                    Some(PartKind::OutputText) => {
+                        let delta = TextDelta {
+                            content: delta,
+                            role: "assistant",
+                        };
+                        self.delta(out, delta, None)?;
+                    }
+                    Some(PartKind::ReasoningText) => {
+                        let delta = ReasoningDelta {
+                            reasoning_content: delta,
+                            role: "assistant",
+                        };
+                        self.delta(out, delta, None)?;
+                    }
+                    Some(PartKind::Refusal) | None => {}
                 }
             }
             Event::ItemStarted {

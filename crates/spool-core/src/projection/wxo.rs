@@ -195,6 +195,18 @@ impl Projection for WxoProjection {
                     self.step(out, details)?;
                 }
             }
+            // A log written before tool calls were logged at their start:
+            // the execution record names the call by its item id (the
+            // model's call id was not kept then).
+            Event::ToolExecuted { execution } => {
+                let details = serde_json::json!({
+                    "type": "tool_response",
+                    "content": execution.output,
+                    "name": execution.name,
+                    "tool_call_id": execution.call_id,
+                });
+                self.step(out, details)?;
+            }
             Event::RunIncomplete {
                 reason: IncompleteReason::MaxInferIters,
             } => {

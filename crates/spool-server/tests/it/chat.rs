@@ -618,3 +618,52 @@ async fn an_unstored_chat_run_streams_without_a_thread() {
         .await;
     assert_eq!(assert_error(status, &v, 400)["param"], "store");
 }
+
+/// An upstream's reasoning reaches a chat client as `reasoning_content`,
+/// never as content: streamed as deltas, whole on the message otherwise.
+#[tokio::test]
+async fn reasoning_is_reasoning_content_never_content() {
+    let app = spawn_app().await;
+    let reasoning = |text: &str| {
+        crate::upstream::Step::Chunk(
+            json!({"id":"c","object":"chat.completion.chunk","created":0,"model":"m",
+            "choices":[{"index":0,"delta":{"reasoning_content":text},"finish_reason":null}]}),
+        )
+    };
+    let script = || {
+        Script::Stream(vec![
+            reasoning("Six sevens"),
+            reasoning(" are 42."),
+            crate::upstream::text_chunk("42"),
+            finish_chunk("stop"),
+            DONE,
+        ])
+    };
+    app.upstream.push(script());
+    let body = json!({"model": "up", "messages": [{"role": "user", "content": "6*7?"}],
+        "stream": true});
+    let (_, _, frames) = chat_stream(&app, &body, &[]).await;
+    assert_eq!(text_of(&frames), "42");
+    let thought: String = frames
+        .iter()
+        .filter(|f| f.data != "[DONE]")
+        .filter_map(|f| {
+            f.json()["choices"][0]["delta"]["reasoning_content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(thought, "Six sevens are 42.");
+
+    app.upstream.push(script());
+    let r = open_chat(
+        &app,
+        &json!({"model": "up", "messages": [{"role": "user", "content": "6*7?"}]}),
+        &[],
+    )
+    .await;
+    let v: Value = r.json().await.unwrap();
+    let message = &v["choices"][0]["message"];
+    assert_eq!(message["content"], "42");
+    assert_eq!(message["reasoning_content"], "Six sevens are 42.");
+}
