@@ -160,6 +160,7 @@ impl App {
                 keep_alive: config.sse_keepalive(),
             },
             hosted_tool_servers: Arc::new(hosted_tool_servers),
+            websocket_max_age: Duration::from_secs(config.websocket_max_age_secs),
         };
         let listener = TcpListener::bind(&config.addr)
             .await

@@ -74,6 +74,11 @@ pub struct ServeConfig {
     /// (0 turns them off).
     #[arg(long, env = "SPOOL_SSE_KEEPALIVE_SECS", default_value_t = 15)]
     pub sse_keepalive_secs: u64,
+
+    /// Seconds a Responses WebSocket connection may stay open (OpenAI's
+    /// limit is 60 minutes); then it is closed with an error frame.
+    #[arg(long, env = "SPOOL_WEBSOCKET_MAX_AGE_SECS", default_value_t = 3600)]
+    pub websocket_max_age_secs: u64,
 }
 
 /// The config file.

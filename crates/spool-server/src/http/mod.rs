@@ -38,4 +38,6 @@ pub struct AppState {
     /// The MCP tool serving each hosted tool type (`web_search`, …) a client
     /// may offer, from the config file's `[mcp.hosted_tools]`.
     pub hosted_tool_servers: Arc<BTreeMap<String, serde_json::Value>>,
+    /// How long a Responses WebSocket connection may stay open.
+    pub websocket_max_age: std::time::Duration,
 }

@@ -307,6 +307,48 @@ async fn a_client_that_goes_away_mid_response_cancels_it() {
     assert_eq!(ended["status"], "cancelled", "{ended}");
 }
 
+/// At its age limit a connection cancels the response still running, says
+/// why in an error frame and closes; a response that ended before it is
+/// untouched.
+#[tokio::test]
+async fn a_connection_at_its_age_limit_cancels_its_response_and_closes() {
+    let upstream = crate::upstream::Upstream::start().await;
+    let mut config = crate::helpers::config(&crate::helpers::temp_db(), Some(&upstream.base_url));
+    config.websocket_max_age_secs = 2;
+    let app = crate::helpers::spawn_with(config, upstream).await;
+    app.upstream.push(text_script(&["quick"]));
+    app.upstream
+        .push(slow_script(100, Duration::from_millis(100)));
+    let mut socket = connect(&app).await;
+    send(
+        &mut socket,
+        create(json!({"model": "up", "input": "first"})),
+    )
+    .await;
+    let first = one_response(&mut socket).await;
+    assert_eq!(last_response(&first)["status"], "completed");
+    send(&mut socket, create(json!({"model": "up", "input": "long"}))).await;
+    let created = next_json(&mut socket).await;
+    let id = created["response"]["id"].as_str().unwrap().to_owned();
+    let error = loop {
+        let frame = next_json(&mut socket).await;
+        if frame["type"] == "error" {
+            break frame;
+        }
+        assert!(frame["type"] != "response.completed", "ran past the limit");
+    };
+    assert_eq!(error["error"]["code"], "websocket_connection_limit_reached");
+    assert_eq!(error["status"], 400);
+    let closed = tokio::time::timeout(Duration::from_secs(5), socket.next())
+        .await
+        .expect("the socket closes");
+    assert!(
+        matches!(closed, None | Some(Ok(Message::Close(_))) | Some(Err(_))),
+        "{closed:?}"
+    );
+    assert_eq!(app.wait_terminal(&id).await["status"], "cancelled");
+}
+
 #[tokio::test]
 async fn the_key_subprotocol_is_negotiated() {
     let app = spawn_app().await;

@@ -23,8 +23,11 @@
 //! Spool has no API keys yet: a key given in the header or in the
 //! `openai-insecure-api-key.<key>` subprotocol is accepted and ignored, but
 //! the subprotocol is negotiated, as browsers require. A connection lasts
-//! at most [`MAX_CONNECTION`]; a client that goes away mid-response cancels
-//! it (WebSocket responses are never `background`).
+//! at most `--websocket-max-age-secs` (60 minutes, as OpenAI's): then a
+//! response still running is cancelled, the client gets a
+//! `websocket_connection_limit_reached` error frame and the socket closes.
+//! A client that goes away mid-response cancels it (WebSocket responses are
+//! never `background`).
 
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -48,9 +51,6 @@ use spool_core::status::RunStatus;
 use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// The longest a connection may stay open.
-pub const MAX_CONNECTION: Duration = Duration::from_secs(60 * 60);
 
 /// The subprotocol prefix carrying an API key, for clients (browsers) that
 /// cannot set headers.
@@ -114,22 +114,13 @@ enum Connection {
 }
 
 async fn serve_connection(state: AppState, mut socket: WebSocket) {
-    let deadline = Instant::now() + MAX_CONNECTION;
+    let deadline = Instant::now() + state.websocket_max_age;
     let mut cache = ConnectionCache::default();
     loop {
         let message = tokio::select! {
             message = socket.recv() => message,
             () = tokio::time::sleep_until(deadline) => {
-                let limit = ApiError {
-                    code: Some("websocket_connection_limit_reached".into()),
-                    ..ApiError::bad_request(
-                        "This connection reached its 60-minute limit; open a new one to continue.",
-                        None,
-                        None,
-                    )
-                };
-                let _ = socket.send(error_frame(&limit)).await;
-                let _ = socket.send(Message::Close(None)).await;
+                close_at_limit(&mut socket, state.websocket_max_age).await;
                 return;
             }
         };
@@ -160,6 +151,26 @@ async fn serve_connection(state: AppState, mut socket: WebSocket) {
             }
         }
     }
+}
+
+/// Tells the client the connection reached its age limit, and closes it.
+async fn close_at_limit(socket: &mut WebSocket, max_age: Duration) {
+    let minutes = max_age.as_secs() / 60;
+    let age = if minutes > 0 {
+        format!("{minutes}-minute")
+    } else {
+        format!("{}-second", max_age.as_secs())
+    };
+    let limit = ApiError {
+        code: Some("websocket_connection_limit_reached".into()),
+        ..ApiError::bad_request(
+            format!("This connection reached its {age} limit; open a new one to continue."),
+            None,
+            None,
+        )
+    };
+    let _ = socket.send(error_frame(&limit)).await;
+    let _ = socket.send(Message::Close(None)).await;
 }
 
 /// `{"type": "error", "status", "error": {…}}`.
@@ -280,6 +291,7 @@ async fn turn(
     let mut events = started.events;
     let mut projection = ResponsesProjection::new();
     let mut gone = false;
+    let mut expired = false;
     loop {
         let next = tokio::select! {
             next = events.next() => next,
@@ -307,7 +319,7 @@ async fn turn(
                 }
             }
             () = tokio::time::sleep_until(deadline) => {
-                gone = true;
+                expired = true;
                 break;
             }
         };
@@ -341,8 +353,12 @@ async fn turn(
             break;
         }
     }
-    if gone {
-        // The guard, still armed, cancels the run as it drops.
+    if gone || expired {
+        // The guard, still armed, cancels the run.
+        drop(guard);
+        if expired {
+            close_at_limit(socket, state.websocket_max_age).await;
+        }
         return Ok(Connection::Closed);
     }
     guard.disarm();
