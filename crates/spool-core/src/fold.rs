@@ -188,7 +188,8 @@ impl RunFold {
                         got: *output_index,
                     });
                 }
-                if item.status() != ItemStatus::InProgress || !item.content().is_empty() {
+                let fresh = !item.has_lifecycle() || item.status() == ItemStatus::InProgress;
+                if !fresh || !item.content().is_empty() {
                     return Err(OrderError::ItemNotFresh);
                 }
                 Ok(())

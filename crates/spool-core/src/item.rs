@@ -83,6 +83,13 @@ impl Item {
         }
     }
 
+    /// Whether the item goes through `in_progress` to an end status. One
+    /// that does not (a reference, a compaction) is whole the moment it
+    /// exists, even as it is written out.
+    pub fn has_lifecycle(&self) -> bool {
+        !matches!(self, Item::ItemReference(_) | Item::Compaction(_))
+    }
+
     pub(crate) fn set_status(&mut self, status: ItemStatus) {
         match self {
             Item::Message(m) => m.status = status,

@@ -2,7 +2,8 @@
 // in its default configuration apart from one [model_providers.spool]
 // block: a plain turn, a shell tool call and its output, `exec resume`;
 // and, with `supports_websockets = true` in that block, turns over
-// WebSocket mode.
+// WebSocket mode; and, as the built-in OpenAI provider pointed at spool,
+// auto-compaction (a `compaction_trigger` request).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -35,8 +36,8 @@ after(() => {
 /** Runs `codex exec --json …args`; its JSONL events (and its log lines in
  * `logs`, if given). Spawned, not run synchronously: the scripted upstream
  * lives in this process. */
-async function codex(args, { codexHome = home, logs } = {}) {
-  const env = { ...process.env, CODEX_HOME: codexHome };
+async function codex(args, { codexHome = home, logs, extraEnv = {} } = {}) {
+  const env = { ...process.env, CODEX_HOME: codexHome, ...extraEnv };
   if (logs) env.RUST_LOG = 'codex_api=debug';
   const proc = spawn(codexBin, ['exec', '--json', '--skip-git-repo-check', ...args], {
     cwd: work,
@@ -116,4 +117,31 @@ test('with supports_websockets, turns run over WebSocket mode', async () => {
   const continued = upstream.requests.slice(before).at(-1).messages;
   const result = continued.find((m) => m.role === 'tool' && m.tool_call_id === 'call_ws');
   assert.match(result?.content ?? '', /over-the-socket/);
+});
+
+test('as the built-in OpenAI provider, auto-compaction compacts on spool and continues with the summary', async () => {
+  // The built-in provider is the one Codex compacts remotely with: it sends
+  // the history with a `compaction_trigger` and expects one sealed
+  // `compaction` item back, which later turns send in its place.
+  const openaiHome = mkdtempSync(join(tmpdir(), 'codex-openai-home-'));
+  writeFileSync(
+    join(openaiHome, 'config.toml'),
+    `model = "up-model"\nmodel_auto_compact_token_limit = 5\nopenai_base_url = "${spool.base}"\n`,
+  );
+  const extraEnv = { CODEX_API_KEY: 'sk-unused' };
+  const before = upstream.requests.length;
+  upstream.push(textScript('Tea is Ann\'s favourite.'));
+  const first = await codex(['I am Ann and I like tea'], { codexHome: openaiHome, extraEnv });
+  assert.deepEqual(messages(first), ["Tea is Ann's favourite."]);
+  const thread = first.find((e) => e.type === 'thread.started').thread_id;
+  upstream.push(textScript('SUMMARY: Ann likes tea.'));
+  upstream.push(textScript('You like tea.'));
+  const second = await codex(['resume', thread, 'what do I like?'], { codexHome: openaiHome, extraEnv });
+  assert.deepEqual(messages(second), ['You like tea.']);
+  const asked = upstream.requests.slice(before);
+  assert.equal(asked.length, 3, 'answer, summary, answer');
+  assert.match(JSON.stringify(asked[1].messages), /Summarize the conversation/);
+  const last = JSON.stringify(asked[2].messages);
+  assert.match(last, /SUMMARY: Ann likes tea\./);
+  assert.doesNotMatch(last, /Tea is Ann's favourite/, 'the compacted answer is gone');
 });

@@ -194,6 +194,11 @@ pub struct RunRequest {
     /// How the chat-completions dialects show the run (set by the chat
     /// request parser; a Responses request keeps the default).
     pub chat: ChatStreamOptions,
+    /// The input ended with `{"type": "compaction_trigger"}` (Codex CLI's
+    /// compaction, "responses_compaction_v2"): the run's one output is a
+    /// `compaction` item standing for the whole conversation, not an
+    /// answer. The trigger itself is not an input item.
+    pub compaction_trigger: bool,
     /// Parameters echoed back unchanged in the response object.
     echo: Echo,
 }
@@ -253,6 +258,10 @@ impl RunRequest {
                 })
             })
             .transpose()?;
+        let compaction_trigger = match &mut body.input {
+            Some(Value::Array(items)) => take_compaction_trigger(items)?,
+            _ => false,
+        };
         let input = match body.input {
             None | Some(Value::Null) => Vec::new(),
             Some(v) => normalize_input(v, ids)?,
@@ -323,6 +332,7 @@ impl RunRequest {
         }
         Ok(RunRequest {
             opens_conversation: false,
+            compaction_trigger,
             model,
             instructions: body.instructions,
             input,
@@ -437,6 +447,24 @@ fn parse_conversation(v: Value) -> Result<ConversationId, RequestError> {
             format!("conversation must be a conversation id or {{\"id\": …}}: {e}."),
         )
     })
+}
+
+/// Removes the `compaction_trigger` that ends `items`, saying whether there
+/// was one. It is a signal, not history: anywhere but last it is refused.
+fn take_compaction_trigger(items: &mut Vec<Value>) -> Result<bool, RequestError> {
+    let is_trigger =
+        |v: &Value| v.get("type").and_then(Value::as_str) == Some("compaction_trigger");
+    let Some(at) = items.iter().position(is_trigger) else {
+        return Ok(false);
+    };
+    if at + 1 != items.len() {
+        return Err(RequestError::invalid(
+            format!("input[{at}]"),
+            "A compaction_trigger must be the last input item.",
+        ));
+    }
+    items.pop();
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -658,5 +686,24 @@ mod tests {
     fn input_may_be_omitted_only_when_continuing() {
         assert!(parse(json!({"model": "m"})).is_err());
         assert!(parse(json!({"model": "m", "previous_response_id": "resp_1"})).is_ok());
+    }
+
+    #[test]
+    fn a_compaction_trigger_ends_the_input_and_is_not_an_item() {
+        let r = parse(json!({"model": "m", "input": [
+            {"role": "user", "content": "hi"}, {"type": "compaction_trigger"}]}))
+        .unwrap();
+        assert!(r.compaction_trigger);
+        assert_eq!(r.input.len(), 1);
+        assert!(
+            !parse(json!({"model": "m", "input": "hi"}))
+                .unwrap()
+                .compaction_trigger
+        );
+        let misplaced = parse(json!({"model": "m", "input": [
+            {"type": "compaction_trigger"}, {"role": "user", "content": "hi"}]}));
+        assert!(misplaced.is_err());
+        // A trigger alone has nothing to compact.
+        assert!(parse(json!({"model": "m", "input": [{"type": "compaction_trigger"}]})).is_err());
     }
 }

@@ -6,6 +6,7 @@
 //! - `run`: one run's task, its owner (whose drop ends the run on every
 //!   path) and the drive loop around the agent.
 //! - `claim`: a conversation claimed by one response.
+//! - `compact`: the run of a `compaction_trigger` request.
 //! - `errors`: why a start, cancel or delete is refused.
 //! - [`writer`]: the group-commit writer, the only writer of the log.
 //! - [`bus`]: fan-out of committed events to live subscribers.
@@ -24,6 +25,7 @@
 
 pub mod bus;
 mod claim;
+mod compact;
 mod errors;
 pub mod ids;
 pub mod recovery;
@@ -306,7 +308,12 @@ impl Runtime {
                 });
             }
         }
-        let agent = match self.agents.get(&request.model) {
+        let agent: Arc<dyn Agent> = match self.agents.get(&request.model) {
+            _ if request.compaction_trigger => {
+                // The model must exist before anything is written.
+                self.models.resolve(&request.model)?;
+                Arc::new(compact::CompactionAgent::new(self.clone()))
+            }
             Some(agent) => agent,
             None => Arc::new(
                 ModelAgent::new(self.models.resolve(&request.model)?)

@@ -135,3 +135,71 @@ async fn an_altered_compaction_item_and_a_missing_model_are_refused() {
         "no model call for refusals"
     );
 }
+
+/// Codex CLI's compaction ("responses_compaction_v2"): an ordinary
+/// streaming create whose input ends in `compaction_trigger`. The stream's
+/// one output item is the sealed summary, which continues a later request
+/// like the compact endpoint's; the trigger anywhere else is refused.
+#[tokio::test]
+async fn a_compaction_trigger_streams_one_sealed_compaction_item() {
+    let app = spawn_app().await;
+    app.upstream
+        .push(text_script(&["Ann introduced herself; she likes tea."]));
+    let events = crate::helpers::events_of(
+        app.stream(
+            &json!({"model": "up", "stream": true, "store": false, "input": [
+                {"role": "user", "content": "My name is Ann and I like tea."},
+                {"role": "assistant", "content": "Nice to meet you, Ann."},
+                {"type": "compaction_trigger"},
+            ]}),
+        )
+        .await,
+    );
+    let types: Vec<&str> = events
+        .iter()
+        .map(|f| f.event.as_deref().unwrap_or_default())
+        .collect();
+    assert!(types.contains(&"response.output_item.added"), "{types:?}");
+    let done: Vec<Value> = events
+        .iter()
+        .filter(|f| f.event.as_deref() == Some("response.output_item.done"))
+        .map(|f| f.json()["item"].clone())
+        .collect();
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0]["type"], "compaction");
+    let sealed = done[0]["encrypted_content"].as_str().unwrap();
+    assert!(!sealed.contains("tea"), "the summary is sealed");
+    let completed = events.last().unwrap().json();
+    assert_eq!(completed["type"], "response.completed");
+    assert_eq!(completed["response"]["output"], json!([done[0].clone()]));
+    // The summary was asked of the model over the conversation, and the
+    // trigger itself never reached it.
+    let asked = app.upstream.requests()[0]["messages"].to_string();
+    assert!(asked.contains("I like tea") && !asked.contains("compaction_trigger"));
+
+    app.upstream.push(text_script(&["You like tea."]));
+    let (status, next) = app
+        .post(
+            "/v1/responses",
+            &json!({"model": "up", "input": [done[0].clone(),
+                {"role": "user", "content": "What do I like?"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{next}");
+    let messages = app.upstream.requests()[1]["messages"].to_string();
+    assert!(messages.contains("she likes tea"), "{messages}");
+
+    let (status, error) = app
+        .post(
+            "/v1/responses",
+            &json!({"model": "up", "input": [{"type": "compaction_trigger"},
+                {"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert_eq!(assert_error(status, &error, 400)["param"], "input[0]");
+    assert_eq!(
+        app.upstream.requests().len(),
+        2,
+        "a refused trigger asks nothing"
+    );
+}
