@@ -160,6 +160,7 @@ impl App {
                 keep_alive: config.sse_keepalive(),
             },
             hosted_tool_servers: Arc::new(hosted_tool_servers),
+            roboto: Default::default(),
         };
         let listener = TcpListener::bind(&config.addr)
             .await

@@ -12,6 +12,8 @@
 //! - [`threads`]: one file per `/v1/threads` action (the Codex dialect),
 //!   and the thread-event stream (SSE or NDJSON).
 //! - [`runs`]: `GET /v1/runs/{id}/events`, any run in any dialect.
+//! - [`roboto`]: one file per `/v1/ai/threads` action (roboto's agent
+//!   threads), and the thread's agent-session event stream.
 //! - [`health`]: `GET /healthz`.
 
 pub mod chat;
@@ -21,6 +23,7 @@ pub mod extract;
 pub mod framing;
 pub mod health;
 pub mod responses;
+pub mod roboto;
 pub mod router;
 pub mod runs;
 pub mod sse;
@@ -38,4 +41,6 @@ pub struct AppState {
     /// The MCP tool serving each hosted tool type (`web_search`, …) a client
     /// may offer, from the config file's `[mcp.hosted_tools]`.
     pub hosted_tool_servers: Arc<BTreeMap<String, serde_json::Value>>,
+    /// What the roboto routes share (the bell long polls wait on).
+    pub roboto: roboto::RobotoState,
 }
