@@ -182,6 +182,13 @@ pub struct ThreadSnapshot {
     status: Option<ThreadStatus>,
 }
 
+impl ThreadSnapshot {
+    /// The thread's status there; `None` before its first run.
+    pub fn status(&self) -> Option<ThreadStatus> {
+        self.status
+    }
+}
+
 /// What changed since a snapshot (`AgentThreadDelta` without its token):
 /// new messages whole, grown ones with only their new blocks.
 #[derive(Debug, Clone, PartialEq, Serialize)]

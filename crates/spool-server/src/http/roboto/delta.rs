@@ -10,15 +10,13 @@
 
 use super::{
     Cursor, RobotoError, bad_request, data, delta_json, load_thread, may_have_news, read_thread,
-    wait_for_news,
+    status_name, wait_for_news,
 };
 use crate::http::AppState;
 use crate::http::extract::QueryPairs;
 use axum::Json;
 use axum::extract::{Path, State};
-use serde_json::Value;
-use spool_core::projection::roboto::ThreadDelta;
-use std::collections::BTreeMap;
+use serde_json::{Value, json};
 use std::time::Duration;
 
 /// The longest a poll may wait.
@@ -48,9 +46,14 @@ pub async fn thread_delta(
     let deadline = tokio::time::Instant::now() + wait;
     let thread = load_thread(&state, &id).await?;
     let mut cursor = match query.get("next_token").filter(|t| !t.is_empty()) {
-        Some(token) => Some(Cursor::parse(token, &thread.id)?),
+        Some(token) => Some(Cursor::parse(
+            token,
+            &thread.id,
+            state.runtime.compaction(),
+        )?),
         None => None,
     };
+    let mut turns = state.roboto.turns();
     loop {
         let news = match &cursor {
             Some(cursor) => may_have_news(&state, cursor).await?,
@@ -66,25 +69,33 @@ pub async fn thread_delta(
             };
             let status_changed = cursor.as_ref().is_none_or(|c| c.status != read.end.status);
             if !delta.is_empty() || status_changed || !waiting {
-                return Ok(data(delta_json(delta, &read.end)?));
+                return Ok(data(delta_json(
+                    state.runtime.compaction(),
+                    delta,
+                    &read.end,
+                )?));
             }
             // Events that show nothing (a step began, a status): the
             // position moves on and the poll goes on waiting from there.
             cursor = Some(read.end);
         } else if let Some(cursor) = cursor.as_ref().filter(|_| !waiting) {
-            return nothing_new(cursor);
+            return Ok(nothing_new(
+                cursor,
+                query.get("next_token").unwrap_or_default(),
+            ));
         }
         if let Some(cursor) = &cursor {
-            wait_for_news(&state, cursor, deadline).await;
+            wait_for_news(&state, cursor, deadline, &mut turns).await;
         }
     }
 }
 
 /// The answer to a poll with nothing new: the same token and status.
-fn nothing_new(cursor: &Cursor) -> Result<Json<Value>, RobotoError> {
-    let delta = ThreadDelta {
-        messages_by_idx: BTreeMap::new(),
-        status: cursor.status,
-    };
-    Ok(data(delta_json(delta, cursor)?))
+fn nothing_new(cursor: &Cursor, token: &str) -> Json<Value> {
+    data(json!({
+        "messages_by_idx": {},
+        "status": status_name(cursor.status),
+        "continuation_token": token,
+        "activity": null,
+    }))
 }

@@ -46,7 +46,12 @@ pub async fn list_threads(
     let mut items = Vec::with_capacity(page.data.len());
     for thread in &page.data {
         let read = read_thread(&state, thread, None).await?;
-        items.push(record_json(thread, &read, false)?);
+        items.push(record_json(
+            state.runtime.compaction(),
+            thread,
+            &read,
+            false,
+        )?);
     }
     let next_token = page
         .has_more

@@ -25,12 +25,11 @@ pub mod tool_results;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::compaction::CompactionSeal;
 use crate::runtime::StartedRun;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use spool_core::agent_config::selected_agent;
 use spool_core::event::Envelope;
@@ -41,7 +40,7 @@ use spool_core::projection::roboto::{
 use spool_core::request::roboto::{Profile, client_tools, turn_body};
 use spool_core::request::threads::ThreadDefaults;
 use spool_core::request::{RequestError, RunRequest};
-use spool_store::ConversationRecord;
+use spool_store::{ConversationRecord, PageError};
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -66,6 +65,10 @@ impl Default for RobotoState {
 }
 
 impl RobotoState {
+    fn turns(&self) -> watch::Receiver<u64> {
+        self.turns.subscribe()
+    }
+
     fn turn_started(&self) {
         self.turns.send_modify(|n| *n = n.wrapping_add(1));
     }
@@ -149,7 +152,9 @@ fn status_name(status: ThreadStatus) -> &'static str {
 }
 
 impl Cursor {
-    fn token(&self) -> String {
+    /// The position, sealed with the server's key: opaque to clients,
+    /// and not forgeable.
+    fn token(&self, seal: &CompactionSeal) -> Result<String, RobotoError> {
         let run = match &self.run {
             Some((id, read, ended)) => format!("{}:{read}:{}", id.as_str(), u8::from(*ended)),
             None => "-".into(),
@@ -159,22 +164,23 @@ impl Cursor {
             self.thread.as_str(),
             status_name(self.status)
         );
-        URL_SAFE_NO_PAD.encode(text)
+        seal.seal_token(&text)
+            .map_err(|e| RobotoError(ApiError::internal(e)))
     }
 
     /// Reads a token of `thread`; anything else is a 400.
-    fn parse(token: &str, thread: &ConversationId) -> Result<Self, RobotoError> {
+    fn parse(
+        token: &str,
+        thread: &ConversationId,
+        seal: &CompactionSeal,
+    ) -> Result<Self, RobotoError> {
         let invalid = || {
             bad_request(
                 "Invalid continuation token: it was not issued for this thread.",
                 "next_token",
             )
         };
-        let text = URL_SAFE_NO_PAD
-            .decode(token.trim_end_matches('='))
-            .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .ok_or_else(invalid)?;
+        let text = seal.open_token(token).map_err(|_| invalid())?;
         let parts: Vec<&str> = text.split(':').collect();
         let status = |name: &str| {
             [
@@ -280,11 +286,16 @@ async fn read_thread(
         }
         last = Some((run, read, ended));
     }
+    // The status a token carries is the logs' there, or `roboto_turn` for
+    // a turn that had begun and was not yet read.
+    if let (Some(cursor), Some(snapshot)) = (cursor, &at_cursor)
+        && cursor.status != ThreadStatus::RobotoTurn
+        && cursor.status != snapshot.status().unwrap_or(ThreadStatus::NotStarted)
+    {
+        return Err(forged());
+    }
     if cursor.is_some() && at_cursor.is_none() {
-        return Err(bad_request(
-            "Stale continuation token: the run it points into is no longer in this thread.",
-            "next_token",
-        ));
+        return Err(stale());
     }
     // A turn just started holds the thread before its first event is read.
     let last_run = last.as_ref().map(|(id, ..)| id);
@@ -319,6 +330,13 @@ fn begun(thread: &ConversationRecord, created: &Envelope) -> Result<ThreadRead, 
     })
 }
 
+fn stale() -> RobotoError {
+    bad_request(
+        "Stale continuation token: the run it points into is no longer in this thread.",
+        "next_token",
+    )
+}
+
 fn forged() -> RobotoError {
     bad_request(
         "Invalid continuation token: it names no position of this thread.",
@@ -342,17 +360,29 @@ async fn may_have_news(state: &AppState, cursor: &Cursor) -> Result<bool, Roboto
         }
         // A run that ended where the token was taken, at rest: news is a
         // newer run.
-        Some((run, _, true)) if cursor.status != ThreadStatus::RobotoTurn => Ok(!store
-            .conversation_responses(&cursor.thread, Some(run), 1)
-            .await?
-            .data
-            .is_empty()),
+        Some((run, _, true)) if cursor.status != ThreadStatus::RobotoTurn => {
+            match store
+                .conversation_responses(&cursor.thread, Some(run), 1)
+                .await
+            {
+                Ok(newer) => Ok(!newer.data.is_empty()),
+                Err(PageError::UnknownCursor { .. }) => Err(stale()),
+                Err(e) => Err(e.into()),
+            }
+        }
         Some(_) => Ok(true),
     }
 }
 
 /// Waits until the thread may have news after `cursor`, or `deadline`.
-async fn wait_for_news(state: &AppState, cursor: &Cursor, deadline: tokio::time::Instant) {
+/// `turns` was subscribed before the thread was last checked, so a turn
+/// started since then is not missed.
+async fn wait_for_news(
+    state: &AppState,
+    cursor: &Cursor,
+    deadline: tokio::time::Instant,
+    turns: &mut watch::Receiver<u64>,
+) {
     match &cursor.run {
         Some((run, read, false)) if state.runtime.is_running(run) => {
             let mut events = state.runtime.subscribe(run);
@@ -364,14 +394,15 @@ async fn wait_for_news(state: &AppState, cursor: &Cursor, deadline: tokio::time:
             }
         }
         _ => {
-            let mut turns = state.roboto.turns.subscribe();
             let _ = tokio::time::timeout_at(deadline, turns.changed()).await;
+            turns.borrow_and_update();
         }
     }
 }
 
 /// `AgentThreadRecord`.
 fn record_json(
+    seal: &CompactionSeal,
     thread: &ConversationRecord,
     read: &ThreadRead,
     load_messages: bool,
@@ -388,7 +419,7 @@ fn record_json(
         "created_by": NO_OWNER,
         "org_id": NO_OWNER,
         "messages": serde_json::to_value(messages).map_err(ApiError::internal)?,
-        "continuation_token": read.end.token(),
+        "continuation_token": read.end.token(seal)?,
         "status": status_name(read.end.status),
         "activity": null,
         "title": null,
@@ -401,10 +432,14 @@ fn record_json(
 }
 
 /// `AgentThreadDelta`.
-fn delta_json(delta: ThreadDelta, end: &Cursor) -> Result<Value, RobotoError> {
+fn delta_json(
+    seal: &CompactionSeal,
+    delta: ThreadDelta,
+    end: &Cursor,
+) -> Result<Value, RobotoError> {
     let mut value = serde_json::to_value(&delta).map_err(ApiError::internal)?;
     value["status"] = json!(status_name(end.status));
-    value["continuation_token"] = json!(end.token());
+    value["continuation_token"] = json!(end.token(seal)?);
     value["activity"] = Value::Null;
     Ok(value)
 }
@@ -431,10 +466,13 @@ async fn start_turn(
     let mut request = RunRequest::parse(body, state.runtime.ids())?;
     prepare(&mut request);
     let StartedRun { mut events, .. } = state.runtime.start(request).await?;
-    state.roboto.turn_started();
-    // The first event is `run.created`, delivered once it is durable.
+    // The first event is `run.created`, delivered once it is durable; the
+    // polls waiting on the thread wake then, when they can read the run.
     match events.next().await {
-        Some(Ok(created)) => Ok(created),
+        Some(Ok(created)) => {
+            state.roboto.turn_started();
+            Ok(created)
+        }
         Some(Err(e)) => Err(e.into()),
         None => Err(RobotoError(ApiError::internal(
             "a run ended before its first event",

@@ -16,5 +16,10 @@ pub async fn retrieve_thread(
     let load_messages = flag(query.get("load_messages"), "load_messages", true)?;
     let thread = load_thread(&state, &id).await?;
     let read = read_thread(&state, &thread, None).await?;
-    Ok(data(record_json(&thread, &read, load_messages)?))
+    Ok(data(record_json(
+        state.runtime.compaction(),
+        &thread,
+        &read,
+        load_messages,
+    )?))
 }

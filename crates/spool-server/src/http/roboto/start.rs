@@ -70,5 +70,10 @@ pub async fn start_thread(
     // The record is the thread as the turn begins: what the model writes
     // next comes in the deltas (the SDK tells events only for those).
     let read = begun(&thread, &created)?;
-    Ok(data(record_json(&thread, &read, true)?))
+    Ok(data(record_json(
+        state.runtime.compaction(),
+        &thread,
+        &read,
+        true,
+    )?))
 }
