@@ -18,7 +18,8 @@
 //! - the results of the calls spool runs are `tool_result` blocks (with
 //!   their runtime) of one `roboto` message per tool step;
 //! - a failed, cancelled or cut-short run ends its assistant message with an
-//!   `error` block.
+//!   `error` block, and so does an MCP call that waits for an approval
+//!   (roboto has none to give).
 //!
 //! Blocks are only ever appended, so a position in the logs (a
 //! [`ThreadSnapshot`]) is all a poll needs to send exactly what is new
@@ -364,6 +365,19 @@ impl ThreadFold {
                             answered_by_server: false,
                         });
                         self.awaited.push(call.call_id);
+                    }
+                    // roboto has no approvals to give: the thread is told
+                    // the call waits for one it cannot answer.
+                    Some(Item::McpApprovalRequest(request)) => {
+                        let at = self.assistant(ts);
+                        self.messages[at].content.push(ContentBlock::Error {
+                            error_message: format!(
+                                "The call of '{}' on MCP server '{}' needs an approval a roboto \
+                                 thread cannot give; serve it with require_approval = \"never\".",
+                                request.name, request.server_label
+                            ),
+                            error_code: Some("approval_required".into()),
+                        });
                     }
                     // Older logs: an MCP call's result is on the item itself.
                     Some(Item::McpCall(call)) => {

@@ -393,3 +393,55 @@ async fn a_long_poll_wakes_when_the_model_writes() {
         "{d}"
     );
 }
+
+#[tokio::test]
+async fn a_run_reads_as_agent_session_events_resumable_by_last_event_id() {
+    let app = spawn_app().await;
+    app.upstream.push(text_script(&["Hel", "lo."]));
+    let record = start(
+        &app,
+        json!({"messages": [user("hi")], "model_profile": "up"}),
+    )
+    .await;
+    let thread = record["thread_id"].as_str().unwrap().to_owned();
+    settle(
+        &app,
+        &thread,
+        record["continuation_token"].as_str().unwrap(),
+    )
+    .await;
+    let (_, turns) = app.get(&format!("/v1/threads/{thread}/turns")).await;
+    let run = turns["data"][0]["id"].as_str().unwrap().to_owned();
+    let read = |last: Option<&'static str>| {
+        let mut request = app
+            .http
+            .get(app.url(&format!("/v1/runs/{run}/events?dialect=agent_session")));
+        if let Some(last) = last {
+            request = request.header("last-event-id", last);
+        }
+        async move {
+            let r = request.send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            crate::helpers::parse_sse(&crate::helpers::read_to_end(r).await)
+        }
+    };
+    let frames = read(None).await;
+    let types: Vec<String> = frames
+        .iter()
+        .map(|f| f.json()["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        types,
+        ["start_text", "text_delta", "text_delta", "text_end"],
+        "{frames:?}"
+    );
+    let ids: Vec<_> = frames.iter().map(|f| f.id.clone()).collect();
+    assert_eq!(ids, ["0", "1", "2", "3"].map(|i| Some(i.to_owned())));
+    assert!(
+        frames
+            .iter()
+            .all(|f| f.event.as_deref() == Some(f.json()["type"].as_str().unwrap()))
+    );
+    let rest = read(Some("1")).await;
+    assert_eq!(rest, frames[2..].to_vec());
+}

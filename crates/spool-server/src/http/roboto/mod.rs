@@ -119,9 +119,13 @@ fn conflict(message: impl Into<String>) -> RobotoError {
     RobotoError(ApiError::conflict(message, "thread_busy"))
 }
 
+fn thread_not_found(id: &str) -> RobotoError {
+    RobotoError(ApiError::not_found(format!("Thread '{id}' not found.")))
+}
+
 /// The thread, or a 404.
 async fn load_thread(state: &AppState, id: &str) -> Result<ConversationRecord, RobotoError> {
-    let not_found = || RobotoError(ApiError::not_found(format!("Thread '{id}' not found.")));
+    let not_found = || thread_not_found(id);
     let id = ConversationId::parse(id).map_err(|_| not_found())?;
     state
         .runtime
