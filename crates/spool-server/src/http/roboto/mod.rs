@@ -11,9 +11,11 @@
 //! exception classes.
 //!
 //! A continuation token names a position in the thread's logs (the last
-//! run read, how far, whether it had ended, and the thread status there).
-//! A poll with nothing new is answered from that and one indexed read; a
-//! token that names no position of this thread is a 400.
+//! run read, how far, whether it had ended, and the thread status there),
+//! sealed with the server's key so clients can neither read nor forge it.
+//! A poll with nothing new is answered from the token and one indexed read;
+//! a token that is not this thread's, or names a position its logs no
+//! longer have (a deleted run), is a 400.
 
 pub mod delta;
 pub mod events;
