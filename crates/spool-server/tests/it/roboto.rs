@@ -445,3 +445,80 @@ async fn a_run_reads_as_agent_session_events_resumable_by_last_event_id() {
     let rest = read(Some("1")).await;
     assert_eq!(rest, frames[2..].to_vec());
 }
+
+#[tokio::test]
+async fn threads_are_listed_newest_first_in_pages_without_their_messages() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for text in ["first", "second"] {
+        app.upstream.push(text_script(&["ok"]));
+        let record = start(
+            &app,
+            json!({"messages": [user(text)], "model_profile": "up"}),
+        )
+        .await;
+        let thread = record["thread_id"].as_str().unwrap().to_owned();
+        settle(
+            &app,
+            &thread,
+            record["continuation_token"].as_str().unwrap(),
+        )
+        .await;
+        ids.push(thread);
+    }
+    let (status, page) = app.get("/v1/ai/threads?limit=1").await;
+    assert_eq!(status, 200, "{page}");
+    let items = page["data"]["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["thread_id"], ids[1].as_str());
+    assert_eq!(items[0]["status"], "user_turn");
+    assert_eq!(items[0]["model_profile"], "up");
+    assert_eq!(items[0]["messages"], json!([]));
+    let next = page["data"]["next_token"].as_str().unwrap();
+    let (status, page) = app
+        .get(&format!("/v1/ai/threads?limit=1&next_token={next}"))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["data"]["items"][0]["thread_id"], ids[0].as_str());
+    assert_eq!(page["data"]["next_token"], Value::Null);
+    for bad in ["limit=0", "limit=x", "next_token=nope"] {
+        let (status, body) = app.get(&format!("/v1/ai/threads?{bad}")).await;
+        assert_roboto_error(status, &body, 400, "RobotoInvalidRequestException");
+    }
+}
+
+#[tokio::test]
+async fn a_start_that_cannot_run_writes_nothing() {
+    let app = spawn_app().await;
+    for (body, param) in [
+        (json!({"messages": [user("x")]}), "model_profile"),
+        (
+            json!({"messages": [user("x")], "model_profile": "agent:nobody"}),
+            "agent",
+        ),
+        (json!({"messages": [], "model_profile": "up"}), "messages"),
+        (
+            json!({"messages": [user("x")], "model_profile": "up",
+                "goals": [{"goal_type": "dataset_summary"}]}),
+            "goals",
+        ),
+        (
+            json!({"messages": [user("x")], "model_profile": "up",
+                "client_tools": [{"name": "remember", "description": "", "input_schema": {}}]}),
+            "client_tools",
+        ),
+    ] {
+        let (status, error) = app.post("/v1/ai/threads", &body).await;
+        assert!(status == 400 || status == 404, "{param}: {status} {error}");
+        assert!(
+            error["error"]["error_code"]
+                .as_str()
+                .unwrap()
+                .starts_with("Roboto"),
+            "{error}"
+        );
+    }
+    let (_, page) = app.get("/v1/ai/threads").await;
+    assert_eq!(page["data"]["items"], json!([]), "no thread was kept");
+    assert!(app.upstream.requests().is_empty());
+}
