@@ -9,6 +9,7 @@ import urllib.request
 import pytest
 from roboto.ai.agent_thread import (
     AgentErrorEvent,
+    AgentMessage,
     AgentRole,
     AgentStartTextEvent,
     AgentTextDeltaEvent,
@@ -239,3 +240,21 @@ def test_bad_requests_get_robotos_exceptions(roboto, upstream):
     for token in ["garbage", "djE6Y29udl94OnJlc3BfeDo5OTk6MDp1c2VyX3R1cm4"]:
         with pytest.raises(RobotoInvalidRequestException):
             roboto.get(f"v1/ai/threads/{thread.thread_id}/delta", query={"next_token": token})
+
+
+def test_a_thread_may_start_from_seeded_history(roboto, upstream):
+    mk = marker()
+    upstream.push(text_script(["Still blue."], match=mk))
+    seeded = [
+        AgentMessage.text("What is my favourite colour?", role=AgentRole.USER),
+        AgentMessage.text("Blue.", role=AgentRole.ASSISTANT),
+        AgentMessage.text(f"And now? {mk}", role=AgentRole.USER),
+    ]
+    thread = AgentThread.start(seeded, model_profile=UP_MODEL, system_prompt="Be brief.", roboto_client=roboto)
+    assert text_of(thread.events(tick=TICK, timeout=TIMEOUT)) == "Still blue."
+    sent = upstream.chat_requests(mk)[-1].body["messages"]
+    assert [(m["role"], m["content"]) for m in sent] == [
+        ("system", "Be brief."), ("user", "What is my favourite colour?"), ("assistant", "Blue."),
+        ("user", f"And now? {mk}")]
+    assert [m.role for m in thread.messages] == [AgentRole.USER, AgentRole.ASSISTANT, AgentRole.USER,
+                                                 AgentRole.ASSISTANT]
