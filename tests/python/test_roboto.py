@@ -215,6 +215,17 @@ def test_a_named_agent_runs_its_mcp_tool_inside_the_turn(roboto, upstream):
     assert roboto_message.content[0].payload == "42"
     assert roboto_message.content[0].status == "success"
 
+    # The thread's event stream says the same, in the SDK's own event models.
+    frames = thread_stream(roboto.endpoint + "/v1", thread.thread_id)
+    assert [f["type"] for f in frames] == kinds(events)
+    classes = {"tool_use": AgentToolUseEvent, "tool_result": AgentToolResultEvent,
+               "start_text": AgentStartTextEvent, "text_delta": AgentTextDeltaEvent, "text_end": AgentTextEndEvent}
+    streamed = [classes[f["type"]].model_validate({k: v for k, v in f.items() if k not in ("id", "event", "type")})
+                for f in frames]
+    assert streamed[0] == use
+    assert (streamed[1].runtime_ms, streamed[1].success, streamed[1].output) == (result.runtime_ms, True,
+                                                                                 {"result": "42"})
+
 
 def test_an_upstream_failure_is_an_error_event(roboto, upstream):
     mk = marker()

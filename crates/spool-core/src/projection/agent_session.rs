@@ -10,7 +10,9 @@
 //! opens a text span (`start_text`) and each text block is a `text_delta`;
 //! any other block closes the span (`text_end`) before its own event; a
 //! message that ends closes its span. Each frame is one JSON object whose
-//! `type` names the event, and the SSE `event:` line names it too.
+//! `type` names the event, and the SSE `event:` line names it too; the
+//! other fields are those of roboto's event classes (a tool result's
+//! `output` is an object: a payload that is not one is under `result`).
 //!
 //! Fed the logs of several runs one after another, it streams a whole
 //! thread, numbering frames across the runs.
@@ -92,6 +94,17 @@ impl AgentSessionProjection {
     }
 }
 
+/// A tool's payload as the `output` object roboto's event carries: an
+/// object as is, anything else under `result` (as roboto's SDK wraps what
+/// a client tool returns that is not an object).
+fn output_object(payload: Option<&Value>) -> Value {
+    match payload {
+        None | Some(Value::Null) => Value::Null,
+        Some(object @ Value::Object(_)) => object.clone(),
+        Some(other) => json!({ "result": other }),
+    }
+}
+
 /// The event a block other than text is.
 fn block_event(block: &ContentBlock) -> (&'static str, Value) {
     match block {
@@ -122,7 +135,7 @@ fn block_event(block: &ContentBlock) -> (&'static str, Value) {
                 "name": tool_name,
                 "tool_use_id": tool_use_id,
                 "success": *status == "success",
-                "output": payload,
+                "output": output_object(payload.as_ref()),
                 "runtime_ms": runtime_ms,
             }),
         ),
