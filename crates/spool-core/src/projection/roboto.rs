@@ -205,7 +205,7 @@ impl ThreadDelta {
 }
 
 /// The fold of a thread's runs into roboto's messages and status.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ThreadFold {
     messages: Vec<AgentMessage>,
     status: Option<ThreadStatus>,

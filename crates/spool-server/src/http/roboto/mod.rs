@@ -43,7 +43,8 @@ use spool_core::request::roboto::{Profile, client_tools, turn_body};
 use spool_core::request::threads::ThreadDefaults;
 use spool_core::request::{RequestError, RunRequest};
 use spool_store::{ConversationRecord, PageError};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 /// What a record says for the owner and organisation spool does not have.
@@ -52,16 +53,19 @@ const NO_OWNER: &str = "spool";
 const RUNS_PAGE: u32 = 100;
 
 /// State the roboto routes share: a bell rung whenever one of them starts
-/// a turn, so a long poll on a thread at rest wakes when it may have news.
+/// a turn, so a long poll on a thread at rest wakes when it may have news,
+/// and the folds of threads' finished runs.
 #[derive(Clone)]
 pub struct RobotoState {
     turns: Arc<watch::Sender<u64>>,
+    folds: Arc<FoldCache>,
 }
 
 impl Default for RobotoState {
     fn default() -> Self {
         Self {
             turns: Arc::new(watch::channel(0).0),
+            folds: Arc::default(),
         }
     }
 }
@@ -73,6 +77,86 @@ impl RobotoState {
 
     fn turn_started(&self) {
         self.turns.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+/// Most threads whose folds are kept.
+const CACHED_THREADS: usize = 256;
+
+/// The folds of threads' finished runs (a finished run's log never
+/// changes), so a poll folds only the runs after them. Bounded: past
+/// [`CACHED_THREADS`] threads, one is dropped for each added.
+#[derive(Default)]
+struct FoldCache {
+    by_thread: Mutex<HashMap<ConversationId, Arc<CachedFold>>>,
+}
+
+/// A thread folded through its finished runs.
+struct CachedFold {
+    /// The runs folded, each with its log's length.
+    runs: Vec<(ResponseId, u64)>,
+    fold: ThreadFold,
+}
+
+impl CachedFold {
+    /// Whether it begins the thread's `runs` and `cursor` is not inside it
+    /// (at its end, or later): a position inside is checked by a full read.
+    fn serves(&self, runs: &[ResponseId], cursor: Option<&Cursor>) -> bool {
+        let begins = self.runs.len() <= runs.len()
+            && self
+                .runs
+                .iter()
+                .zip(runs)
+                .all(|((cached, _), run)| cached == run);
+        let cursor_after = match cursor.map(|c| &c.run) {
+            None => true,
+            Some(None) => false,
+            Some(Some((id, read, _))) => match self.runs.iter().position(|(run, _)| run == id) {
+                None => true,
+                Some(i) => i + 1 == self.runs.len() && self.runs[i].1 == *read,
+            },
+        };
+        begins && cursor_after
+    }
+}
+
+impl FoldCache {
+    fn get(&self, thread: &ConversationId) -> Option<Arc<CachedFold>> {
+        self.lock().get(thread).cloned()
+    }
+
+    /// Keeps `fold`, the thread folded through `runs` (all finished),
+    /// unless as much or more is kept already.
+    fn put(&self, thread: &ConversationId, runs: &[(ResponseId, u64)], fold: &ThreadFold) {
+        if runs.is_empty() {
+            return;
+        }
+        let mut by_thread = self.lock();
+        if by_thread
+            .get(thread)
+            .is_some_and(|kept| kept.runs.len() >= runs.len())
+        {
+            return;
+        }
+        if by_thread.len() >= CACHED_THREADS
+            && !by_thread.contains_key(thread)
+            && let Some(evicted) = by_thread.keys().next().cloned()
+        {
+            by_thread.remove(&evicted);
+        }
+        let cached = CachedFold {
+            runs: runs.to_vec(),
+            fold: fold.clone(),
+        };
+        by_thread.insert(thread.clone(), Arc::new(cached));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ConversationId, Arc<CachedFold>>> {
+        // The map is consistent at every step: a panic elsewhere cannot
+        // leave it half-written.
+        self.by_thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -255,33 +339,62 @@ async fn thread_runs(
 /// Folds every run of `thread`, noting the snapshot at `cursor`. A cursor
 /// that is not a position of the thread's logs is stale (its run was
 /// deleted) or forged: a 400.
+///
+/// The fold of a thread's finished runs is kept ([`FoldCache`]): a poll
+/// whose cursor is past them reads only the runs after them.
 async fn read_thread(
     state: &AppState,
     thread: &ConversationRecord,
     cursor: Option<&Cursor>,
 ) -> Result<ThreadRead, RobotoError> {
     let store = state.runtime.store();
-    let mut fold = ThreadFold::new();
-    let mut at_cursor = match cursor {
-        Some(Cursor { run: None, .. }) => Some(fold.snapshot()),
-        _ => None,
+    let runs = thread_runs(state, &thread.id).await?;
+    let cursor_run = cursor.and_then(|c| c.run.as_ref());
+    let cached = state
+        .roboto
+        .folds
+        .get(&thread.id)
+        .filter(|cached| cached.serves(&runs, cursor));
+    let (mut fold, mut read_runs, mut at_cursor) = match cached {
+        Some(cached) => {
+            // The cursor is at the cached end, or in a later run.
+            let at_end = cursor_run
+                .is_some_and(|(id, read, _)| cached.runs.last() == Some(&(id.clone(), *read)));
+            let at = at_end.then(|| cached.fold.snapshot());
+            (cached.fold.clone(), cached.runs.clone(), at)
+        }
+        None => {
+            let fold = ThreadFold::new();
+            let at = match cursor {
+                Some(Cursor { run: None, .. }) => Some(fold.snapshot()),
+                _ => None,
+            };
+            (fold, Vec::new(), at)
+        }
     };
-    let mut last: Option<(ResponseId, u64, bool)> = None;
-    for run in thread_runs(state, &thread.id).await? {
+    let mut last: Option<(ResponseId, u64, bool)> =
+        read_runs.last().map(|(id, read)| (id.clone(), *read, true));
+    let total = runs.len();
+    // Whether every run read so far has ended: only then may it be kept.
+    let mut all_ended = true;
+    for (index, run) in runs.into_iter().enumerate().skip(read_runs.len()) {
         let events: Vec<Envelope> = store.events(&run, None).await?;
-        let mark = cursor
-            .and_then(|c| c.run.as_ref())
-            .filter(|(id, ..)| *id == run);
+        let read = events.len() as u64;
+        let ended = events.last().is_some_and(|e| e.event.is_terminal());
+        let is_last = index + 1 == total;
+        if is_last && !ended && all_ended {
+            // The thread's finished runs, before the one still going.
+            state.roboto.folds.put(&thread.id, &read_runs, &fold);
+        }
+        let mark = cursor_run.filter(|(id, ..)| *id == run);
         for envelope in &events {
-            if let Some((_, read, _)) = mark
-                && envelope.seq == *read
+            if let Some((_, at, _)) = mark
+                && envelope.seq == *at
             {
                 at_cursor = Some(fold.snapshot());
             }
             fold.apply(envelope).map_err(ApiError::internal)?;
         }
-        let read = events.len() as u64;
-        let ended = events.last().is_some_and(|e| e.event.is_terminal());
         if let Some((_, at, was_ended)) = mark {
             if *at > read || (*was_ended && (*at != read || !ended)) {
                 return Err(forged());
@@ -289,6 +402,11 @@ async fn read_thread(
             if *at == read {
                 at_cursor = Some(fold.snapshot());
             }
+        }
+        read_runs.push((run.clone(), read));
+        all_ended &= ended;
+        if is_last && all_ended {
+            state.roboto.folds.put(&thread.id, &read_runs, &fold);
         }
         last = Some((run, read, ended));
     }
@@ -521,5 +639,42 @@ fn flag(raw: Option<&str>, param: &str, default: bool) -> Result<bool, RobotoErr
             format!("Invalid value for '{param}': expected true or false, got '{other}'."),
             param,
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spool_core::ids::SequentialIds;
+
+    #[test]
+    fn a_kept_fold_serves_cursors_at_or_past_its_end_on_the_same_runs() {
+        let ids = SequentialIds::default();
+        let (a, b, c) = (
+            ResponseId::generate(&ids),
+            ResponseId::generate(&ids),
+            ResponseId::generate(&ids),
+        );
+        let thread = ConversationId::generate(&ids);
+        let kept = CachedFold {
+            runs: vec![(a.clone(), 10), (b.clone(), 7)],
+            fold: ThreadFold::new(),
+        };
+        let at = |run: Option<(&ResponseId, u64)>| Cursor {
+            thread: thread.clone(),
+            run: run.map(|(id, read)| (id.clone(), read, true)),
+            status: ThreadStatus::UserTurn,
+        };
+        let runs = [a.clone(), b.clone(), c.clone()];
+        assert!(kept.serves(&runs, None));
+        assert!(kept.serves(&runs, Some(&at(Some((&b, 7))))));
+        assert!(kept.serves(&runs, Some(&at(Some((&c, 3))))));
+        // Inside it: a full read checks the position.
+        assert!(!kept.serves(&runs, Some(&at(Some((&a, 10))))));
+        assert!(!kept.serves(&runs, Some(&at(Some((&b, 3))))));
+        assert!(!kept.serves(&runs, Some(&at(None))));
+        // A run of it was deleted: it no longer begins the thread.
+        assert!(!kept.serves(&[b.clone(), c.clone()], None));
+        assert!(!kept.serves(std::slice::from_ref(&a), None));
     }
 }
