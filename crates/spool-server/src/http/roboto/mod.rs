@@ -83,17 +83,17 @@ impl RobotoState {
 /// Most threads whose folds are kept.
 const CACHED_THREADS: usize = 256;
 
-/// The folds of threads' finished runs (a finished run's log never
-/// changes), so a poll folds only the runs after them. Bounded: past
+/// The folds of threads as far as they were last read (a log only grows),
+/// so a poll folds only what was written since. Bounded: past
 /// [`CACHED_THREADS`] threads, one is dropped for each added.
 #[derive(Default)]
 struct FoldCache {
-    by_thread: Mutex<HashMap<ConversationId, Arc<CachedFold>>>,
+    by_thread: Mutex<HashMap<ConversationId, CachedFold>>,
 }
 
-/// A thread folded through its finished runs.
+/// A thread folded through its runs, the last one perhaps only in part.
 struct CachedFold {
-    /// The runs folded, each with its log's length.
+    /// The runs folded, each with how many of its events were.
     runs: Vec<(ResponseId, u64)>,
     fold: ThreadFold,
 }
@@ -110,10 +110,10 @@ impl CachedFold {
                 .all(|((cached, _), run)| cached == run);
         let cursor_after = match cursor.map(|c| &c.run) {
             None => true,
-            Some(None) => false,
+            Some(None) => self.runs.is_empty(),
             Some(Some((id, read, _))) => match self.runs.iter().position(|(run, _)| run == id) {
                 None => true,
-                Some(i) => i + 1 == self.runs.len() && self.runs[i].1 == *read,
+                Some(i) => i + 1 == self.runs.len() && self.runs[i].1 <= *read,
             },
         };
         begins && cursor_after
@@ -121,37 +121,23 @@ impl CachedFold {
 }
 
 impl FoldCache {
-    fn get(&self, thread: &ConversationId) -> Option<Arc<CachedFold>> {
-        self.lock().get(thread).cloned()
+    /// The thread's kept fold, taken out while a reader extends it.
+    fn take(&self, thread: &ConversationId) -> Option<CachedFold> {
+        self.lock().remove(thread)
     }
 
-    /// Keeps `fold`, the thread folded through `runs` (all finished),
-    /// unless as much or more is kept already.
-    fn put(&self, thread: &ConversationId, runs: &[(ResponseId, u64)], fold: &ThreadFold) {
-        if runs.is_empty() {
-            return;
-        }
+    fn put(&self, thread: &ConversationId, cached: CachedFold) {
         let mut by_thread = self.lock();
-        if by_thread
-            .get(thread)
-            .is_some_and(|kept| kept.runs.len() >= runs.len())
-        {
-            return;
-        }
         if by_thread.len() >= CACHED_THREADS
             && !by_thread.contains_key(thread)
             && let Some(evicted) = by_thread.keys().next().cloned()
         {
             by_thread.remove(&evicted);
         }
-        let cached = CachedFold {
-            runs: runs.to_vec(),
-            fold: fold.clone(),
-        };
-        by_thread.insert(thread.clone(), Arc::new(cached));
+        by_thread.insert(thread.clone(), cached);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ConversationId, Arc<CachedFold>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ConversationId, CachedFold>> {
         // The map is consistent at every step: a panic elsewhere cannot
         // leave it half-written.
         self.by_thread
@@ -340,8 +326,8 @@ async fn thread_runs(
 /// that is not a position of the thread's logs is stale (its run was
 /// deleted) or forged: a 400.
 ///
-/// The fold of a thread's finished runs is kept ([`FoldCache`]): a poll
-/// whose cursor is past them reads only the runs after them.
+/// The fold is kept ([`FoldCache`]) where it ended: the next poll, whose
+/// cursor is there or later, reads only the events written since.
 async fn read_thread(
     state: &AppState,
     thread: &ConversationRecord,
@@ -350,46 +336,51 @@ async fn read_thread(
     let store = state.runtime.store();
     let runs = thread_runs(state, &thread.id).await?;
     let cursor_run = cursor.and_then(|c| c.run.as_ref());
-    let cached = state
-        .roboto
-        .folds
-        .get(&thread.id)
-        .filter(|cached| cached.serves(&runs, cursor));
-    let (mut fold, mut read_runs, mut at_cursor) = match cached {
-        Some(cached) => {
-            // The cursor is at the cached end, or in a later run.
-            let at_end = cursor_run
-                .is_some_and(|(id, read, _)| cached.runs.last() == Some(&(id.clone(), *read)));
-            let at = at_end.then(|| cached.fold.snapshot());
-            (cached.fold.clone(), cached.runs.clone(), at)
+    let kept = match state.roboto.folds.take(&thread.id) {
+        Some(kept) if kept.serves(&runs, cursor) => Some(kept),
+        Some(other) => {
+            state.roboto.folds.put(&thread.id, other);
+            None
         }
-        None => {
-            let fold = ThreadFold::new();
-            let at = match cursor {
-                Some(Cursor { run: None, .. }) => Some(fold.snapshot()),
-                _ => None,
-            };
-            (fold, Vec::new(), at)
-        }
+        None => None,
     };
-    let mut last: Option<(ResponseId, u64, bool)> =
-        read_runs.last().map(|(id, read)| (id.clone(), *read, true));
+    let (mut fold, mut read_runs) = match kept {
+        Some(CachedFold { runs, fold }) => (fold, runs),
+        None => (ThreadFold::new(), Vec::new()),
+    };
+    let mut at_cursor = match cursor {
+        Some(Cursor { run: None, .. }) if read_runs.is_empty() => Some(fold.snapshot()),
+        _ => None,
+    };
+    // The run read last may have been read in part: it is read on from there.
+    let resume = read_runs.pop();
+    let first = read_runs.len();
+    let mut last: Option<(ResponseId, u64, bool)> = None;
     let total = runs.len();
-    // Whether every run read so far has ended: only then may it be kept.
-    let mut all_ended = true;
-    for (index, run) in runs.into_iter().enumerate().skip(read_runs.len()) {
-        let events: Vec<Envelope> = store.events(&run, None).await?;
-        let read = events.len() as u64;
-        let ended = events.last().is_some_and(|e| e.event.is_terminal());
-        let is_last = index + 1 == total;
-        if is_last && !ended && all_ended {
-            // The thread's finished runs, before the one still going.
-            state.roboto.folds.put(&thread.id, &read_runs, &fold);
-        }
+    // Only the last run may be read on later: a fold with an earlier run
+    // not ended (its run lost to a crash, say) is not kept.
+    let mut keepable = true;
+    for (index, run) in runs.into_iter().enumerate().skip(first) {
+        let before = match &resume {
+            Some((id, read)) if *id == run => *read,
+            _ => 0,
+        };
+        let events: Vec<Envelope> = store.events(&run, before.checked_sub(1)).await?;
+        let read = before + events.len() as u64;
+        let ended = match events.last() {
+            Some(envelope) => envelope.event.is_terminal(),
+            None => fold.run().is_terminal() && before > 0,
+        };
         let mark = cursor_run.filter(|(id, ..)| *id == run);
+        if let Some((_, at, _)) = mark
+            && *at == before
+        {
+            at_cursor = Some(fold.snapshot());
+        }
         for envelope in &events {
             if let Some((_, at, _)) = mark
                 && envelope.seq == *at
+                && *at != before
             {
                 at_cursor = Some(fold.snapshot());
             }
@@ -403,12 +394,16 @@ async fn read_thread(
                 at_cursor = Some(fold.snapshot());
             }
         }
+        keepable &= ended || index + 1 == total;
         read_runs.push((run.clone(), read));
-        all_ended &= ended;
-        if is_last && all_ended {
-            state.roboto.folds.put(&thread.id, &read_runs, &fold);
-        }
         last = Some((run, read, ended));
+    }
+    if keepable && !read_runs.is_empty() {
+        let kept = CachedFold {
+            runs: read_runs,
+            fold: fold.clone(),
+        };
+        state.roboto.folds.put(&thread.id, kept);
     }
     // The status a token carries is the logs' there, or `roboto_turn` for
     // a turn that had begun and was not yet read.
@@ -668,6 +663,8 @@ mod tests {
         let runs = [a.clone(), b.clone(), c.clone()];
         assert!(kept.serves(&runs, None));
         assert!(kept.serves(&runs, Some(&at(Some((&b, 7))))));
+        // Further into the run it read last (it may have been read in part).
+        assert!(kept.serves(&runs, Some(&at(Some((&b, 9))))));
         assert!(kept.serves(&runs, Some(&at(Some((&c, 3))))));
         // Inside it: a full read checks the position.
         assert!(!kept.serves(&runs, Some(&at(Some((&a, 10))))));
