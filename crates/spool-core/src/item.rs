@@ -397,13 +397,59 @@ pub struct FunctionCallOutputItem {
     pub call_id: String,
     /// A string, or an array of input content parts.
     pub output: Value,
+    /// How the caller's run of the tool ended, when its client reports it
+    /// (roboto's client tools send a status and a runtime with each result).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<ClientToolOutcome>,
 }
 
 impl FunctionCallOutputItem {
     /// The output as text for a model that only takes strings: a string as
-    /// is, the text parts of an array joined.
+    /// is, the text parts of an array joined. A result the client reports
+    /// as failed or declined says so first, so the model reads it as such.
     pub fn output_text(&self) -> String {
-        output_text(&self.output)
+        let text = output_text(&self.output);
+        match self.outcome.as_ref().map(|o| o.status) {
+            None | Some(ClientToolStatus::Success) => text,
+            Some(status) => format!("The tool call {}: {text}", status.told()),
+        }
+    }
+}
+
+/// A client's report of how its run of a tool ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientToolOutcome {
+    pub status: ClientToolStatus,
+    /// Wall-clock time the client's tool ran.
+    pub runtime_ms: u64,
+}
+
+/// How a client's run of a tool ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientToolStatus {
+    Success,
+    Error,
+    /// The client (or its user) refused to run the tool.
+    Declined,
+}
+
+impl ClientToolStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientToolStatus::Success => "success",
+            ClientToolStatus::Error => "error",
+            ClientToolStatus::Declined => "declined",
+        }
+    }
+
+    /// How the model is told a result that is not a success.
+    fn told(self) -> &'static str {
+        match self {
+            ClientToolStatus::Success => "succeeded",
+            ClientToolStatus::Error => "failed",
+            ClientToolStatus::Declined => "was declined by the client",
+        }
     }
 }
 
@@ -580,6 +626,7 @@ mod tests {
             status: ItemStatus::Completed,
             call_id: "c".into(),
             output: json!([{"type":"input_text","text":"a"},{"type":"input_text","text":"b"}]),
+            outcome: None,
         };
         assert_eq!(o.output_text(), "ab");
     }

@@ -7,6 +7,7 @@
 //! snapshots: a stored log replays byte for byte across the upgrade.
 
 use spool_core::event::Envelope;
+use spool_core::projection::roboto::ThreadFold;
 use spool_core::projection::{CodexProjection, Dialect, Projection, ResponsesProjection};
 use std::path::{Path, PathBuf};
 
@@ -162,5 +163,101 @@ fn legacy_logs_project_to_the_same_chat_transcripts() {
 fn legacy_logs_project_to_wxo() {
     for (name, log) in &logs(&fixtures().join("legacy")) {
         insta::assert_snapshot!(format!("wxo__legacy__{name}"), data_only(Dialect::Wxo, log));
+    }
+}
+
+/// A log in the agent-session dialect, framed as server-sent events with
+/// their `id:` and `event:` lines.
+fn agent_session(log: &[Envelope]) -> String {
+    let mut projection = Dialect::AgentSession.projection();
+    let mut out = String::new();
+    for envelope in log {
+        projection
+            .apply(envelope, &mut |frame| {
+                let name = frame.event.expect("agent-session frames are named");
+                out.push_str(&format!(
+                    "id: {}\nevent: {name}\ndata: {}\n\n",
+                    frame.index, frame.data
+                ));
+            })
+            .expect("a fixture log projects");
+    }
+    out
+}
+
+#[test]
+fn fixture_logs_project_to_their_agent_session_transcripts() {
+    for (name, log) in &logs(&fixtures()) {
+        insta::assert_snapshot!(format!("agent_session__{name}"), agent_session(log));
+    }
+}
+
+/// A log as the roboto thread deltas a client polling after every event
+/// receives: one JSON line per poll that had news (status included).
+fn roboto_deltas(log: &[Envelope]) -> String {
+    let mut fold = ThreadFold::new();
+    let mut out = String::new();
+    for envelope in log {
+        let before = fold.snapshot();
+        fold.apply(envelope).expect("a fixture log folds");
+        let delta = fold.delta_since(&before);
+        if !delta.is_empty() || before != fold.snapshot() {
+            out.push_str(&serde_json::to_string(&delta).expect("a delta serializes"));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[test]
+fn fixture_logs_project_to_their_roboto_thread_deltas() {
+    for (name, log) in &logs(&fixtures()) {
+        insta::assert_snapshot!(format!("roboto__{name}"), roboto_deltas(log));
+    }
+}
+
+/// The client tool exchange across its two runs reads as one thread: the
+/// continuation's input is the roboto message of results, and every point
+/// of the thread's logs gives exactly the rest of the thread.
+#[test]
+fn a_delta_from_every_point_of_a_thread_gives_exactly_the_rest() {
+    let all = logs(&fixtures());
+    for (name, _) in &all {
+        let thread: Vec<Envelope> = all
+            .iter()
+            .filter(|(n, _)| {
+                n == name || (name == "client_tool_call" && n == "client_tool_continued")
+            })
+            .flat_map(|(_, log)| log.clone())
+            .collect();
+        let mut whole = ThreadFold::new();
+        for envelope in &thread {
+            whole.apply(envelope).expect("a fixture thread folds");
+        }
+        let end: Vec<_> = whole.messages().iter().map(|m| m.coalesced()).collect();
+        for point in 0..=thread.len() {
+            let mut fold = ThreadFold::new();
+            for envelope in &thread[..point] {
+                fold.apply(envelope).expect("a fixture thread folds");
+            }
+            let mut held: Vec<_> = fold.messages().to_vec();
+            let before = fold.snapshot();
+            for envelope in &thread[point..] {
+                fold.apply(envelope).expect("a fixture thread folds");
+            }
+            let delta = fold.delta_since(&before);
+            for (idx, message) in delta.messages_by_idx {
+                if idx < held.len() {
+                    held[idx].status = message.status;
+                    held[idx].content.extend(message.content);
+                } else {
+                    assert_eq!(idx, held.len(), "{name}@{point}: messages arrive in order");
+                    held.push(message);
+                }
+            }
+            let held: Vec<_> = held.iter().map(|m| m.coalesced()).collect();
+            assert_eq!(held, end, "{name}@{point}");
+            assert_eq!(delta.status, whole.status(), "{name}@{point}");
+        }
     }
 }

@@ -161,6 +161,7 @@ impl App {
             },
             hosted_tool_servers: Arc::new(hosted_tool_servers),
             websocket_max_age: Duration::from_secs(config.websocket_max_age_secs),
+            roboto: Default::default(),
         };
         let listener = TcpListener::bind(&config.addr)
             .await

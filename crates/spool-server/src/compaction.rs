@@ -5,7 +5,8 @@
 //! already builds) under a 32-byte key kept in a file: given by the
 //! operator, or generated on first start next to the database. The sealed
 //! form is `spool1.` and the URL-safe base64 of a fresh 12-byte nonce and
-//! the ciphertext with its tag; anything altered fails to open.
+//! the ciphertext with its tag; anything altered fails to open. The same
+//! key seals roboto's continuation tokens, bound to that use.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -17,6 +18,8 @@ const PREFIX: &str = "spool1.";
 /// Binds a sealed summary to its use: a key shared with another purpose
 /// could not be made to open it as a summary.
 const AAD: &[u8] = b"spool compaction summary v1";
+/// The same for a roboto continuation token.
+const TOKEN_AAD: &[u8] = b"spool roboto continuation token v1";
 const KEY_LEN: usize = 32;
 
 /// Why a sealed summary could not be made or opened.
@@ -82,15 +85,33 @@ impl CompactionSeal {
     }
 
     pub fn seal(&self, summary: &str) -> Result<String, SealError> {
+        self.seal_bound(AAD, summary)
+    }
+
+    pub fn open(&self, sealed: &str) -> Result<String, SealError> {
+        self.open_bound(AAD, sealed)
+    }
+
+    /// Seals a roboto continuation token (a position in a thread's logs),
+    /// so a client can neither forge one nor pass one off as a summary.
+    pub fn seal_token(&self, position: &str) -> Result<String, SealError> {
+        self.seal_bound(TOKEN_AAD, position)
+    }
+
+    pub fn open_token(&self, sealed: &str) -> Result<String, SealError> {
+        self.open_bound(TOKEN_AAD, sealed)
+    }
+
+    fn seal_bound(&self, aad: &'static [u8], text: &str) -> Result<String, SealError> {
         let mut nonce = [0u8; NONCE_LEN];
         self.random
             .fill(&mut nonce)
             .map_err(|_| SealError::Random)?;
-        let mut data = summary.as_bytes().to_vec();
+        let mut data = text.as_bytes().to_vec();
         self.key
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(AAD),
+                Aad::from(aad),
                 &mut data,
             )
             .map_err(|_| SealError::Invalid)?;
@@ -99,7 +120,7 @@ impl CompactionSeal {
         Ok(format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(sealed)))
     }
 
-    pub fn open(&self, sealed: &str) -> Result<String, SealError> {
+    fn open_bound(&self, aad: &'static [u8], sealed: &str) -> Result<String, SealError> {
         let encoded = sealed.strip_prefix(PREFIX).ok_or(SealError::Invalid)?;
         let mut bytes = URL_SAFE_NO_PAD
             .decode(encoded)
@@ -113,7 +134,7 @@ impl CompactionSeal {
             .key
             .open_in_place(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(AAD),
+                Aad::from(aad),
                 &mut data,
             )
             .map_err(|_| SealError::Invalid)?;

@@ -10,11 +10,14 @@
 //! Each dialect is one module implementing [`Projection`]; the HTTP layer
 //! only frames what they yield.
 
+pub mod agent_session;
 pub mod chat;
 pub mod codex;
 pub mod responses;
+pub mod roboto;
 pub mod wxo;
 
+pub use agent_session::AgentSessionProjection;
 pub use chat::ChatProjection;
 pub use codex::CodexProjection;
 pub use responses::{ResponsesProjection, WireEvent};
@@ -48,6 +51,8 @@ pub enum Dialect {
     Chat,
     /// The watsonx Orchestrate external-agent stream.
     Wxo,
+    /// roboto's agent-session events (seed 003).
+    AgentSession,
 }
 
 impl Dialect {
@@ -57,6 +62,7 @@ impl Dialect {
         Dialect::Chat,
         Dialect::Wxo,
         Dialect::Codex,
+        Dialect::AgentSession,
     ];
 
     /// The dialect a client names, if spool speaks it.
@@ -70,6 +76,7 @@ impl Dialect {
             Dialect::Codex => "codex",
             Dialect::Chat => "chat",
             Dialect::Wxo => "wxo",
+            Dialect::AgentSession => "agent_session",
         }
     }
 
@@ -80,6 +87,7 @@ impl Dialect {
             Dialect::Codex => Box::new(CodexProjection::new()),
             Dialect::Chat => Box::new(ChatProjection::new()),
             Dialect::Wxo => Box::new(WxoProjection::new()),
+            Dialect::AgentSession => Box::new(AgentSessionProjection::new()),
         }
     }
 }

@@ -431,6 +431,7 @@ impl InputItem {
                     status,
                     call_id,
                     output: output.0,
+                    outcome: None,
                 })
             }
             InputItem::Reasoning(ReasoningParam {

@@ -18,6 +18,7 @@ mod deserialize;
 mod input;
 mod mcp;
 mod params;
+pub mod roboto;
 pub mod threads;
 mod tools;
 

@@ -422,6 +422,7 @@ mod tests {
                 status: ItemStatus::Completed,
                 call_id: id.into(),
                 output: json!("sunny"),
+                outcome: None,
             })
         };
         let body = chat_body(&request(vec![
@@ -481,6 +482,7 @@ mod tests {
             status: ItemStatus::Completed,
             call_id: "c1".into(),
             output: json!("client says hi"),
+            outcome: None,
         });
         let body = chat_body(&request(vec![
             user("hi"),

@@ -12,6 +12,8 @@
 //! - [`threads`]: one file per `/v1/threads` action (the Codex dialect),
 //!   and the thread-event stream (SSE or NDJSON).
 //! - [`runs`]: `GET /v1/runs/{id}/events`, any run in any dialect.
+//! - [`roboto`]: one file per `/v1/ai/threads` action (roboto's agent
+//!   threads), and the thread's agent-session event stream.
 //! - [`health`]: `GET /healthz`.
 
 pub mod chat;
@@ -21,6 +23,7 @@ pub mod extract;
 pub mod framing;
 pub mod health;
 pub mod responses;
+pub mod roboto;
 pub mod router;
 pub mod runs;
 pub mod sse;
@@ -40,4 +43,6 @@ pub struct AppState {
     pub hosted_tool_servers: Arc<BTreeMap<String, serde_json::Value>>,
     /// How long a Responses WebSocket connection may stay open.
     pub websocket_max_age: std::time::Duration,
+    /// What the roboto routes share (the bell long polls wait on).
+    pub roboto: roboto::RobotoState,
 }

@@ -8,6 +8,7 @@ use super::extract::BodyLimit;
 use super::framing::check_framing;
 use super::health::healthz;
 use super::responses::{cancel, compact, create, delete, input_items, retrieve, ws};
+use super::roboto;
 use super::runs;
 use super::threads;
 use axum::Extension;
@@ -76,6 +77,30 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route(
             "/v1/threads/{id}/turns/{turn_id}/events",
             get(threads::turn_events::turn_events),
+        )
+        .route(
+            "/v1/ai/threads",
+            post(roboto::start::start_thread).get(roboto::list::list_threads),
+        )
+        .route(
+            "/v1/ai/threads/{id}",
+            get(roboto::retrieve::retrieve_thread),
+        )
+        .route(
+            "/v1/ai/threads/{id}/messages",
+            post(roboto::send::send_message),
+        )
+        .route(
+            "/v1/ai/threads/{id}/delta",
+            get(roboto::delta::thread_delta),
+        )
+        .route(
+            "/v1/ai/threads/{id}/tool-results",
+            post(roboto::tool_results::submit_tool_results),
+        )
+        .route(
+            "/v1/ai/threads/{id}/events",
+            get(roboto::events::thread_events),
         )
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
