@@ -191,6 +191,11 @@ impl From<StartError> for ApiError {
                 Some(&format!("input[{index}].id")),
                 Some("invalid_value"),
             ),
+            StartError::UnansweredCall { index, .. } => Self::bad_request(
+                e.to_string(),
+                Some(&format!("input[{index}].call_id")),
+                Some("invalid_value"),
+            ),
             StartError::Store(e) => Self::internal(e),
             StartError::ShuttingDown => Self::unavailable("The server is shutting down."),
         }

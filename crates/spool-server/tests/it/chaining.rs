@@ -111,3 +111,30 @@ async fn an_unknown_previous_response_is_a_404_and_writes_nothing() {
     assert_eq!(e["param"], "previous_response_id");
     assert!(app.upstream.requests().is_empty());
 }
+
+#[tokio::test]
+async fn a_tool_result_whose_call_was_never_made_is_a_400_and_nothing_runs() {
+    let app = spawn_app().await;
+    app.upstream.push(text_script(&["ok"]));
+    let (_, first) = app
+        .post("/v1/responses", &json!({"model": "up", "input": "hi"}))
+        .await;
+    assert_eq!(first["status"], "completed");
+    let cases = [
+        // Continuing a response that made no call.
+        json!({"model": "up", "previous_response_id": first["id"],
+               "input": [{"type": "function_call_output", "call_id": "call_missing", "output": "x"}]}),
+        // A whole history whose result comes before its call.
+        json!({"model": "up", "input": [
+            {"type": "custom_tool_call_output", "call_id": "c1", "output": "done"},
+            {"type": "custom_tool_call", "call_id": "c1", "name": "apply_patch", "input": "p"},
+        ]}),
+    ];
+    for body in cases {
+        let (status, answer) = app.post("/v1/responses", &body).await;
+        let e = crate::helpers::assert_error(status, &answer, 400);
+        assert_eq!(e["type"], "invalid_request_error", "{answer}");
+        assert_eq!(e["param"], "input[0].call_id", "{answer}");
+    }
+    assert_eq!(app.upstream.requests().len(), 1, "no model call for either");
+}

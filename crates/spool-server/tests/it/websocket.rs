@@ -204,6 +204,44 @@ async fn a_failed_continuation_evicts_its_cache_entry() {
 }
 
 #[tokio::test]
+async fn a_continuation_refused_for_an_unanswerable_tool_result_evicts_its_cache_entry() {
+    let app = spawn_app().await;
+    app.upstream.push(text_script(&["ok"]));
+    let mut socket = connect(&app).await;
+    send(
+        &mut socket,
+        create(json!({"model": "up", "store": false, "input": "a"})),
+    )
+    .await;
+    let id = last_response(&one_response(&mut socket).await)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The first response made no call: this result answers nothing.
+    send(
+        &mut socket,
+        create(json!({"model": "up", "store": false, "previous_response_id": id,
+                      "input": [{"type": "function_call_output", "call_id": "call_missing", "output": "x"}]})),
+    )
+    .await;
+    let refused = next_json(&mut socket).await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["status"], 400, "{refused}");
+    assert_eq!(refused["error"]["param"], "input[0].call_id", "{refused}");
+    send(
+        &mut socket,
+        create(json!({"model": "up", "store": false, "previous_response_id": id, "input": "b"})),
+    )
+    .await;
+    let error = next_json(&mut socket).await;
+    assert_eq!(
+        error["error"]["code"], "previous_response_not_found",
+        "{error}"
+    );
+    assert_eq!(app.upstream.requests().len(), 1, "only the first turn ran");
+}
+
+#[tokio::test]
 async fn generate_false_warms_a_chain_without_calling_the_model() {
     let app = spawn_app().await;
     app.upstream.push(text_script(&["answered"]));
