@@ -441,7 +441,10 @@ pub struct ReasoningItem {
     pub summary: Vec<SummaryText>,
     #[serde(default)]
     pub content: Vec<ContentPart>,
-    #[serde(default)]
+    /// Omitted, not `null`, when there is none: the OpenAI API leaves it out
+    /// unless `include` asks for it, and the Open Responses schema allows
+    /// only a string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encrypted_content: Option<String>,
 }
 
@@ -634,6 +637,16 @@ mod tests {
         assert!(v["tools"][0].get("annotations").is_none(), "{v}");
         let back: Item = serde_json::from_value(v).unwrap();
         assert_eq!(back, item);
+    }
+
+    #[test]
+    fn a_reasoning_item_without_encrypted_content_omits_it_rather_than_null() {
+        let v = serde_json::to_value(Item::reasoning("rs_1".into())).unwrap();
+        assert!(v.get("encrypted_content").is_none(), "{v}");
+        // Logs written before still read.
+        let old = json!({"type": "reasoning", "id": "rs_1", "status": "completed",
+                         "summary": [], "content": [], "encrypted_content": null});
+        assert!(serde_json::from_value::<Item>(old).is_ok());
     }
 
     fn output(call_id: &str) -> Item {
