@@ -99,7 +99,7 @@ async fn a_chain_of_three_turns_carries_all_history_but_not_old_instructions() {
 }
 
 #[tokio::test]
-async fn an_unknown_previous_response_is_a_404_and_writes_nothing() {
+async fn an_unknown_previous_response_is_a_400_previous_response_not_found_and_writes_nothing() {
     let app = spawn_app().await;
     let (status, body) = app
         .post(
@@ -107,7 +107,9 @@ async fn an_unknown_previous_response_is_a_404_and_writes_nothing() {
             &json!({"model": "up", "input": "x", "previous_response_id": "resp_nope"}),
         )
         .await;
-    let e = crate::helpers::assert_error(status, &body, 404);
+    let e = crate::helpers::assert_error(status, &body, 400);
+    assert_eq!(e["type"], "invalid_request_error");
+    assert_eq!(e["code"], "previous_response_not_found");
     assert_eq!(e["param"], "previous_response_id");
     assert!(app.upstream.requests().is_empty());
 }

@@ -160,7 +160,7 @@ async fn a_store_false_chain_continues_from_the_connection_and_not_after_a_recon
     .await;
     let error = next_json(&mut socket).await;
     assert_eq!(error["type"], "error", "{error}");
-    assert_eq!(error["status"], 404);
+    assert_eq!(error["status"], 400);
     assert_eq!(error["error"]["code"], "previous_response_not_found");
     assert_eq!(error["error"]["param"], "previous_response_id");
     // The socket stays open.
