@@ -146,6 +146,7 @@ impl Item {
             status: ItemStatus::InProgress,
             role: Role::Assistant,
             content: Vec::new(),
+            phase: None,
         })
     }
 
@@ -299,6 +300,21 @@ pub struct MessageItem {
     pub status: ItemStatus,
     pub role: Role,
     pub content: Vec<ContentPart>,
+    /// What an assistant message was, as the caller labelled it in its
+    /// input: kept so the history reads back as it was sent (models such
+    /// as gpt-5.3-codex want it resent). spool's own output has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<MessagePhase>,
+}
+
+/// The `phase` of an assistant message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessagePhase {
+    /// Intermediate commentary, between tool calls.
+    Commentary,
+    /// The final answer of a turn.
+    FinalAnswer,
 }
 
 impl MessageItem {
@@ -590,6 +606,7 @@ mod tests {
             status: ItemStatus::Completed,
             role: Role::User,
             content: vec![ContentPart::InputText { text: "hi".into() }],
+            phase: None,
         });
         assert_eq!(
             serde_json::to_value(&item).unwrap(),

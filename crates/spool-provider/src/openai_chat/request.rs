@@ -386,6 +386,7 @@ mod tests {
             status: ItemStatus::Completed,
             role: Role::User,
             content: vec![ContentPart::InputText { text: text.into() }],
+            phase: None,
         })
     }
 

@@ -230,6 +230,7 @@ impl Runtime {
             content: vec![ContentPart::InputText {
                 text: "Summarize the conversation above now.".to_owned(),
             }],
+            phase: None,
         }));
         let request = ModelRequest {
             model: model.to_owned(),

@@ -140,3 +140,43 @@ async fn a_tool_result_whose_call_was_never_made_is_a_400_and_nothing_runs() {
     }
     assert_eq!(app.upstream.requests().len(), 1, "no model call for either");
 }
+
+#[tokio::test]
+async fn an_assistant_messages_phase_reads_back_in_the_input_items() {
+    let app = spawn_app().await;
+    app.upstream.push(text_script(&["4"]));
+    let (status, r) = app
+        .post(
+            "/v1/responses",
+            &json!({"model": "up", "input": [
+                {"type": "message", "role": "assistant", "phase": "commentary",
+                 "content": "I should answer with the saved number."},
+                {"type": "message", "role": "assistant", "phase": "final_answer",
+                 "content": "The number is four."},
+                {"type": "message", "role": "user", "content": "Repeat only the number."},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{r}");
+    // spool's own output carries no phase.
+    assert!(r["output"][0].get("phase").is_none(), "{r}");
+    let id = r["id"].as_str().unwrap();
+    let (status, items) = app
+        .get(&format!("/v1/responses/{id}/input_items?order=asc"))
+        .await;
+    assert_eq!(status, 200, "{items}");
+    let phases: Vec<&serde_json::Value> = items["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["phase"])
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            &json!("commentary"),
+            &json!("final_answer"),
+            &serde_json::Value::Null
+        ]
+    );
+}
