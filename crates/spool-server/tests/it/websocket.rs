@@ -321,6 +321,43 @@ async fn bad_frames_get_error_frames_and_the_socket_stays_open() {
     assert_eq!(last_response(&frames)["status"], "completed");
 }
 
+/// After the client's Close frame: the server's answering Close, within
+/// 5 s (pings and pongs skipped).
+async fn close_reply(socket: &mut Socket) -> Message {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("an answer within 5 s")
+            .expect("a frame before the end of the stream")
+            .expect("a clean close, not a dropped connection");
+        if !matches!(
+            message,
+            Message::Ping(_) | Message::Pong(_) | Message::Text(_)
+        ) {
+            return message;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_close_from_the_client_is_answered_with_a_close() {
+    let app = spawn_app().await;
+    // Idle, after a response.
+    let mut socket = connect(&app).await;
+    send(&mut socket, create(json!({"model": "echo", "input": "hi"}))).await;
+    one_response(&mut socket).await;
+    socket.close(None).await.unwrap();
+    assert!(matches!(close_reply(&mut socket).await, Message::Close(_)));
+    // In the middle of one.
+    app.upstream
+        .push(slow_script(50, Duration::from_millis(100)));
+    let mut socket = connect(&app).await;
+    send(&mut socket, create(json!({"model": "up", "input": "long"}))).await;
+    assert_eq!(next_json(&mut socket).await["type"], "response.created");
+    socket.close(None).await.unwrap();
+    assert!(matches!(close_reply(&mut socket).await, Message::Close(_)));
+}
+
 #[tokio::test]
 async fn a_client_that_goes_away_mid_response_cancels_it() {
     let app = spawn_app().await;
