@@ -126,6 +126,26 @@ impl Item {
         }
     }
 
+    /// The `call_id` of a call the caller runs and answers: a function,
+    /// custom tool or local shell call.
+    pub fn client_call_id(&self) -> Option<&str> {
+        match self {
+            Item::FunctionCall(c) => Some(&c.call_id),
+            Item::CustomToolCall(c) => Some(&c.call_id),
+            Item::LocalShellCall(c) => Some(&c.call_id),
+            _ => None,
+        }
+    }
+
+    /// The `call_id` a caller's tool result answers.
+    pub fn answered_call_id(&self) -> Option<&str> {
+        match self {
+            Item::FunctionCallOutput(o) => Some(&o.call_id),
+            Item::CustomToolCallOutput(o) => Some(&o.call_id),
+            _ => None,
+        }
+    }
+
     /// An empty in-progress assistant message, as a run opens one.
     pub fn assistant_message(id: String) -> Self {
         Item::Message(MessageItem {
@@ -133,6 +153,7 @@ impl Item {
             status: ItemStatus::InProgress,
             role: Role::Assistant,
             content: Vec::new(),
+            phase: None,
         })
     }
 
@@ -286,6 +307,21 @@ pub struct MessageItem {
     pub status: ItemStatus,
     pub role: Role,
     pub content: Vec<ContentPart>,
+    /// What an assistant message was, as the caller labelled it in its
+    /// input: kept so the history reads back as it was sent (models such
+    /// as gpt-5.3-codex want it resent). spool's own output has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<MessagePhase>,
+}
+
+/// The `phase` of an assistant message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessagePhase {
+    /// Intermediate commentary, between tool calls.
+    Commentary,
+    /// The final answer of a turn.
+    FinalAnswer,
 }
 
 impl MessageItem {
@@ -474,7 +510,10 @@ pub struct ReasoningItem {
     pub summary: Vec<SummaryText>,
     #[serde(default)]
     pub content: Vec<ContentPart>,
-    #[serde(default)]
+    /// Omitted, not `null`, when there is none: the OpenAI API leaves it out
+    /// unless `include` asks for it, and the Open Responses schema allows
+    /// only a string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encrypted_content: Option<String>,
 }
 
@@ -590,6 +629,24 @@ impl PartKind {
     }
 }
 
+/// The first tool result in `input` that answers no call made earlier, in
+/// `history` or in `input` before it: its index and `call_id`. A result
+/// without its call cannot be shown to the model, so the request carrying
+/// it is refused rather than the result silently dropped.
+pub fn unanswerable_output<'a>(history: &[Item], input: &'a [Item]) -> Option<(usize, &'a str)> {
+    let made = |call_id: &str, before: &[Item]| {
+        history
+            .iter()
+            .chain(before)
+            .any(|i| i.client_call_id() == Some(call_id))
+    };
+    input.iter().enumerate().find_map(|(index, item)| {
+        item.answered_call_id()
+            .filter(|call_id| !made(call_id, &input[..index]))
+            .map(|call_id| (index, call_id))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -602,6 +659,7 @@ mod tests {
             status: ItemStatus::Completed,
             role: Role::User,
             content: vec![ContentPart::InputText { text: "hi".into() }],
+            phase: None,
         });
         assert_eq!(
             serde_json::to_value(&item).unwrap(),
@@ -650,5 +708,78 @@ mod tests {
         assert!(v["tools"][0].get("annotations").is_none(), "{v}");
         let back: Item = serde_json::from_value(v).unwrap();
         assert_eq!(back, item);
+    }
+
+    #[test]
+    fn a_reasoning_item_without_encrypted_content_omits_it_rather_than_null() {
+        let v = serde_json::to_value(Item::reasoning("rs_1".into())).unwrap();
+        assert!(v.get("encrypted_content").is_none(), "{v}");
+        // Logs written before still read.
+        let old = json!({"type": "reasoning", "id": "rs_1", "status": "completed",
+                         "summary": [], "content": [], "encrypted_content": null});
+        assert!(serde_json::from_value::<Item>(old).is_ok());
+    }
+
+    fn output(call_id: &str) -> Item {
+        Item::FunctionCallOutput(FunctionCallOutputItem {
+            id: format!("fco_{call_id}"),
+            status: ItemStatus::Completed,
+            call_id: call_id.into(),
+            output: json!("42"),
+            outcome: None,
+        })
+    }
+
+    #[test]
+    fn a_result_must_answer_a_call_made_before_it() {
+        let call = Item::function_call("fc_1".into(), "call_1", "f");
+        assert_eq!(
+            unanswerable_output(&[], &[call.clone(), output("call_1")]),
+            None
+        );
+        assert_eq!(
+            unanswerable_output(std::slice::from_ref(&call), &[output("call_1")]),
+            None
+        );
+        assert_eq!(
+            unanswerable_output(
+                std::slice::from_ref(&call),
+                &[output("call_1"), output("call_9")]
+            ),
+            Some((1, "call_9"))
+        );
+        // A call after its result does not answer for it.
+        assert_eq!(
+            unanswerable_output(&[], &[output("call_1"), call]),
+            Some((0, "call_1"))
+        );
+    }
+
+    #[test]
+    fn custom_and_local_shell_calls_are_answered_too() {
+        let custom = Item::CustomToolCall(CustomToolCallItem {
+            id: "ctc_1".into(),
+            status: ItemStatus::Completed,
+            call_id: "c1".into(),
+            name: "apply_patch".into(),
+            namespace: None,
+            input: "p".into(),
+        });
+        let shell = Item::LocalShellCall(LocalShellCallItem {
+            id: "lsh_1".into(),
+            status: ItemStatus::Completed,
+            call_id: "c2".into(),
+            action: json!({"type": "exec", "command": ["ls"]}),
+        });
+        let custom_output = Item::CustomToolCallOutput(CustomToolCallOutputItem {
+            id: "ctco_1".into(),
+            status: ItemStatus::Completed,
+            call_id: "c1".into(),
+            output: json!("done"),
+        });
+        assert_eq!(
+            unanswerable_output(&[custom, shell], &[custom_output, output("c2")]),
+            None
+        );
     }
 }

@@ -36,6 +36,7 @@ fn message(text: &str) -> Item {
         status: ItemStatus::Completed,
         role: Role::User,
         content: vec![ContentPart::InputText { text: text.into() }],
+        phase: None,
     })
 }
 

@@ -13,7 +13,7 @@ use crate::item::{
     CompactionItem, ContentPart, CustomToolCallItem, CustomToolCallOutputItem, FunctionCallItem,
     FunctionCallOutputItem, Item, ItemReferenceItem, ItemStatus, LocalShellCallItem,
     McpApprovalRequestItem, McpApprovalResponseItem, McpCallItem, McpListToolsItem, McpToolInfo,
-    MessageItem, ReasoningItem, Role, SummaryText, WebSearchCallItem,
+    MessageItem, MessagePhase, ReasoningItem, Role, SummaryText, WebSearchCallItem,
 };
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
@@ -30,6 +30,7 @@ pub fn normalize_input(input: Value, ids: &dyn IdSource) -> Result<Vec<Item>, Re
             status: ItemStatus::Completed,
             role: Role::User,
             content: vec![ContentPart::InputText { text }],
+            phase: None,
         })]),
         Value::Array(items) => normalize_items(items, "input", ids),
         _ => Err(RequestError::invalid(
@@ -134,6 +135,9 @@ struct WebSearchCallParam {
 #[derive(Debug, Deserialize)]
 struct MessageParam {
     role: Role,
+    /// Kept on assistant messages only: it labels nothing else.
+    #[serde(default)]
+    phase: Option<MessagePhase>,
     content: MessageContent,
 }
 
@@ -345,7 +349,11 @@ impl InputItem {
         let id = move |prefix: &str| id.unwrap_or_else(|| ids.new_id(prefix));
         let status = ItemStatus::Completed;
         Ok(match self {
-            InputItem::Message(MessageParam { role, content }) => {
+            InputItem::Message(MessageParam {
+                role,
+                phase,
+                content,
+            }) => {
                 let content = match content {
                     MessageContent::Text(text) if role == Role::Assistant => {
                         vec![ContentPart::OutputText {
@@ -362,6 +370,7 @@ impl InputItem {
                     status,
                     role,
                     content,
+                    phase: phase.filter(|_| role == Role::Assistant),
                 })
             }
             InputItem::FunctionCall(FunctionCallParam {
@@ -576,6 +585,34 @@ mod tests {
 
     fn error(input: Value) -> RequestError {
         normalize_input(input, &SequentialIds::default()).unwrap_err()
+    }
+
+    #[test]
+    fn an_assistant_messages_phase_is_kept_and_read_back_as_sent() {
+        let input = json!([
+            {"type": "message", "role": "assistant", "phase": "commentary", "content": "checking"},
+            {"type": "message", "role": "assistant", "phase": "final_answer",
+             "content": [{"type": "output_text", "text": "four", "annotations": []}]},
+            {"type": "message", "role": "assistant", "content": "no phase"},
+            // It labels only assistant messages.
+            {"type": "message", "role": "user", "phase": "commentary", "content": "x"},
+        ]);
+        let items = normalize_input(input, &SequentialIds::default()).unwrap();
+        let phases: Vec<Value> = items
+            .iter()
+            .map(|i| serde_json::to_value(i).unwrap()["phase"].clone())
+            .collect();
+        assert_eq!(
+            phases,
+            [
+                json!("commentary"),
+                json!("final_answer"),
+                Value::Null,
+                Value::Null
+            ]
+        );
+        let e = error(json!([{"role": "assistant", "phase": "musing", "content": "x"}]));
+        assert_eq!(e.param.as_deref(), Some("input[0].phase"));
     }
 
     #[test]

@@ -25,8 +25,8 @@ mod tools;
 pub use input::{normalize_input, normalize_items};
 pub use params::{TextFormat, check_metadata};
 pub use tools::{
-    ClientCallShape, FunctionTool, HOSTED_TOOL_TYPES, LOCAL_SHELL_FUNCTION, ToolChoice,
-    flat_tool_name,
+    AllowedTools, ClientCallShape, FunctionTool, HOSTED_TOOL_TYPES, LOCAL_SHELL_FUNCTION,
+    ToolChoice, flat_tool_name,
 };
 
 use crate::ids::{ConversationId, IdSource, ResponseId};
@@ -290,8 +290,12 @@ impl RunRequest {
             echoed: echoed_tools,
             not_offered: tools_not_offered,
         } = parsed_tools;
+        let mcp_labels: Vec<&str> = mcp_servers
+            .iter()
+            .map(|s| s.server_label.as_str())
+            .collect();
         let (tool_choice, echoed_choice) =
-            parse_tool_choice(body.tool_choice, &tools, !mcp_servers.is_empty())?;
+            parse_tool_choice(body.tool_choice, &tools, &mcp_labels)?;
         check_range("temperature", body.temperature, 0.0, 2.0)?;
         check_range("top_p", body.top_p, 0.0, 1.0)?;
         check_range("presence_penalty", body.presence_penalty, -2.0, 2.0)?;

@@ -14,7 +14,7 @@ use super::RequestError;
 use super::deserialize::{deserialize_tagged, take_tag};
 use super::mcp::McpToolParam;
 use crate::tool::McpServerSpec;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
@@ -63,8 +63,37 @@ pub enum ToolChoice {
     None,
     Auto,
     Required,
-    /// Must call this function.
+    /// Must call this function (or custom tool).
     Function(String),
+    /// `allowed_tools` (or a choice of one MCP server): the model is
+    /// offered only these of the tools, and must call one when `required`.
+    Allowed(AllowedTools),
+}
+
+/// The tools an `allowed_tools` choice leaves the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedTools {
+    /// Whether the model must call one of them (`mode: "required"`).
+    pub required: bool,
+    /// Function and custom tools, by the name the model knows them by.
+    pub functions: Vec<String>,
+    /// MCP servers by label, each with the one tool allowed of it, or all
+    /// of its tools when `None`.
+    pub mcp: Vec<(String, Option<String>)>,
+}
+
+impl AllowedTools {
+    /// Whether a caller's function or custom tool is allowed.
+    pub fn allows_function(&self, name: &str) -> bool {
+        self.functions.iter().any(|f| f == name)
+    }
+
+    /// Whether the tool `tool` of the MCP server `server_label` is allowed.
+    pub fn allows_mcp(&self, server_label: &str, tool: &str) -> bool {
+        self.mcp
+            .iter()
+            .any(|(label, name)| label == server_label && name.as_deref().is_none_or(|n| n == tool))
+    }
 }
 
 /// A function tool the caller offers the model; the caller runs it.
@@ -499,26 +528,87 @@ fn local_shell_parameters() -> Value {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum ToolChoiceParam {
-    Function { name: String },
+    Function {
+        name: String,
+    },
+    Custom {
+        name: String,
+    },
+    Mcp {
+        server_label: String,
+        #[serde(default)]
+        name: Option<String>,
+    },
+    AllowedTools {
+        #[serde(default)]
+        mode: Option<AllowedMode>,
+        tools: Vec<Map<String, Value>>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum AllowedMode {
+    None,
+    Auto,
+    Required,
+}
+
+/// One tool of an `allowed_tools` choice, by its `type`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum AllowedToolParam {
+    Function {
+        name: String,
+    },
+    Custom {
+        name: String,
+    },
+    Mcp {
+        server_label: String,
+        #[serde(default)]
+        name: Option<String>,
+    },
 }
 
 /// Parses `tool_choice` against the tools offered (the function tools, and
-/// whether any MCP server offers more); returns it with its echo (as given).
+/// the labels of the MCP servers); returns it with its echo (as given, an
+/// `allowed_tools` choice with its `mode` made explicit).
 pub(super) fn parse_tool_choice(
     choice: Option<Value>,
     tools: &[FunctionTool],
-    has_mcp_tools: bool,
+    mcp_labels: &[&str],
 ) -> Result<(ToolChoice, Value), RequestError> {
-    let Some(choice) = choice else {
+    let Some(mut choice) = choice else {
         return Ok((ToolChoice::Auto, json!("auto")));
     };
     let unsupported = || {
         RequestError::unsupported(
             "tool_choice",
-            "tool_choice must be 'none', 'auto', 'required' or {\"type\":\"function\",\"name\":…}.",
+            "tool_choice must be 'none', 'auto', 'required', {\"type\":\"function\"|\"custom\",\"name\":…}, {\"type\":\"mcp\",\"server_label\":…} or {\"type\":\"allowed_tools\",…}.",
         )
     };
-    let parsed = match &choice {
+    let function = |name: String, at: &str| {
+        if tools.iter().any(|t| t.name == name) {
+            Ok(name)
+        } else {
+            Err(RequestError::invalid(
+                at,
+                format!("tool_choice names tool '{name}', which is not in tools."),
+            ))
+        }
+    };
+    let server = |label: String, at: &str| {
+        if mcp_labels.contains(&label.as_str()) {
+            Ok(label)
+        } else {
+            Err(RequestError::invalid(
+                at,
+                format!("tool_choice names MCP server '{label}', which is not in tools."),
+            ))
+        }
+    };
+    let parsed = match &mut choice {
         Value::String(s) => match s.as_str() {
             "none" => ToolChoice::None,
             "auto" => ToolChoice::Auto,
@@ -527,23 +617,33 @@ pub(super) fn parse_tool_choice(
                 return Err(RequestError::invalid(
                     "tool_choice",
                     format!(
-                        "Invalid tool_choice '{other}': expected none, auto, required or a function."
+                        "Invalid tool_choice '{other}': expected none, auto, required or a tool."
                     ),
                 ));
             }
         },
-        Value::Object(fields) => {
-            let mut fields = fields.clone();
+        Value::Object(given) => {
+            let mut fields = given.clone();
             let tag = take_tag(&mut fields, "tool_choice", None)?;
             match deserialize_tagged::<ToolChoiceParam>(&tag, fields, "tool_choice")? {
-                Some(ToolChoiceParam::Function { name }) => {
-                    if !tools.iter().any(|t| t.name == name) {
-                        return Err(RequestError::invalid(
-                            "tool_choice",
-                            format!("tool_choice names function '{name}', which is not in tools."),
-                        ));
-                    }
-                    ToolChoice::Function(name)
+                Some(ToolChoiceParam::Function { name } | ToolChoiceParam::Custom { name }) => {
+                    ToolChoice::Function(function(name, "tool_choice")?)
+                }
+                // One server's tools, one of which must be called.
+                Some(ToolChoiceParam::Mcp { server_label, name }) => {
+                    ToolChoice::Allowed(AllowedTools {
+                        required: true,
+                        functions: Vec::new(),
+                        mcp: vec![(server(server_label, "tool_choice")?, name)],
+                    })
+                }
+                Some(ToolChoiceParam::AllowedTools {
+                    mode,
+                    tools: listed,
+                }) => {
+                    let mode = mode.unwrap_or(AllowedMode::Auto);
+                    given.insert("mode".into(), json!(mode));
+                    allowed_tools(mode, listed, function, server)?
                 }
                 None => return Err(unsupported()),
             }
@@ -553,9 +653,9 @@ pub(super) fn parse_tool_choice(
     // `required` is met by a call of any tool, MCP tools included; a named
     // function must be one of the function tools.
     let no_tools = match parsed {
-        ToolChoice::Required => tools.is_empty() && !has_mcp_tools,
+        ToolChoice::Required => tools.is_empty() && mcp_labels.is_empty(),
         ToolChoice::Function(_) => tools.is_empty(),
-        ToolChoice::None | ToolChoice::Auto => false,
+        ToolChoice::None | ToolChoice::Auto | ToolChoice::Allowed(_) => false,
     };
     if no_tools {
         return Err(RequestError::invalid(
@@ -564,6 +664,55 @@ pub(super) fn parse_tool_choice(
         ));
     }
     Ok((parsed, choice))
+}
+
+/// The tools of an `allowed_tools` choice, each checked against the
+/// request's tools.
+fn allowed_tools(
+    mode: AllowedMode,
+    listed: Vec<Map<String, Value>>,
+    function: impl Fn(String, &str) -> Result<String, RequestError>,
+    server: impl Fn(String, &str) -> Result<String, RequestError>,
+) -> Result<ToolChoice, RequestError> {
+    if listed.is_empty() {
+        return Err(RequestError::invalid(
+            "tool_choice.tools",
+            "tool_choice.tools must list at least one tool.",
+        ));
+    }
+    let mut allowed = AllowedTools {
+        required: matches!(mode, AllowedMode::Required),
+        functions: Vec::new(),
+        mcp: Vec::new(),
+    };
+    for (index, mut fields) in listed.into_iter().enumerate() {
+        let at = format!("tool_choice.tools[{index}]");
+        let tag = take_tag(&mut fields, &at, None)?;
+        match deserialize_tagged::<AllowedToolParam>(&tag, fields, &at)? {
+            Some(AllowedToolParam::Function { name } | AllowedToolParam::Custom { name }) => {
+                allowed
+                    .functions
+                    .push(function(name, &format!("{at}.name"))?);
+            }
+            Some(AllowedToolParam::Mcp { server_label, name }) => {
+                let label = server(server_label, &format!("{at}.server_label"))?;
+                allowed.mcp.push((label, name));
+            }
+            None => {
+                return Err(RequestError::unsupported(
+                    format!("{at}.type"),
+                    format!(
+                        "Allowed tools of type '{tag}' are not supported: list function, custom or mcp tools."
+                    ),
+                ));
+            }
+        }
+    }
+    // No call may be made: the tools need not even be shown.
+    if matches!(mode, AllowedMode::None) {
+        return Ok(ToolChoice::None);
+    }
+    Ok(ToolChoice::Allowed(allowed))
 }
 
 #[cfg(test)]
@@ -629,11 +778,7 @@ mod tests {
             parameters: None,
             strict: None,
         }];
-        let param = |choice: Value| {
-            parse_tool_choice(Some(choice), &f, false)
-                .unwrap_err()
-                .param
-        };
+        let param = |choice: Value| parse_tool_choice(Some(choice), &f, &[]).unwrap_err().param;
         assert_eq!(
             param(json!({"type": "function"})).as_deref(),
             Some("tool_choice.name")
@@ -646,18 +791,84 @@ mod tests {
             param(json!({"name": "f"})).as_deref(),
             Some("tool_choice.type")
         );
-        let e = parse_tool_choice(Some(json!({"type": "file_search"})), &f, false).unwrap_err();
+        let e = parse_tool_choice(Some(json!({"type": "file_search"})), &f, &[]).unwrap_err();
         assert_eq!(e.code, "unsupported_parameter");
         assert_eq!(
-            parse_tool_choice(Some(json!({"type": "function", "name": "f"})), &f, false)
+            parse_tool_choice(Some(json!({"type": "function", "name": "f"})), &f, &[])
                 .unwrap()
                 .0,
             ToolChoice::Function("f".into())
         );
         assert_eq!(param(json!("maybe")).as_deref(), Some("tool_choice"));
         let none: [FunctionTool; 0] = [];
-        let e = parse_tool_choice(Some(json!("required")), &none, false).unwrap_err();
+        let e = parse_tool_choice(Some(json!("required")), &none, &[]).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("tool_choice"));
+    }
+
+    #[test]
+    fn allowed_tools_name_tools_of_the_request_and_default_to_auto() {
+        let f = [FunctionTool {
+            name: "f".into(),
+            description: None,
+            parameters: None,
+            strict: None,
+        }];
+        let (choice, echo) = parse_tool_choice(
+            Some(json!({"type": "allowed_tools", "tools": [
+                {"type": "function", "name": "f"},
+                {"type": "mcp", "server_label": "calc", "name": "add"},
+            ]})),
+            &f,
+            &["calc"],
+        )
+        .unwrap();
+        let ToolChoice::Allowed(allowed) = choice else {
+            panic!("allowed tools: {choice:?}")
+        };
+        assert!(!allowed.required);
+        assert!(allowed.allows_function("f") && !allowed.allows_function("g"));
+        assert!(allowed.allows_mcp("calc", "add") && !allowed.allows_mcp("calc", "sub"));
+        assert_eq!(echo["mode"], "auto");
+        // `mode: none` allows no call at all.
+        let (choice, _) = parse_tool_choice(
+            Some(json!({"type": "allowed_tools", "mode": "none", "tools": [{"type": "function", "name": "f"}]})),
+            &f,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(choice, ToolChoice::None);
+        // One MCP server's tools, one of which must be called.
+        let (choice, _) = parse_tool_choice(
+            Some(json!({"type": "mcp", "server_label": "calc"})),
+            &f,
+            &["calc"],
+        )
+        .unwrap();
+        assert!(
+            matches!(choice, ToolChoice::Allowed(a) if a.required && a.allows_mcp("calc", "any"))
+        );
+        let param = |choice: Value| {
+            parse_tool_choice(Some(choice), &f, &["calc"])
+                .unwrap_err()
+                .param
+        };
+        assert_eq!(
+            param(json!({"type": "allowed_tools", "tools": []})).as_deref(),
+            Some("tool_choice.tools")
+        );
+        assert_eq!(
+            param(json!({"type": "allowed_tools", "tools": [{"type": "function", "name": "g"}]}))
+                .as_deref(),
+            Some("tool_choice.tools[0].name")
+        );
+        assert_eq!(
+            param(json!({"type": "allowed_tools", "tools": [{"type": "file_search"}]})).as_deref(),
+            Some("tool_choice.tools[0].type")
+        );
+        assert_eq!(
+            param(json!({"type": "mcp", "server_label": "other"})).as_deref(),
+            Some("tool_choice")
+        );
     }
 
     #[test]

@@ -143,6 +143,23 @@ impl ModelAgent {
         if offer_tools {
             request.tools.extend(tools.offered.iter().cloned());
         }
+        // `allowed_tools`: the model sees only the tools allowed, and the
+        // choice among them is a plain `auto` or `required`.
+        if let ToolChoice::Allowed(allowed) = &request.tool_choice {
+            request
+                .tools
+                .retain(|tool| match tools.routes.get(&tool.name) {
+                    Some(route) => tools
+                        .server(route)
+                        .is_some_and(|label| allowed.allows_mcp(label, tools.tool_name(route))),
+                    None => allowed.allows_function(&tool.name),
+                });
+            request.tool_choice = if allowed.required {
+                ToolChoice::Required
+            } else {
+                ToolChoice::Auto
+            };
+        }
         // A forced tool choice holds for the first step only; after tools
         // ran the model must be free to answer, or the loop never ends. Nor
         // can a tool be forced when none is offered.

@@ -60,6 +60,9 @@ pub fn chat_body(request: &ModelRequest) -> Value {
                 ToolChoice::Function(name) => {
                     json!({"type": "function", "function": {"name": name}})
                 }
+                // The agent has already narrowed the tools to those allowed.
+                ToolChoice::Allowed(allowed) if allowed.required => json!("required"),
+                ToolChoice::Allowed(_) => json!("auto"),
             },
         );
         body.insert(
@@ -383,6 +386,7 @@ mod tests {
             status: ItemStatus::Completed,
             role: Role::User,
             content: vec![ContentPart::InputText { text: text.into() }],
+            phase: None,
         })
     }
 

@@ -158,11 +158,14 @@ impl From<StartError> for ApiError {
             StartError::ModelUnavailable(e) => {
                 Self::bad_request(e.to_string(), Some("model"), Some("model_not_available"))
             }
-            StartError::PreviousNotFound(_) => Self {
-                param: Some("previous_response_id".into()),
-                code: Some("previous_response_not_found".into()),
-                ..Self::not_found(e.to_string())
-            },
+            // A 400, not a 404, as the OpenAI API answers it over HTTP and
+            // WebSocket (and the Open Responses spec shows): the request
+            // names something that is not there, the route is fine.
+            StartError::PreviousNotFound(_) => Self::bad_request(
+                e.to_string(),
+                Some("previous_response_id"),
+                Some("previous_response_not_found"),
+            ),
             StartError::PreviousInProgress(_) => Self::bad_request(
                 e.to_string(),
                 Some("previous_response_id"),
@@ -189,6 +192,11 @@ impl From<StartError> for ApiError {
             StartError::UnresolvedReference { index, .. } => Self::bad_request(
                 e.to_string(),
                 Some(&format!("input[{index}].id")),
+                Some("invalid_value"),
+            ),
+            StartError::UnansweredCall { index, .. } => Self::bad_request(
+                e.to_string(),
+                Some(&format!("input[{index}].call_id")),
                 Some("invalid_value"),
             ),
             StartError::Store(e) => Self::internal(e),

@@ -38,6 +38,11 @@ pub enum StartError {
         "input[{index}] references item '{id}', which is not earlier in this conversation (its previous responses, the conversation, or this input)."
     )]
     UnresolvedReference { index: usize, id: String },
+    /// A tool result whose call was made nowhere before it.
+    #[error(
+        "No tool call found for the tool output with call_id '{call_id}' (input[{index}]): its call is not earlier in this conversation (its previous responses, the conversation, or this input)."
+    )]
+    UnansweredCall { index: usize, call_id: String },
     /// A `compaction` item this server did not seal, or one altered.
     #[error(
         "input[{index}] is a compaction item this server did not make, or one that was altered: its encrypted_content does not open."

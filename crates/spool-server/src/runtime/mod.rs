@@ -49,7 +49,7 @@ use spool_core::agent::{Agent, RunContext};
 use spool_core::emit::{EventSink, RunEmitter};
 use spool_core::fold::RunFold;
 use spool_core::ids::{ConversationId, IdSource, ResponseId};
-use spool_core::item::{ContentPart, Item, ItemStatus, MessageItem, Role};
+use spool_core::item::{ContentPart, Item, ItemStatus, MessageItem, Role, unanswerable_output};
 use spool_core::projection::responses;
 use spool_core::request::RunRequest;
 use spool_core::request::{TextFormat, ToolChoice};
@@ -232,6 +232,7 @@ impl Runtime {
             content: vec![ContentPart::InputText {
                 text: "Summarize the conversation above now.".to_owned(),
             }],
+            phase: None,
         }));
         let request = ModelRequest {
             model: model.to_owned(),
@@ -373,6 +374,12 @@ impl Runtime {
             (None, None) => Vec::new(),
         };
         check_references(&history, &request.input)?;
+        if let Some((index, call_id)) = unanswerable_output(&history, &request.input) {
+            return Err(StartError::UnansweredCall {
+                index,
+                call_id: call_id.to_owned(),
+            });
+        }
         self.open_compactions(&mut history, &mut request.input)?;
         // Nothing is written yet: a run that a shutdown begun meanwhile
         // would end at once is refused instead.

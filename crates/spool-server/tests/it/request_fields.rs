@@ -2,7 +2,8 @@
 //! `prompt_cache_key` and `safety_identifier` reach the upstream;
 //! `truncation: "auto"` drops the oldest input and retries once when the
 //! context is too long; `max_output_tokens` ends the response incomplete;
-//! logprobs asked for by `include` are requested and returned.
+//! logprobs asked for by `include` are requested and returned;
+//! `tool_choice: allowed_tools` narrows the tools the model is offered.
 
 use crate::helpers::{events_of, spawn_app};
 use crate::upstream::{DONE, Script, Step, finish_chunk, text_chunk, text_script};
@@ -185,4 +186,67 @@ async fn logprobs_asked_for_are_requested_streamed_and_returned() {
         json!([]),
         "an upstream that sends them unasked is not shown"
     );
+}
+
+#[tokio::test]
+async fn allowed_tools_narrow_what_the_model_is_offered_and_are_echoed_with_their_mode() {
+    let app = spawn_app().await;
+    app.upstream.push(text_script(&["a"]));
+    app.upstream.push(text_script(&["b"]));
+    let tools = json!([
+        {"type": "function", "name": "get_weather"},
+        {"type": "function", "name": "get_time"},
+        {"type": "custom", "name": "apply_patch"},
+    ]);
+    let (status, r) = app
+        .post(
+            "/v1/responses",
+            &json!({"model": "up", "input": "x", "tools": tools,
+                    "tool_choice": {"type": "allowed_tools", "mode": "required",
+                                    "tools": [{"type": "function", "name": "get_time"},
+                                              {"type": "custom", "name": "apply_patch"}]}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{r}");
+    // Without a mode, `auto` is meant, and the echo says so.
+    let (status, auto) = app
+        .post(
+            "/v1/responses",
+            &json!({"model": "up", "input": "x", "tools": tools,
+                    "tool_choice": {"type": "allowed_tools",
+                                    "tools": [{"type": "function", "name": "get_weather"}]}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{auto}");
+    assert_eq!(
+        auto["tool_choice"],
+        json!({"type": "allowed_tools", "mode": "auto",
+               "tools": [{"type": "function", "name": "get_weather"}]})
+    );
+    assert_eq!(r["tools"].as_array().unwrap().len(), 3, "every tool echoed");
+    let sent = app.upstream.requests();
+    let offered = |n: usize| -> Vec<String> {
+        sent[n]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["function"]["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(offered(0), ["get_time", "apply_patch"]);
+    assert_eq!(sent[0]["tool_choice"], "required");
+    assert_eq!(offered(1), ["get_weather"]);
+    assert_eq!(sent[1]["tool_choice"], "auto");
+
+    let (status, refused) = app
+        .post(
+            "/v1/responses",
+            &json!({"model": "up", "input": "x", "tools": tools,
+                    "tool_choice": {"type": "allowed_tools", "mode": "auto",
+                                    "tools": [{"type": "function", "name": "nope"}]}}),
+        )
+        .await;
+    let e = crate::helpers::assert_error(status, &refused, 400);
+    assert_eq!(e["param"], "tool_choice.tools[0].name");
+    assert_eq!(app.upstream.requests().len(), 2);
 }

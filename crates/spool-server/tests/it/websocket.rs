@@ -160,7 +160,7 @@ async fn a_store_false_chain_continues_from_the_connection_and_not_after_a_recon
     .await;
     let error = next_json(&mut socket).await;
     assert_eq!(error["type"], "error", "{error}");
-    assert_eq!(error["status"], 404);
+    assert_eq!(error["status"], 400);
     assert_eq!(error["error"]["code"], "previous_response_not_found");
     assert_eq!(error["error"]["param"], "previous_response_id");
     // The socket stays open.
@@ -201,6 +201,44 @@ async fn a_failed_continuation_evicts_its_cache_entry() {
         "{error}"
     );
     assert_eq!(app.upstream.requests().len(), 2, "no third model call");
+}
+
+#[tokio::test]
+async fn a_continuation_refused_for_an_unanswerable_tool_result_evicts_its_cache_entry() {
+    let app = spawn_app().await;
+    app.upstream.push(text_script(&["ok"]));
+    let mut socket = connect(&app).await;
+    send(
+        &mut socket,
+        create(json!({"model": "up", "store": false, "input": "a"})),
+    )
+    .await;
+    let id = last_response(&one_response(&mut socket).await)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The first response made no call: this result answers nothing.
+    send(
+        &mut socket,
+        create(json!({"model": "up", "store": false, "previous_response_id": id,
+                      "input": [{"type": "function_call_output", "call_id": "call_missing", "output": "x"}]})),
+    )
+    .await;
+    let refused = next_json(&mut socket).await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["status"], 400, "{refused}");
+    assert_eq!(refused["error"]["param"], "input[0].call_id", "{refused}");
+    send(
+        &mut socket,
+        create(json!({"model": "up", "store": false, "previous_response_id": id, "input": "b"})),
+    )
+    .await;
+    let error = next_json(&mut socket).await;
+    assert_eq!(
+        error["error"]["code"], "previous_response_not_found",
+        "{error}"
+    );
+    assert_eq!(app.upstream.requests().len(), 1, "only the first turn ran");
 }
 
 #[tokio::test]
@@ -281,6 +319,43 @@ async fn bad_frames_get_error_frames_and_the_socket_stays_open() {
     .await;
     let frames = one_response(&mut socket).await;
     assert_eq!(last_response(&frames)["status"], "completed");
+}
+
+/// After the client's Close frame: the server's answering Close, within
+/// 5 s (pings and pongs skipped).
+async fn close_reply(socket: &mut Socket) -> Message {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("an answer within 5 s")
+            .expect("a frame before the end of the stream")
+            .expect("a clean close, not a dropped connection");
+        if !matches!(
+            message,
+            Message::Ping(_) | Message::Pong(_) | Message::Text(_)
+        ) {
+            return message;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_close_from_the_client_is_answered_with_a_close() {
+    let app = spawn_app().await;
+    // Idle, after a response.
+    let mut socket = connect(&app).await;
+    send(&mut socket, create(json!({"model": "echo", "input": "hi"}))).await;
+    one_response(&mut socket).await;
+    socket.close(None).await.unwrap();
+    assert!(matches!(close_reply(&mut socket).await, Message::Close(_)));
+    // In the middle of one.
+    app.upstream
+        .push(slow_script(50, Duration::from_millis(100)));
+    let mut socket = connect(&app).await;
+    send(&mut socket, create(json!({"model": "up", "input": "long"}))).await;
+    assert_eq!(next_json(&mut socket).await["type"], "response.created");
+    socket.close(None).await.unwrap();
+    assert!(matches!(close_reply(&mut socket).await, Message::Close(_)));
 }
 
 #[tokio::test]

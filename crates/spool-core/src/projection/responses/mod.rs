@@ -155,6 +155,17 @@ impl ResponsesProjection {
         envelope: &Envelope,
         out: impl FnMut(WireEvent),
     ) -> Result<(), ProjectionError> {
+        // The content parts a failure cuts off, read before the fold closes
+        // them.
+        let interrupted_parts: Vec<(u32, u32)> =
+            if matches!(envelope.event, Event::RunFailed { .. }) {
+                self.fold
+                    .open_items()
+                    .filter_map(|(item, part)| Some((item, part?)))
+                    .collect()
+            } else {
+                Vec::new()
+            };
         self.fold.apply(envelope)?;
         let mut o = Out {
             next: &mut self.next_sequence_number,
@@ -227,39 +238,7 @@ impl ResponsesProjection {
             Event::PartDone {
                 output_index,
                 content_index,
-            } => {
-                let it = &fold.output()[*output_index as usize];
-                let part = &it.content()[*content_index as usize];
-                let text = part.text().unwrap_or_default();
-                let kind = part_kind(it, *content_index);
-                let (ty, text, refusal) = match kind {
-                    PartKind::OutputText => ("response.output_text.done", Some(text), None),
-                    PartKind::Refusal => ("response.refusal.done", None, Some(text)),
-                    PartKind::ReasoningText => ("response.reasoning_text.done", Some(text), None),
-                };
-                o.emit(ty, |sequence_number| TextDoneFrame {
-                    ty,
-                    sequence_number,
-                    item_id: it.id(),
-                    output_index: *output_index,
-                    content_index: *content_index,
-                    text,
-                    refusal,
-                    logprobs: match part {
-                        ContentPart::OutputText { logprobs, .. } => Some(logprobs.as_slice()),
-                        _ => None,
-                    },
-                })?;
-                let ty = "response.content_part.done";
-                o.emit(ty, |sequence_number| PartFrame {
-                    ty,
-                    sequence_number,
-                    item_id: it.id(),
-                    output_index: *output_index,
-                    content_index: *content_index,
-                    part,
-                })?;
-            }
+            } => part_done(fold, &mut o, *output_index, *content_index)?,
             Event::ArgumentsDelta {
                 output_index,
                 delta,
@@ -307,12 +286,84 @@ impl ResponsesProjection {
             | Event::ToolExecuted { .. } => {}
             Event::RunCompleted => lifecycle(fold, &mut o, "response.completed")?,
             Event::RunIncomplete { .. } => lifecycle(fold, &mut o, "response.incomplete")?,
-            Event::RunFailed { .. } | Event::RunCancelled => {
+            Event::RunFailed { .. } => {
+                close_interrupted(fold, &mut o, cursor, &interrupted_parts)?;
                 lifecycle(fold, &mut o, "response.failed")?
             }
+            // A cancelled response shows no output: nothing to end.
+            Event::RunCancelled => lifecycle(fold, &mut o, "response.failed")?,
         }
         Ok(())
     }
+}
+
+/// Before the `response.failed` of a failure: every item not yet done on
+/// the wire is ended there, as the terminal response shows it
+/// (`incomplete` if the failure cut it off), its open content part first,
+/// so a client that follows the item lifecycle sees each item end, and the
+/// done items are the response's output. (A cancelled response shows no
+/// output, so a cancellation ends none.)
+fn close_interrupted<F: FnMut(WireEvent)>(
+    fold: &RunFold,
+    o: &mut Out<'_, F>,
+    cursor: &mut WireCursor,
+    interrupted_parts: &[(u32, u32)],
+) -> Result<(), ProjectionError> {
+    while (cursor.next_done as usize) < fold.output().len() {
+        let index = cursor.next_done;
+        if cursor.next_added == index {
+            cursor.next_added += 1;
+            added(fold, o, index)?;
+        }
+        for &(_, part) in interrupted_parts.iter().filter(|(item, _)| *item == index) {
+            part_done(fold, o, index, part)?;
+        }
+        cursor.next_done += 1;
+        done(fold, o, index)?;
+    }
+    Ok(())
+}
+
+/// `response.*_text.done` (or `refusal.done`) and `response.content_part.done`
+/// for a content part that ended, as it is now.
+fn part_done<F: FnMut(WireEvent)>(
+    fold: &RunFold,
+    o: &mut Out<'_, F>,
+    output_index: u32,
+    content_index: u32,
+) -> Result<(), ProjectionError> {
+    let it = &fold.output()[output_index as usize];
+    let part = &it.content()[content_index as usize];
+    let text = part.text().unwrap_or_default();
+    let kind = part_kind(it, content_index);
+    let (ty, text, refusal) = match kind {
+        PartKind::OutputText => ("response.output_text.done", Some(text), None),
+        PartKind::Refusal => ("response.refusal.done", None, Some(text)),
+        PartKind::ReasoningText => ("response.reasoning_text.done", Some(text), None),
+    };
+    o.emit(ty, |sequence_number| TextDoneFrame {
+        ty,
+        sequence_number,
+        item_id: it.id(),
+        output_index,
+        content_index,
+        text,
+        refusal,
+        logprobs: match part {
+            ContentPart::OutputText { logprobs, .. } => Some(logprobs.as_slice()),
+            _ => None,
+        },
+    })?;
+    let ty = "response.content_part.done";
+    o.emit(ty, |sequence_number| PartFrame {
+        ty,
+        sequence_number,
+        item_id: it.id(),
+        output_index,
+        content_index,
+        part,
+    })?;
+    Ok(())
 }
 
 /// A `response.*` lifecycle event carrying the whole response object.
@@ -410,7 +461,12 @@ fn done<F: FnMut(WireEvent)>(
     let wire = wire_item(&fold.output()[output_index as usize]);
     let it: &Item = &wire;
     let progress = match it {
-        Item::McpCall(call) if call.error.is_some() => Some("response.mcp_call.failed"),
+        // A call a failure or cancellation cut off did not complete either.
+        Item::McpCall(call)
+            if call.error.is_some() || call.status == crate::item::ItemStatus::Incomplete =>
+        {
+            Some("response.mcp_call.failed")
+        }
         Item::McpCall(_) => Some("response.mcp_call.completed"),
         Item::McpListTools(list) if list.error.is_some() => Some("response.mcp_list_tools.failed"),
         Item::McpListTools(_) => Some("response.mcp_list_tools.completed"),
@@ -605,6 +661,119 @@ mod tests {
         assert_eq!(last.event_type, "response.failed");
         let v: Value = serde_json::from_str(&last.json).unwrap();
         assert_eq!(v["response"]["status"], "cancelled");
+    }
+
+    /// The output items `response.output_item.done` showed, which must be
+    /// the terminal response's output.
+    fn done_items_match_the_terminal_output(wire: &[WireEvent]) -> Value {
+        let done: Vec<Value> = wire
+            .iter()
+            .filter(|w| w.event_type == "response.output_item.done")
+            .map(|w| serde_json::from_str::<Value>(&w.json).unwrap()["item"].clone())
+            .collect();
+        let terminal: Value = serde_json::from_str(&wire.last().unwrap().json).unwrap();
+        assert_eq!(Value::Array(done), terminal["response"]["output"]);
+        terminal
+    }
+
+    #[test]
+    fn a_failure_ends_on_the_wire_the_item_it_cut_off_before_response_failed() {
+        let mut log = tool_then_text_log();
+        log.truncate(5);
+        log.push(Envelope {
+            seq: 5,
+            ts_ms: 0,
+            event: Event::RunFailed {
+                error: crate::run::RunError::new("upstream_disconnected", "gone"),
+            },
+        });
+        let wire = project(&log);
+        let tail: Vec<_> = wire.iter().skip(5).map(|w| w.event_type).collect();
+        assert_eq!(
+            tail,
+            [
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.failed",
+            ]
+        );
+        let failed = done_items_match_the_terminal_output(&wire);
+        assert_eq!(failed["response"]["output"][0]["status"], "incomplete");
+        assert_eq!(failed["response"]["output"][0]["content"][0]["text"], "Hi");
+    }
+
+    #[test]
+    fn a_failure_ends_a_waiting_tool_call_on_the_wire_too() {
+        use crate::item::ToolCallItem;
+        use crate::tool::ToolResult;
+        let call = |id: &str| {
+            Item::ToolCall(Box::new(ToolCallItem {
+                id: id.into(),
+                status: ItemStatus::InProgress,
+                call_id: format!("call_{id}"),
+                name: "add".into(),
+                server: Some("calc".into()),
+                arguments: "{}".into(),
+                approval_request_id: None,
+                result: None,
+            }))
+        };
+        let log = log(vec![
+            created_with(header()),
+            Event::RunStarted,
+            Event::ItemStarted {
+                output_index: 0,
+                item: call("a"),
+            },
+            Event::ItemStarted {
+                output_index: 1,
+                item: call("b"),
+            },
+            // b ends, but waits behind a, which the failure cuts off.
+            Event::ToolFinished {
+                output_index: 1,
+                result: ToolResult {
+                    success: true,
+                    output: Some("2".into()),
+                    error: None,
+                    runtime_ms: 1,
+                },
+            },
+            Event::ItemCompleted {
+                output_index: 1,
+                status: ItemStatus::Completed,
+            },
+            Event::RunFailed {
+                error: crate::run::RunError::new("upstream_disconnected", "gone"),
+            },
+        ]);
+        let wire = project(&log);
+        let shown: Vec<(&str, Value)> = wire
+            .iter()
+            .map(|w| {
+                let v: Value = serde_json::from_str(&w.json).unwrap();
+                (w.event_type, v["output_index"].clone())
+            })
+            .filter(|(ty, _)| {
+                ty.starts_with("response.output_item") || ty.starts_with("response.mcp_call.")
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("response.output_item.added", 0.into()),
+                ("response.mcp_call.in_progress", 0.into()),
+                ("response.mcp_call.failed", 0.into()),
+                ("response.output_item.done", 0.into()),
+                ("response.output_item.added", 1.into()),
+                ("response.mcp_call.in_progress", 1.into()),
+                ("response.mcp_call.completed", 1.into()),
+                ("response.output_item.done", 1.into()),
+            ]
+        );
+        let failed = done_items_match_the_terminal_output(&wire);
+        assert_eq!(failed["response"]["output"][0]["status"], "incomplete");
     }
 
     #[test]

@@ -38,6 +38,7 @@ use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use futures::SinkExt;
 use serde_json::{Value, json};
 use spool_core::agent_config::selected_agent;
 use spool_core::emit::{MemorySink, RunEmitter};
@@ -139,7 +140,11 @@ async fn serve_connection(state: AppState, mut socket: WebSocket) {
             }
             // Pings are answered by the socket itself.
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+            Some(Ok(Message::Close(_))) => {
+                answer_close(&mut socket).await;
+                return;
+            }
+            Some(Err(_)) | None => return,
         };
         match turn(&state, &mut socket, &mut cache, text.as_str(), deadline).await {
             Ok(Connection::Open) => {}
@@ -171,6 +176,14 @@ async fn close_at_limit(socket: &mut WebSocket, max_age: Duration) {
     };
     let _ = socket.send(error_frame(&limit)).await;
     let _ = socket.send(Message::Close(None)).await;
+}
+
+/// Completes the closing handshake a client began: the socket queued its
+/// reply to the client's Close frame as it read it, and sends it when
+/// flushed. Without it the client sees the connection drop (1006) rather
+/// than close cleanly.
+async fn answer_close(socket: &mut WebSocket) {
+    let _ = socket.flush().await;
 }
 
 /// `{"type": "error", "status", "error": {…}}`.
@@ -312,7 +325,12 @@ async fn turn(
                         continue;
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => {
+                    Some(Ok(Message::Close(_))) => {
+                        answer_close(socket).await;
+                        gone = true;
+                        break;
+                    }
+                    Some(Err(_)) | None => {
                         gone = true;
                         break;
                     }
