@@ -490,27 +490,17 @@ impl Runtime {
 
     /// The items of a `previous_response_id` chain, oldest turn first.
     pub async fn history(&self, prev: &ResponseId) -> Result<Vec<Item>, StartError> {
-        let mut chain = Vec::new();
-        let mut cursor = Some(prev.clone());
-        while let Some(id) = cursor.take() {
-            let Some(record) = self.store.response(&id).await? else {
-                if chain.is_empty() {
-                    return Err(StartError::PreviousNotFound(id));
-                }
-                // An older turn was deleted: the chain starts after it.
-                break;
-            };
-            if !record.status.is_terminal() {
-                return Err(StartError::PreviousInProgress(id));
-            }
-            chain.push(id);
-            if chain.len() < MAX_CHAIN {
-                cursor = record.previous_response_id;
-            }
+        // The chain in one read: newest first, cut where a turn was deleted.
+        let chain = self.store.response_chain(prev, MAX_CHAIN).await?;
+        if chain.is_empty() {
+            return Err(StartError::PreviousNotFound(prev.clone()));
+        }
+        if let Some(running) = chain.iter().find(|link| !link.status.is_terminal()) {
+            return Err(StartError::PreviousInProgress(running.id.clone()));
         }
         let mut items = Vec::new();
-        for id in chain.iter().rev() {
-            items.extend(self.store.turn_items(id).await?);
+        for link in chain.iter().rev() {
+            items.extend(self.store.turn_items(&link.id).await?);
         }
         Ok(items)
     }

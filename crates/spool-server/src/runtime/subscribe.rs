@@ -23,6 +23,9 @@ use tokio::sync::{broadcast, mpsc};
 
 /// Reads of the log tried before a subscription gives up.
 const READ_ATTEMPTS: u32 = 5;
+/// Events read from the log at a time: a long log (a replay, a subscriber
+/// far behind) is read page by page as the client takes it, never whole.
+pub const LOG_PAGE: usize = 1024;
 /// Wait before the first retry of a read; doubled for each next one.
 const READ_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -237,7 +240,9 @@ impl Subscription {
                 } => {
                     if *behind {
                         let events = read_log(store.as_ref(), id, next_seq.checked_sub(1)).await?;
-                        *behind = false;
+                        // A full page may have more after it: read on once
+                        // the client has taken this one.
+                        *behind = events.len() == LOG_PAGE;
                         if !events.is_empty() {
                             self.buffer.extend(events.into_iter().map(Arc::new));
                             return Ok(());
@@ -261,7 +266,7 @@ impl Subscription {
     }
 }
 
-/// A run's log after `after`, retrying errors that may pass. A corrupt
+/// A page of a run's log after `after`, retrying errors that may pass. A corrupt
 /// log or a stopped database is final.
 async fn read_log(
     store: &dyn Store,
@@ -271,7 +276,7 @@ async fn read_log(
     let mut backoff = READ_BACKOFF;
     let mut attempt = 1;
     loop {
-        match store.events(id, after).await {
+        match store.events_page(id, after, LOG_PAGE).await {
             Err(e) if e.is_transient() && attempt < READ_ATTEMPTS => {
                 tracing::warn!(response_id = %id, error = %e, attempt, "retrying a read of the log");
                 tokio::time::sleep(backoff).await;
