@@ -12,7 +12,7 @@
 //! - [`threads`]: one file per `/v1/threads` action (the Codex dialect),
 //!   and the thread-event stream (SSE or NDJSON).
 //! - [`runs`]: `GET /v1/runs/{id}/events`, any run in any dialect.
-//! - [`health`]: `GET /healthz`.
+//! - [`health`]: `GET /healthz` and `GET /readyz`.
 
 pub mod chat;
 pub mod conversations;

@@ -205,6 +205,10 @@ impl Subscription {
                 Ok(false)
             }
             Ok(BusMessage::StorageFailed(error)) => Err(SubscribeError::RunAborted(error)),
+            Ok(BusMessage::Reread) => {
+                *behind = true;
+                Ok(false)
+            }
             Err(broadcast::error::RecvError::Closed) => {
                 *live = None;
                 *behind = true;
@@ -291,7 +295,7 @@ async fn read_log(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::bus::Bus;
+    use crate::runtime::bus::LocalBus as Bus;
     use async_trait::async_trait;
     use spool_core::event::Event;
     use spool_core::item::Item;
