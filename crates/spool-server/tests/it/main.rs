@@ -13,6 +13,7 @@ mod errors;
 mod exec;
 mod faulty_store;
 mod helpers;
+mod instances;
 mod mcp;
 mod recovery;
 mod replay;
