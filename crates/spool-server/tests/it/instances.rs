@@ -338,3 +338,31 @@ async fn turns_from_both_instances_keep_each_conversation_whole() {
         }
     }
 }
+
+#[tokio::test]
+async fn spool_migrate_brings_a_schema_up_to_date_and_changes_nothing_the_second_time() {
+    let Some(deployment) = Deployment::new().await else {
+        return;
+    };
+    for _ in 0..2 {
+        let out = Command::new(env!("CARGO_BIN_EXE_spool"))
+            .arg("migrate")
+            .env("SPOOL_DATABASE_URL", &deployment.url)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let said = String::from_utf8(out.stdout).unwrap();
+        assert!(said.contains("the schema is up to date"), "{said}");
+    }
+    // The schema serves a store.
+    let store = spool_store::PostgresStore::open(&deployment.url, "probe", Duration::from_secs(5))
+        .await
+        .unwrap();
+    let unknown = spool_core::ids::ResponseId::generate(&spool_server::runtime::ids::Uuid7Ids);
+    assert_eq!(
+        spool_store::LogStore::response(&store, &unknown)
+            .await
+            .unwrap(),
+        None
+    );
+}

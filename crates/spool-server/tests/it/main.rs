@@ -9,6 +9,7 @@ mod client_tools;
 mod compaction;
 mod conversations;
 mod custom_agent;
+mod drain;
 mod errors;
 mod exec;
 mod faulty_store;
