@@ -456,6 +456,10 @@ pub trait ExecutionLeases: Send + Sync + 'static {
     /// they were lost with. Concurrent callers never take the same run.
     async fn take_over_orphans(&self) -> Result<Vec<Orphan>, StoreError>;
 
+    /// The unfinished runs this instance is the executor of: those it
+    /// executes, and those it took over but has not ended yet.
+    async fn own_unfinished(&self) -> Result<Vec<ResponseId>, StoreError>;
+
     /// Gives the lease up at a clean stop (nothing of this instance is
     /// left running).
     async fn retire(&self) -> Result<(), StoreError>;

@@ -33,6 +33,40 @@ pub(super) async fn keep(runtime: Weak<Runtime>, settings: LeaseSettings) {
             tracing::error!(error = %e, "cannot renew this instance's lease");
         }
         end_orphans(store.as_ref(), settings.leases.as_ref()).await;
+        if let Some(runtime) = runtime.upgrade() {
+            end_strays(&runtime, settings.leases.as_ref()).await;
+        }
+    }
+}
+
+/// Ends the runs this instance is the executor of but no longer runs: a
+/// run taken over whose end could not be written at once (its lost
+/// executor, cut off rather than dead, wrote meanwhile), or one of its own
+/// whose end could not be stored when it stopped.
+async fn end_strays(runtime: &Runtime, leases: &dyn ExecutionLeases) {
+    let own = match leases.own_unfinished().await {
+        Ok(own) => own,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list this instance's unfinished runs");
+            return;
+        }
+    };
+    // Read after the list: a run in the list that is not in the active set
+    // now has left this process (a run joins the set before its first write).
+    for id in own.into_iter().filter(|id| !runtime.is_running(id)) {
+        let error = RunError::new(
+            "server_error",
+            "This response stopped without a stored end; it was ended afterwards.",
+        );
+        match recovery::end_run(runtime.store.as_ref(), &id, error).await {
+            Ok(Ended::Logged) => {
+                tracing::warn!(response_id = %id, "ended a run of this instance that had stopped without an end");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(response_id = %id, error = %e, "cannot end a stopped run; trying again")
+            }
+        }
     }
 }
 
@@ -65,8 +99,8 @@ pub(super) async fn end_orphans(store: &dyn Store, leases: &dyn ExecutionLeases)
                 ended += 1;
             }
             Ok(_) => {}
-            // Taken over but not ended: it is this instance's now, so it is
-            // tried again when this instance's lease runs out, by another.
+            // Taken over but not ended: it is this instance's now, and is
+            // tried again as one of its strays.
             Err(e) => {
                 tracing::error!(response_id = %id, executor, error = %e, "cannot end a run lost with its executor")
             }

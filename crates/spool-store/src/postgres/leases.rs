@@ -7,6 +7,7 @@ use super::{PostgresStore, neutral};
 use crate::codec::parse_id;
 use crate::{ExecutionLeases, Orphan, StoreError};
 use async_trait::async_trait;
+use spool_core::ids::ResponseId;
 use std::time::Duration;
 
 /// The database's clock, in milliseconds since the epoch.
@@ -75,6 +76,21 @@ impl ExecutionLeases for PostgresStore {
                     })
                 })
                 .collect()
+        })
+        .await
+    }
+
+    async fn own_unfinished(&self) -> Result<Vec<ResponseId>, StoreError> {
+        neutral(async {
+            let client = self.client().await?;
+            let statement = client
+                .prepare_cached(
+                    "SELECT id FROM responses \
+                     WHERE status IN ('queued', 'in_progress') AND executor = $1",
+                )
+                .await?;
+            let rows = client.query(&statement, &[&self.inner.instance]).await?;
+            rows.iter().map(|r| Ok(parse_id(r.try_get(0)?)?)).collect()
         })
         .await
     }
