@@ -60,7 +60,7 @@ pub(super) async fn migrate_client(client: &mut tokio_postgres::Client) -> Resul
     let newest: Option<i32> = client
         .query_one("SELECT max(version) FROM spool_migrations", &[])
         .await?
-        .get(0);
+        .try_get(0)?;
     if let Some(newest) = newest
         && newest as usize > MIGRATIONS.len()
     {
