@@ -836,7 +836,10 @@ async fn postgres_the_runs_of_an_instance_whose_lease_expired_are_taken_over_onc
     a.write(&[new_response(&run, None, vec![])]).await.unwrap();
     // A's lease is live: its run is nobody else's.
     assert!(b.take_over_orphans().await.unwrap().is_empty());
-    assert_eq!(a.own_unfinished().await.unwrap(), std::slice::from_ref(&run));
+    assert_eq!(
+        a.own_unfinished().await.unwrap(),
+        std::slice::from_ref(&run)
+    );
     assert!(b.own_unfinished().await.unwrap().is_empty());
     tokio::time::sleep(Duration::from_millis(400)).await;
     let taken = b.take_over_orphans().await.unwrap();
@@ -849,7 +852,10 @@ async fn postgres_the_runs_of_an_instance_whose_lease_expired_are_taken_over_onc
     );
     // B executes it now: taken once, and not by A on its return.
     assert!(b.take_over_orphans().await.unwrap().is_empty());
-    assert_eq!(b.own_unfinished().await.unwrap(), std::slice::from_ref(&run));
+    assert_eq!(
+        b.own_unfinished().await.unwrap(),
+        std::slice::from_ref(&run)
+    );
     assert!(a.own_unfinished().await.unwrap().is_empty());
     a.renew_lease(Duration::from_secs(30)).await.unwrap();
     assert!(a.take_over_orphans().await.unwrap().is_empty());
