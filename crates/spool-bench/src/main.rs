@@ -20,10 +20,15 @@
 //!   and over HTTP with `previous_response_id`: latency per turn, beside
 //!   the same model calls made straight to the upstream.
 //!
+//! - `postgres` (with `--postgres URL`): the store, throughput and
+//!   20-token figures on PostgreSQL, and the delivery latency of events
+//!   from one instance to another on the same database.
+//!
 //! Figures sit beside a baseline measured in the same run (these machines
 //! are noisy). The table is printed and written as JSON.
 
 mod load;
+mod postgres;
 mod process;
 mod report;
 mod scenarios;
@@ -41,7 +46,7 @@ struct Args {
     /// Scenarios to run, comma-separated.
     #[arg(
         long,
-        default_value = "store,latency,paced,chat,throughput,replay,open,websocket",
+        default_value = "store,latency,paced,chat,throughput,replay,open,websocket,postgres",
         value_delimiter = ','
     )]
     only: Vec<String>,
@@ -70,6 +75,13 @@ struct Args {
     /// 20-turn conversations per transport in the `websocket` scenario.
     #[arg(long, default_value_t = 50)]
     conversations: usize,
+    /// A PostgreSQL database for the `postgres` scenario (each run makes
+    /// its own schemas in it); without it that scenario is skipped.
+    #[arg(long, env = "SPOOL_BENCH_DATABASE_URL")]
+    postgres: Option<String>,
+    /// Runs streamed from a second instance in the `postgres` scenario.
+    #[arg(long, default_value_t = 20)]
+    delivery_runs: usize,
     /// Where to write the JSON results.
     #[arg(long, default_value = "target/bench.json")]
     json: std::path::PathBuf,
@@ -98,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
         client: reqwest::Client::builder()
             .pool_max_idle_per_host(usize::MAX)
             .build()?,
-        spool: process::Spool::start(&bin, &upstream).await?,
+        spool: process::Spool::start(&bin, &upstream, &process::Database::Sqlite).await?,
         upstream,
     };
     bench.warm_up().await?;
@@ -135,6 +147,28 @@ async fn main() -> anyhow::Result<()> {
     if run("websocket") {
         eprintln!("websocket…");
         bench.websocket(&mut rows, args.conversations).await?;
+    }
+    if run("postgres") {
+        match &args.postgres {
+            Some(url) => {
+                eprintln!("postgres…");
+                postgres::postgres(
+                    &mut rows,
+                    postgres::Settings {
+                        bin: &bin,
+                        upstream: &bench.upstream,
+                        url,
+                        requests: args.requests,
+                        concurrency: args.concurrency,
+                        delivery_runs: args.delivery_runs,
+                    },
+                )
+                .await?;
+            }
+            None => {
+                eprintln!("postgres: skipped (give --postgres URL or SPOOL_BENCH_DATABASE_URL)")
+            }
+        }
     }
 
     println!(

@@ -1,15 +1,24 @@
-//! The `spool` process under test: started on a fresh SQLite database,
-//! measured through /proc, killed when dropped.
+//! The `spool` process under test: started on a fresh SQLite database or
+//! on a PostgreSQL schema, measured through /proc, killed when dropped.
 
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// Where a spool process under test keeps its log.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// A fresh SQLite file in its own directory.
+    Sqlite,
+    /// A PostgreSQL URL (a schema several processes may share).
+    Postgres(String),
+}
+
 pub struct Spool {
     child: Child,
     pub base: String,
-    pub db: PathBuf,
+    db: Stored,
     /// /proc files opened once: with thousands of sockets open the bench
     /// may have no descriptor left to open them later.
     proc_status: std::sync::Mutex<std::fs::File>,
@@ -32,19 +41,37 @@ impl Drop for Spool {
     }
 }
 
+/// The log of a process, as the bench reads it.
+enum Stored {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
 impl Spool {
-    pub async fn start(bin: &Path, upstream: &str) -> anyhow::Result<Self> {
+    pub async fn start(bin: &Path, upstream: &str, database: &Database) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
         let dir = std::env::temp_dir().join(format!("spool-bench-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        let db = dir.join("bench.db");
+        let (db, url) = match database {
+            Database::Sqlite => {
+                let db = dir.join("bench.db");
+                let url = format!("sqlite://{}", db.display());
+                (Stored::Sqlite(db), url)
+            }
+            Database::Postgres(url) => (Stored::Postgres(url.clone()), url.clone()),
+        };
         let child = Command::new(bin)
             .arg("serve")
             .env("SPOOL_ADDR", format!("127.0.0.1:{port}"))
-            .env("SPOOL_DATABASE_URL", format!("sqlite://{}", db.display()))
+            .env("SPOOL_DATABASE_URL", url)
+            // Instances sharing a database share the compaction key.
+            .env(
+                "SPOOL_COMPACTION_KEY_FILE",
+                std::env::temp_dir().join("spool-bench-compaction.key"),
+            )
             .env("SPOOL_UPSTREAM_URL", upstream)
             .env("SPOOL_SSE_KEEPALIVE_SECS", "0")
             .env("SPOOL_LOG", "warn")
@@ -102,11 +129,30 @@ impl Spool {
 
     /// Events stored in the log so far.
     pub async fn persisted_events(&self) -> anyhow::Result<i64> {
-        let db = self.db.clone();
-        Ok(tokio::task::spawn_blocking(move || {
-            rusqlite::Connection::open(db)?
-                .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
-        })
-        .await??)
+        match &self.db {
+            Stored::Sqlite(db) => {
+                let db = db.clone();
+                Ok(tokio::task::spawn_blocking(move || {
+                    rusqlite::Connection::open(db)?.query_row(
+                        "SELECT COUNT(*) FROM events",
+                        [],
+                        |r| r.get(0),
+                    )
+                })
+                .await??)
+            }
+            Stored::Postgres(url) => {
+                let (client, connection) =
+                    tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+                let driver = tokio::spawn(connection);
+                let count: i64 = client
+                    .query_one("SELECT COUNT(*) FROM events", &[])
+                    .await?
+                    .get(0);
+                drop(client);
+                let _ = driver.await;
+                Ok(count)
+            }
+        }
     }
 }

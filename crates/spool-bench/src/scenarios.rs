@@ -8,7 +8,7 @@ use futures::StreamExt;
 use serde_json::json;
 use spool_core::event::{Envelope, Event};
 use spool_core::ids::ResponseId;
-use spool_server::runtime::bus::Bus;
+use spool_server::runtime::bus::LocalBus;
 use spool_server::runtime::writer::Writer;
 use spool_store::{SqliteStore, Store, WriteOp};
 use std::sync::Arc;
@@ -31,7 +31,7 @@ impl Bench {
         format!("{}/chat/completions", self.upstream)
     }
 
-    fn spool_url(&self) -> String {
+    pub fn spool_url(&self) -> String {
         format!("{}/v1/responses", self.spool.base)
     }
 
@@ -42,7 +42,7 @@ impl Bench {
         .to_string()
     }
 
-    fn spool_body(tokens: usize, delay_ms: u64) -> String {
+    pub fn spool_body(tokens: usize, delay_ms: u64) -> String {
         json!({"model": format!("t{tokens}d{delay_ms}"), "stream": true, "input": "bench"})
             .to_string()
     }
@@ -502,7 +502,7 @@ fn ended(response: &serde_json::Value) -> anyhow::Result<(String, Option<String>
 }
 
 /// The p50 and p99 of `timings`, in ms.
-fn p50_p99(timings: &mut [Duration]) -> (f64, f64) {
+pub fn p50_p99(timings: &mut [Duration]) -> (f64, f64) {
     timings.sort();
     let at = |q: f64| {
         let i = ((timings.len() as f64 - 1.0) * q).round() as usize;
@@ -639,7 +639,25 @@ pub async fn store(rows: &mut Vec<Row>, events: usize, producers: usize) -> anyh
     std::fs::create_dir_all(&dir)?;
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&format!("sqlite://{}", dir.join("s.db").display())).await?);
-    let (writer, task) = Writer::spawn(store, Arc::new(Bus::default()));
+    let appends = appends_per_second(store, events, producers).await?;
+    rows.push(Row::new(
+        "store",
+        format!("appends/s, {producers} producers, group commit"),
+        "1/s",
+        appends,
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Appends per second through the server's group-commit writer into
+/// `store`, from `producers` runs appending at once.
+pub async fn appends_per_second(
+    store: Arc<dyn Store>,
+    events: usize,
+    producers: usize,
+) -> anyhow::Result<f64> {
+    let (writer, task) = Writer::spawn(store, Arc::new(LocalBus::default()));
     let per_producer = events / producers;
     let start = Instant::now();
     let handles: Vec<_> = (0..producers)
@@ -676,12 +694,5 @@ pub async fn store(rows: &mut Vec<Row>, events: usize, producers: usize) -> anyh
     let elapsed = start.elapsed();
     drop(writer);
     let _ = task.await;
-    rows.push(Row::new(
-        "store",
-        format!("appends/s, {producers} producers, group commit"),
-        "1/s",
-        (per_producer * producers) as f64 / elapsed.as_secs_f64(),
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(())
+    Ok((per_producer * producers) as f64 / elapsed.as_secs_f64())
 }

@@ -1,11 +1,14 @@
 //! Building and running the server: store, recovery, runtime, listener.
 
 use crate::compaction::CompactionSeal;
-use crate::config::{FileConfig, ServeConfig};
+use crate::config::{ClusterConfig, FileConfig, ServeConfig};
 use crate::http::AppState;
 use crate::http::router::router;
 use crate::http::sse::SseOptions;
-use crate::runtime::{Agents, McpAccess, Runtime, recovery};
+use crate::runtime::bus::PostgresBus;
+use crate::runtime::ids::Uuid7Ids;
+use crate::runtime::{Agents, Deployment, LeaseSettings, McpAccess, Runtime, recovery};
+use spool_core::ids::IdSource;
 use spool_provider::mcp::{McpClients, check_allowed_url};
 use std::time::Duration;
 
@@ -15,7 +18,7 @@ use anyhow::Context;
 use axum::serve::ListenerExt;
 use spool_provider::openai_chat::{OpenAiChat, OpenAiChatConfig};
 use spool_provider::{ModelProvider, ModelRouter};
-use spool_store::{SqliteStore, Store};
+use spool_store::{PostgresStore, SqliteStore, Store};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,17 +32,72 @@ pub struct App {
     router: axum::Router,
 }
 
-/// Opens the store named by a database URL.
+/// Whether a database URL names PostgreSQL.
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// Opens the store named by a database URL (bringing its schema up to
+/// date), as one instance alone on it.
 pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    let (store, _) = open_backend(url, &ClusterConfig::default()).await?;
+    Ok(store)
+}
+
+/// Opens the store named by a database URL and what the instance shares
+/// through it: on PostgreSQL the cross-instance bus and execution leases,
+/// on SQLite the in-process bus alone.
+pub async fn open_backend(
+    url: &str,
+    cluster: &ClusterConfig,
+) -> anyhow::Result<(Arc<dyn Store>, Deployment)> {
     if url.starts_with("sqlite:") {
         let store = SqliteStore::open(url)
             .await
             .with_context(|| format!("cannot open the SQLite database {url}"))?;
-        return Ok(Arc::new(store));
+        let deployment = Deployment {
+            drain_grace: cluster.drain_grace(),
+            ..Deployment::single()
+        };
+        return Ok((Arc::new(store), deployment));
+    }
+    if is_postgres(url) {
+        let instance = cluster
+            .instance_id
+            .clone()
+            .unwrap_or_else(|| Uuid7Ids.new_id("inst"));
+        let store = PostgresStore::open(url, &instance, cluster.lease_ttl())
+            .await
+            .context("cannot open the PostgreSQL database (SPOOL_DATABASE_URL)")?;
+        tracing::info!(
+            instance,
+            "sharing a PostgreSQL database with other instances"
+        );
+        let deployment = Deployment {
+            bus: Arc::new(PostgresBus::start(store.clone())),
+            leases: Some(LeaseSettings {
+                leases: Arc::new(store.clone()),
+                ttl: cluster.lease_ttl(),
+            }),
+            drain_grace: cluster.drain_grace(),
+        };
+        return Ok((Arc::new(store), deployment));
     }
     anyhow::bail!(
-        "unsupported SPOOL_DATABASE_URL '{url}': this build stores its log in SQLite; use sqlite://PATH"
+        "unsupported SPOOL_DATABASE_URL '{url}': use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE"
     )
+}
+
+/// Brings the schema of the database at `url` up to date: `spool migrate`.
+pub async fn migrate(url: &str) -> anyhow::Result<()> {
+    if is_postgres(url) {
+        spool_store::postgres::migrate(url)
+            .await
+            .context("cannot migrate the PostgreSQL database")?;
+        return Ok(());
+    }
+    // Opening a SQLite database applies its migrations.
+    open_store(url).await.map(drop)
 }
 
 impl App {
@@ -53,15 +111,24 @@ impl App {
     /// Like [`App::build`], also hosting `agents`: a request whose `model`
     /// is an agent's name runs that agent.
     pub async fn build_with_agents(config: &ServeConfig, agents: Agents) -> anyhow::Result<Self> {
-        let store = open_store(&config.database_url).await?;
-        Self::build_with_store(config, store, agents).await
+        let (store, deployment) = open_backend(&config.database_url, &config.cluster).await?;
+        Self::build_with_deployment(config, store, deployment, agents).await
     }
 
     /// Like [`App::build_with_agents`] over a store the caller opened
-    /// (`config.database_url` is not used).
+    /// (`config.database_url` is not used), alone on it.
     pub async fn build_with_store(
         config: &ServeConfig,
         store: Arc<dyn Store>,
+        agents: Agents,
+    ) -> anyhow::Result<Self> {
+        Self::build_with_deployment(config, store, Deployment::single(), agents).await
+    }
+
+    async fn build_with_deployment(
+        config: &ServeConfig,
+        store: Arc<dyn Store>,
+        deployment: Deployment,
         agents: Agents,
     ) -> anyhow::Result<Self> {
         let mut allowed_urls: Vec<String> = config.mcp_allowed_urls.clone();
@@ -94,7 +161,8 @@ impl App {
                 .map_err(|e| anyhow::anyhow!("invalid MCP allowed URL: {e}"))?;
         }
         // Never fails: a log that cannot be used is quarantined and logged.
-        let recovered = recovery::recover(store.as_ref()).await;
+        let leases = deployment.leases.as_ref().map(|l| l.leases.as_ref());
+        let recovered = recovery::recover(store.as_ref(), leases).await;
         if recovered != recovery::Recovered::default() {
             tracing::warn!(
                 ended = recovered.ended,
@@ -145,6 +213,7 @@ impl App {
         )?);
         let (runtime, writer_task) = Runtime::new(
             store,
+            deployment,
             ModelRouter::new(upstream),
             agents,
             McpAccess {

@@ -22,7 +22,9 @@ pub struct ServeConfig {
     #[arg(long, env = "SPOOL_CONFIG")]
     pub config: Option<PathBuf>,
 
-    /// Where the log is stored: `sqlite://PATH` (created if missing).
+    /// Where the log is stored: `sqlite://PATH` (created if missing), or
+    /// `postgres://USER@HOST:PORT/DATABASE` for several instances sharing
+    /// one database (add `?options=-csearch_path%3DSCHEMA` for a schema).
     #[arg(
         long,
         env = "SPOOL_DATABASE_URL",
@@ -79,6 +81,64 @@ pub struct ServeConfig {
     /// limit is 60 minutes); then it is closed with an error frame.
     #[arg(long, env = "SPOOL_WEBSOCKET_MAX_AGE_SECS", default_value_t = 3600)]
     pub websocket_max_age_secs: u64,
+
+    #[command(flatten)]
+    pub cluster: ClusterConfig,
+}
+
+/// How an instance shares a PostgreSQL database with others, and how it
+/// stops.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterConfig {
+    /// This instance's id, recorded as the executor of its runs (a fresh
+    /// one per process by default; give each instance its own).
+    #[arg(long, env = "SPOOL_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+
+    /// Milliseconds an instance's execution lease lasts unrenewed (it is
+    /// renewed every third of it): how soon the runs of an instance that
+    /// died are ended by another. PostgreSQL only.
+    #[arg(long, env = "SPOOL_LEASE_TTL_MS", default_value_t = 10_000)]
+    pub lease_ttl_ms: u64,
+
+    /// Seconds a stopping instance lets its runs finish (its readiness
+    /// route answering 503 meanwhile) before it ends the rest
+    /// `server_shutdown`.
+    #[arg(long, env = "SPOOL_DRAIN_GRACE_SECS", default_value_t = 0)]
+    pub drain_grace_secs: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            instance_id: None,
+            lease_ttl_ms: 10_000,
+            drain_grace_secs: 0,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// The lease's time-to-live; never so short that renewals cannot keep up.
+    pub fn lease_ttl(&self) -> Duration {
+        Duration::from_millis(self.lease_ttl_ms.max(300))
+    }
+
+    pub fn drain_grace(&self) -> Duration {
+        Duration::from_secs(self.drain_grace_secs)
+    }
+}
+
+/// Settings of `spool migrate`.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateConfig {
+    /// The database to bring up to date (as `spool serve` takes it).
+    #[arg(
+        long,
+        env = "SPOOL_DATABASE_URL",
+        default_value = "sqlite://./spool.db"
+    )]
+    pub database_url: String,
 }
 
 /// The config file.

@@ -4,6 +4,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use spool_server::cli::exec::{self, ExecArgs};
+use spool_server::config::MigrateConfig;
 use spool_server::{App, ServeConfig};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
@@ -20,6 +21,9 @@ struct Cli {
 enum Command {
     /// Serve the API.
     Serve(ServeConfig),
+    /// Bring the database's schema up to date, and exit (`spool serve`
+    /// does this too as it starts).
+    Migrate(MigrateConfig),
     /// Run one turn on a spool server, as `codex exec` does (the Codex
     /// SDKs drive it unmodified).
     Exec(ExecArgs),
@@ -42,7 +46,26 @@ async fn main() -> anyhow::Result<ExitCode> {
             app.run_until_stopped(shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Migrate(config) => {
+            spool_server::app::migrate(&config.database_url).await?;
+            println!("{}: the schema is up to date", redact(&config.database_url));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Exec(args) => Ok(exec::run(args).await),
+    }
+}
+
+/// A database URL without its password, to print.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
     }
 }
 

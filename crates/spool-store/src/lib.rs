@@ -10,6 +10,9 @@
 //! transient one) rather than which driver raised them. What every backend
 //! must do is checked by the contract suite in `tests/contract.rs`.
 
+mod codec;
+pub mod postgres;
+mod prepared;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -20,6 +23,7 @@ use spool_core::item::Item;
 use spool_core::status::RunStatus;
 use std::collections::BTreeMap;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// A storage failure, in terms any backend can report: callers decide on
@@ -144,6 +148,13 @@ pub struct ResponseRecord {
     pub previous_response_id: Option<ResponseId>,
     /// The final response object, once the run has ended.
     pub snapshot: Option<String>,
+}
+
+/// One response of a `previous_response_id` chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainLink {
+    pub id: ResponseId,
+    pub status: RunStatus,
 }
 
 /// Ascending or descending item order.
@@ -345,6 +356,50 @@ pub trait LogStore: Send + Sync + 'static {
         after: Option<u64>,
     ) -> Result<Vec<Envelope>, StoreError>;
 
+    /// At most `limit` events of a response's log from `after + 1` (or from
+    /// 0): a long log is read in bounded pages, never all at once.
+    ///
+    /// The default reads the rest of the log with [`events`](Self::events)
+    /// and keeps the first page; backends override it with a bounded read.
+    async fn events_page(
+        &self,
+        id: &ResponseId,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Envelope>, StoreError> {
+        let mut events = self.events(id, after).await?;
+        events.truncate(limit);
+        Ok(events)
+    }
+
+    /// The `previous_response_id` chain from `id` back: `id`'s record
+    /// first, then the response it continued, and so on, for at most `max`
+    /// responses; it stops early at a response that no longer exists.
+    ///
+    /// The default follows the chain one read at a time; backends override
+    /// it with one recursive query.
+    async fn response_chain(
+        &self,
+        id: &ResponseId,
+        max: usize,
+    ) -> Result<Vec<ChainLink>, StoreError> {
+        let mut chain = Vec::new();
+        let mut cursor = Some(id.clone());
+        while let Some(id) = cursor.take() {
+            let Some(record) = self.response(&id).await? else {
+                break;
+            };
+            chain.push(ChainLink {
+                id: record.id,
+                status: record.status,
+            });
+            if chain.len() < max {
+                cursor = record.previous_response_id;
+            }
+        }
+        Ok(chain)
+    }
+
     /// One page of a response's input items.
     async fn input_items(
         &self,
@@ -373,6 +428,41 @@ pub trait AgentStore: Send + Sync + 'static {
 
     /// Deletes every agent not named in `names`.
     async fn retain_agents(&self, names: &[String]) -> Result<(), StoreError>;
+}
+
+/// A run whose executing instance's lease ran out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphan {
+    pub id: ResponseId,
+    /// The instance it was lost with.
+    pub executor: String,
+}
+
+/// Execution leases, for a store that several instances share: each
+/// instance holds a lease it renews while it lives, and the runs it creates
+/// name it as their executor. A run whose executor's lease ran out was lost
+/// with it and is taken over, by one instance, to be ended.
+#[async_trait]
+pub trait ExecutionLeases: Send + Sync + 'static {
+    /// This instance's id: the executor recorded on the runs it creates.
+    fn instance_id(&self) -> &str;
+
+    /// Extends this instance's lease to `ttl` from now, by the database's
+    /// clock (so instances' clocks need not agree).
+    async fn renew_lease(&self, ttl: std::time::Duration) -> Result<(), StoreError>;
+
+    /// Makes this instance the executor of every unfinished run whose
+    /// executor's lease has expired, and returns them with the instance
+    /// they were lost with. Concurrent callers never take the same run.
+    async fn take_over_orphans(&self) -> Result<Vec<Orphan>, StoreError>;
+
+    /// The unfinished runs this instance is the executor of: those it
+    /// executes, and those it took over but has not ended yet.
+    async fn own_unfinished(&self) -> Result<Vec<ResponseId>, StoreError>;
+
+    /// Gives the lease up at a clean stop (nothing of this instance is
+    /// left running).
+    async fn retire(&self) -> Result<(), StoreError>;
 }
 
 /// Everything spool keeps durably. Implement the three parts; this follows.

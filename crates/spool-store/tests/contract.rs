@@ -12,12 +12,14 @@ use spool_core::ids::{ConversationId, IdSource, ResponseId};
 use spool_core::item::{ContentPart, Item, ItemStatus, MessageItem, Role};
 use spool_core::run::RunError;
 use spool_core::status::RunStatus;
+use spool_store::postgres::{Notice, Notices};
 use spool_store::{
-    ConversationAccess, Create, Finish, ItemPageQuery, NewConversation, NewResponse, Order,
-    PageError, SqliteStore, Store, WriteOp,
+    ConversationAccess, Create, ExecutionLeases, Finish, ItemPageQuery, LogStore, NewConversation,
+    NewResponse, Order, Orphan, PageError, PostgresStore, SqliteStore, Store, WriteOp,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Unique ids for these tests.
 struct Fresh;
@@ -199,6 +201,47 @@ async fn events_are_read_after_a_position(store: Arc<dyn Store>) {
     assert!(
         store
             .events(&ResponseId::generate(&Fresh), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn a_long_log_is_read_in_bounded_pages(store: Arc<dyn Store>) {
+    let id = ResponseId::generate(&Fresh);
+    let mut batch = vec![new_response(&id, None, vec![])];
+    batch.extend((1..5000).map(|seq| usage(&id, seq)));
+    store.write(&batch).await.unwrap();
+    let first = store.events_page(&id, None, 1000).await.unwrap();
+    assert_eq!(seqs(&first), (0..1000).collect::<Vec<_>>());
+    let last = store.events_page(&id, Some(4499), 1000).await.unwrap();
+    assert_eq!(seqs(&last), (4500..5000).collect::<Vec<_>>());
+    // The whole log, however it is paged inside the backend.
+    assert_eq!(store.events(&id, None).await.unwrap().len(), 5000);
+}
+
+async fn a_previous_response_chain_is_read_newest_first(store: Arc<dyn Store>) {
+    let ids: Vec<ResponseId> = (0..4).map(|_| ResponseId::generate(&Fresh)).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let mut op = new_response(id, None, vec![]);
+        if let (WriteOp::Create(c), Some(previous)) = (&mut op, i.checked_sub(1)) {
+            c.response.previous_response_id = Some(ids[previous].clone());
+        }
+        store.write(&[op]).await.unwrap();
+    }
+    store.write(&[finish(&ids[3], 1, vec![])]).await.unwrap();
+    let chain = store.response_chain(&ids[3], 100).await.unwrap();
+    let chain_ids: Vec<&ResponseId> = chain.iter().map(|l| &l.id).collect();
+    assert_eq!(chain_ids, [&ids[3], &ids[2], &ids[1], &ids[0]]);
+    assert_eq!(chain[0].status, RunStatus::Failed);
+    assert_eq!(chain[1].status, RunStatus::Queued);
+    assert_eq!(store.response_chain(&ids[3], 2).await.unwrap().len(), 2);
+    // A deleted turn cuts the chain there.
+    store.delete(&ids[1]).await.unwrap();
+    assert_eq!(store.response_chain(&ids[3], 100).await.unwrap().len(), 2);
+    assert!(
+        store
+            .response_chain(&ResponseId::generate(&Fresh), 100)
             .await
             .unwrap()
             .is_empty()
@@ -489,6 +532,51 @@ async fn one_response_at_a_time_holds_a_conversation(store: Arc<dyn Store>) {
     );
 }
 
+async fn concurrent_claims_are_exclusive_and_appends_keep_every_item(store: Arc<dyn Store>) {
+    let id = conversation(store.as_ref(), vec![]).await;
+    // Twenty claimants at once: exactly one holds the conversation.
+    let claims = (0..20).map(|_| {
+        let (store, id) = (store.clone(), id.clone());
+        tokio::spawn(async move {
+            let run = ResponseId::generate(&Fresh);
+            store.claim_conversation(&id, &run, &[]).await.unwrap()
+        })
+    });
+    let mut granted = 0;
+    for claim in claims {
+        match claim.await.unwrap() {
+            ConversationAccess::Done => granted += 1,
+            ConversationAccess::Busy(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(granted, 1);
+    let holder = store
+        .conversation(&id)
+        .await
+        .unwrap()
+        .unwrap()
+        .active_response
+        .unwrap();
+    store.release_conversation(&id, &holder).await.unwrap();
+    // Twenty appenders at once: every item is kept, each once, and each
+    // appender's items stay together in its order.
+    let batches: Vec<Vec<Item>> = (0..20).map(|_| messages(3)).collect();
+    let appends = batches.iter().cloned().map(|items| {
+        let (store, id) = (store.clone(), id.clone());
+        tokio::spawn(async move { store.append_conversation_items(&id, &items).await.unwrap() })
+    });
+    for append in appends {
+        assert_eq!(append.await.unwrap(), ConversationAccess::Done);
+    }
+    let history = store.conversation_history(&id).await.unwrap();
+    assert_eq!(history.len(), 60);
+    for batch in &batches {
+        let at = history.iter().position(|i| i == &batch[0]).unwrap();
+        assert_eq!(&history[at..at + 3], batch.as_slice());
+    }
+}
+
 async fn a_run_on_a_conversation_appends_its_items_and_releases_it_when_it_ends(
     store: Arc<dyn Store>,
 ) {
@@ -661,6 +749,8 @@ macro_rules! contract {
             contract!(@tests $open;
                 a_run_is_created_appended_to_and_finished,
                 events_are_read_after_a_position,
+                a_long_log_is_read_in_bounded_pages,
+                a_previous_response_chain_is_read_newest_first,
                 a_failing_write_writes_nothing,
                 a_refused_run_does_not_fail_the_others_in_its_batch,
                 input_items_page_by_limit_order_and_cursor,
@@ -669,6 +759,7 @@ macro_rules! contract {
                 a_conversation_is_created_read_updated_and_deleted,
                 conversation_items_page_like_input_items,
                 one_response_at_a_time_holds_a_conversation,
+                concurrent_claims_are_exclusive_and_appends_keep_every_item,
                 a_run_on_a_conversation_appends_its_items_and_releases_it_when_it_ends,
                 a_run_that_opens_its_conversation_creates_it_claimed,
                 stale_claims_are_released_and_live_ones_kept,
@@ -679,20 +770,137 @@ macro_rules! contract {
     };
     (@tests $open:path; $($test:ident),* $(,)?) => {
         $(
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $test() {
-                super::$test($open().await).await
+                match $open().await {
+                    Some(store) => super::$test(store).await,
+                    None => eprintln!(
+                        "skipped: set SPOOL_TEST_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/test) to run it"
+                    ),
+                }
             }
         )*
     };
 }
 
 /// A fresh SQLite database in its own temporary directory.
-async fn sqlite() -> Arc<dyn Store> {
+async fn sqlite() -> Option<Arc<dyn Store>> {
     let dir = std::env::temp_dir().join(Fresh.new_id("contract"));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}", dir.join("spool.db").display());
-    Arc::new(SqliteStore::open(&url).await.unwrap())
+    Some(Arc::new(SqliteStore::open(&url).await.unwrap()))
+}
+
+/// A fresh schema of the database `SPOOL_TEST_DATABASE_URL` names, so
+/// tests run side by side; `None` (the test is skipped) without it.
+async fn postgres() -> Option<Arc<dyn Store>> {
+    let url = std::env::var("SPOOL_TEST_DATABASE_URL").ok()?;
+    let schema = format!("contract_{}", uuid::Uuid::now_v7().simple());
+    let url = spool_store::postgres::create_schema(&url, &schema)
+        .await
+        .unwrap();
+    let store = PostgresStore::open(&url, &Fresh.new_id("instance"), Duration::from_secs(30))
+        .await
+        .unwrap();
+    Some(Arc::new(store))
 }
 
 contract!(sqlite, super::sqlite);
+contract!(postgres, super::postgres);
+
+// === PostgreSQL: what several instances sharing one schema rely on ===
+
+/// Two stores on one fresh schema, as two instances would open it; `None`
+/// without `SPOOL_TEST_DATABASE_URL`.
+async fn two_instances(lease: Duration) -> Option<(PostgresStore, PostgresStore)> {
+    let url = std::env::var("SPOOL_TEST_DATABASE_URL").ok()?;
+    let schema = format!("cluster_{}", uuid::Uuid::now_v7().simple());
+    let url = spool_store::postgres::create_schema(&url, &schema)
+        .await
+        .unwrap();
+    let a = PostgresStore::open(&url, &Fresh.new_id("a"), lease)
+        .await
+        .unwrap();
+    let b = PostgresStore::open(&url, &Fresh.new_id("b"), Duration::from_secs(30))
+        .await
+        .unwrap();
+    Some((a, b))
+}
+
+#[tokio::test]
+async fn postgres_the_runs_of_an_instance_whose_lease_expired_are_taken_over_once() {
+    let Some((a, b)) = two_instances(Duration::from_millis(300)).await else {
+        eprintln!("skipped: SPOOL_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let run = ResponseId::generate(&Fresh);
+    a.write(&[new_response(&run, None, vec![])]).await.unwrap();
+    // A's lease is live: its run is nobody else's.
+    assert!(b.take_over_orphans().await.unwrap().is_empty());
+    assert_eq!(
+        a.own_unfinished().await.unwrap(),
+        std::slice::from_ref(&run)
+    );
+    assert!(b.own_unfinished().await.unwrap().is_empty());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let taken = b.take_over_orphans().await.unwrap();
+    assert_eq!(
+        taken,
+        [Orphan {
+            id: run.clone(),
+            executor: a.instance_id().to_owned()
+        }]
+    );
+    // B executes it now: taken once, and not by A on its return.
+    assert!(b.take_over_orphans().await.unwrap().is_empty());
+    assert_eq!(
+        b.own_unfinished().await.unwrap(),
+        std::slice::from_ref(&run)
+    );
+    assert!(a.own_unfinished().await.unwrap().is_empty());
+    a.renew_lease(Duration::from_secs(30)).await.unwrap();
+    assert!(a.take_over_orphans().await.unwrap().is_empty());
+    // A run whose end is stored is nobody's orphan.
+    b.retire().await.unwrap();
+    b.write(&[finish(&run, 1, vec![])]).await.unwrap();
+    assert!(a.take_over_orphans().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn postgres_committed_events_and_cancels_are_announced_to_every_instance() {
+    let Some((a, b)) = two_instances(Duration::from_secs(30)).await else {
+        eprintln!("skipped: SPOOL_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let mut heard = b.listen();
+    assert_eq!(heard.recv().await, Some(Notice::Listening));
+    let run = ResponseId::generate(&Fresh);
+    a.write(&[new_response(&run, None, vec![]), usage(&run, 1)])
+        .await
+        .unwrap();
+    // A refused batch announces nothing.
+    assert!(a.write(&[usage(&run, 2), usage(&run, 1)]).await.is_err());
+    a.write_runs(&[usage(&run, 2), usage(&run, 3)])
+        .await
+        .unwrap();
+    a.notify_cancel(&run).await.unwrap();
+    let within = Duration::from_secs(5);
+    let next = async |heard: &mut Notices| tokio::time::timeout(within, heard.recv()).await;
+    assert_eq!(
+        next(&mut heard).await.unwrap(),
+        Some(Notice::Committed {
+            run: run.clone(),
+            first: 0,
+            last: 1
+        })
+    );
+    assert_eq!(
+        next(&mut heard).await.unwrap(),
+        Some(Notice::Committed {
+            run: run.clone(),
+            first: 2,
+            last: 3
+        })
+    );
+    assert_eq!(next(&mut heard).await.unwrap(), Some(Notice::Cancel(run)));
+}

@@ -14,7 +14,7 @@
 //! - [`runs`]: `GET /v1/runs/{id}/events`, any run in any dialect.
 //! - [`roboto`]: one file per `/v1/ai/threads` action (roboto's agent
 //!   threads), and the thread's agent-session event stream.
-//! - [`health`]: `GET /healthz`.
+//! - [`health`]: `GET /healthz` and `GET /readyz`.
 
 pub mod chat;
 pub mod conversations;

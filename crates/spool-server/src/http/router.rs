@@ -6,7 +6,7 @@ use super::conversations as conv;
 use super::error::ApiError;
 use super::extract::BodyLimit;
 use super::framing::check_framing;
-use super::health::healthz;
+use super::health::{healthz, readyz};
 use super::responses::{cancel, compact, create, delete, input_items, retrieve, ws};
 use super::roboto;
 use super::runs;
@@ -24,6 +24,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 pub fn router(state: AppState, body_limit: usize) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route(
             "/v1/responses",
             post(create::create_response).get(ws::responses_socket),

@@ -9,7 +9,10 @@
 //! - `compact`: the run of a `compaction_trigger` request.
 //! - `errors`: why a start, cancel or delete is refused.
 //! - [`writer`]: the group-commit writer, the only writer of the log.
-//! - [`bus`]: fan-out of committed events to live subscribers.
+//! - [`bus`]: fan-out of committed events to live subscribers, here and,
+//!   on PostgreSQL, across instances (with cancel requests between them).
+//! - `leases`: with a shared store, this instance's lease, renewed while
+//!   it lives, and the end of runs lost with an instance that died.
 //! - [`sink`]: the durable and the direct log a run writes to.
 //! - [`subscribe`]: reading a run's log from the store and then live.
 //! - [`recovery`]: ending runs a previous process left unfinished.
@@ -28,6 +31,7 @@ mod claim;
 mod compact;
 mod errors;
 pub mod ids;
+mod leases;
 pub mod recovery;
 mod run;
 pub mod sink;
@@ -38,7 +42,7 @@ pub use errors::{CancelError, DeleteError, StartError};
 pub(crate) use run::finish_op;
 
 use crate::compaction::CompactionSeal;
-use bus::Bus;
+use bus::{Bus, LocalBus};
 use claim::ClaimGuard;
 use errors::CANCEL_WAIT;
 use futures::StreamExt;
@@ -59,7 +63,7 @@ use spool_core::tool::McpTransport;
 use spool_provider::mcp::{McpClients, url_allowed};
 use spool_provider::{ModelAgent, ModelRouter};
 use spool_provider::{ModelDelta, ModelRequest};
-use spool_store::{ConversationAccess, NewResponse, Store, StoreError};
+use spool_store::{ConversationAccess, ExecutionLeases, NewResponse, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -71,6 +75,8 @@ use writer::Writer;
 
 /// Longest `previous_response_id` chain followed, against cycles and abuse.
 const MAX_CHAIN: usize = 10_000;
+/// How often a cancel of a run executing elsewhere checks for its end.
+const END_POLL: Duration = Duration::from_millis(20);
 
 /// A run that is executing in this process.
 struct ActiveRun {
@@ -121,19 +127,59 @@ pub struct McpAccess {
     pub allowed_urls: Vec<String>,
 }
 
+/// How this instance shares its store with other instances.
+pub struct Deployment {
+    /// The live fan-out: in-process, or across the instances of a
+    /// PostgreSQL deployment.
+    pub bus: Arc<dyn Bus>,
+    /// With a shared store: this instance's execution leases.
+    pub leases: Option<LeaseSettings>,
+    /// How long a stopping instance lets its runs finish before it ends the
+    /// rest (`server_shutdown`).
+    pub drain_grace: Duration,
+}
+
+impl Deployment {
+    /// One instance alone on its store.
+    pub fn single() -> Self {
+        Self {
+            bus: Arc::new(LocalBus::default()),
+            leases: None,
+            drain_grace: Duration::ZERO,
+        }
+    }
+}
+
+/// Execution leases of an instance sharing its store.
+#[derive(Clone)]
+pub struct LeaseSettings {
+    pub leases: Arc<dyn ExecutionLeases>,
+    /// How long a lease lasts unrenewed: an instance that dies is noticed
+    /// this long after its last renewal (renewed every third of it).
+    pub ttl: Duration,
+}
+
 /// The run manager. Cheap to share behind an `Arc`.
 pub struct Runtime {
     mcp: McpAccess,
     store: Arc<dyn Store>,
     writer: Writer,
-    bus: Arc<Bus>,
+    bus: Arc<dyn Bus>,
+    leases: Option<LeaseSettings>,
+    drain_grace: Duration,
     models: ModelRouter,
     agents: Agents,
     active: Mutex<HashMap<ResponseId, ActiveRun>>,
     tracker: TaskTracker,
-    /// Cancelled when the server stops: runs end `failed` with
-    /// `server_shutdown` instead of being cut off mid-log.
+    /// Cancelled when the server begins to stop: no new run is admitted,
+    /// and the readiness route answers 503.
+    draining: CancellationToken,
+    /// Cancelled when the drain's grace period is over: runs still going
+    /// end `failed` with `server_shutdown` instead of being cut off mid-log.
     shutdown: CancellationToken,
+    /// Cancelled once every run of this instance has ended: the lease
+    /// keeper stops and the lease is given up.
+    stopped: CancellationToken,
     /// Where the ids of runs, items and conversations come from.
     ids: Arc<dyn IdSource>,
     /// Seals and opens the summaries of compacted conversations.
@@ -143,27 +189,47 @@ pub struct Runtime {
 impl Runtime {
     pub fn new(
         store: Arc<dyn Store>,
+        deployment: Deployment,
         models: ModelRouter,
         agents: Agents,
         mcp: McpAccess,
         compaction: Arc<CompactionSeal>,
     ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
-        let bus = Arc::new(Bus::default());
+        let Deployment {
+            bus,
+            leases,
+            drain_grace,
+        } = deployment;
         let (writer, writer_task) = Writer::spawn(store.clone(), bus.clone());
         let runtime = Arc::new(Self {
             store,
             writer,
             bus,
+            leases,
+            drain_grace,
             models,
             agents,
             mcp,
             active: Mutex::new(HashMap::new()),
             tracker: TaskTracker::new(),
+            draining: CancellationToken::new(),
             shutdown: CancellationToken::new(),
+            stopped: CancellationToken::new(),
             ids: Arc::new(Uuid7Ids),
             compaction,
         });
+        if let Some(requests) = runtime.bus.cancel_requests() {
+            tokio::spawn(serve_cancel_requests(Arc::downgrade(&runtime), requests));
+        }
+        if let Some(settings) = runtime.leases.clone() {
+            tokio::spawn(leases::keep(Arc::downgrade(&runtime), settings));
+        }
         (runtime, writer_task)
+    }
+
+    /// Whether this instance has begun to stop (and takes no new runs).
+    pub fn is_draining(&self) -> bool {
+        self.draining.is_cancelled()
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -383,7 +449,7 @@ impl Runtime {
         self.open_compactions(&mut history, &mut request.input)?;
         // Nothing is written yet: a run that a shutdown begun meanwhile
         // would end at once is refused instead.
-        if self.shutdown.is_cancelled() {
+        if self.draining.is_cancelled() {
             return Err(StartError::ShuttingDown);
         }
         let created_at = sink::now_ms().div_euclid(1000);
@@ -462,7 +528,7 @@ impl Runtime {
     /// [`Runtime::shutdown`] also takes to begin stopping.
     fn admit(&self) -> Result<tokio_util::task::task_tracker::TaskTrackerToken, StartError> {
         let _active = self.active();
-        if self.shutdown.is_cancelled() {
+        if self.draining.is_cancelled() {
             return Err(StartError::ShuttingDown);
         }
         Ok(self.tracker.token())
@@ -504,27 +570,17 @@ impl Runtime {
 
     /// The items of a `previous_response_id` chain, oldest turn first.
     pub async fn history(&self, prev: &ResponseId) -> Result<Vec<Item>, StartError> {
-        let mut chain = Vec::new();
-        let mut cursor = Some(prev.clone());
-        while let Some(id) = cursor.take() {
-            let Some(record) = self.store.response(&id).await? else {
-                if chain.is_empty() {
-                    return Err(StartError::PreviousNotFound(id));
-                }
-                // An older turn was deleted: the chain starts after it.
-                break;
-            };
-            if !record.status.is_terminal() {
-                return Err(StartError::PreviousInProgress(id));
-            }
-            chain.push(id);
-            if chain.len() < MAX_CHAIN {
-                cursor = record.previous_response_id;
-            }
+        // The chain in one read: newest first, cut where a turn was deleted.
+        let chain = self.store.response_chain(prev, MAX_CHAIN).await?;
+        if chain.is_empty() {
+            return Err(StartError::PreviousNotFound(prev.clone()));
+        }
+        if let Some(running) = chain.iter().find(|link| !link.status.is_terminal()) {
+            return Err(StartError::PreviousInProgress(running.id.clone()));
         }
         let mut items = Vec::new();
-        for id in chain.iter().rev() {
-            items.extend(self.store.turn_items(id).await?);
+        for link in chain.iter().rev() {
+            items.extend(self.store.turn_items(&link.id).await?);
         }
         Ok(items)
     }
@@ -540,18 +596,15 @@ impl Runtime {
             return Err(CancelError::NotBackground);
         }
         if !record.status.is_terminal() {
-            let done = {
-                let active = self.active();
-                active.get(id).map(|run| {
-                    run.cancel.cancel();
-                    run.done.clone()
-                })
-            };
-            if let Some(mut done) = done {
+            if let Some(mut done) = self.cancel_here(id) {
                 tokio::time::timeout(CANCEL_WAIT, done.wait_for(|d| *d))
                     .await
                     .map_err(|_| CancelError::NotStopped)?
                     .ok();
+            } else if self.bus.request_cancel(id).await? {
+                // Another instance executes it: its end is in the store
+                // once that instance has cancelled it.
+                self.wait_for_end(id).await?;
             }
         }
         let record = self
@@ -563,6 +616,32 @@ impl Runtime {
             (RunStatus::Cancelled, Some(snapshot)) => Ok(snapshot),
             (status, _) if status.is_terminal() => Err(CancelError::AlreadyEnded(status)),
             _ => Err(CancelError::NotStopped),
+        }
+    }
+
+    /// Cancels a run if it executes in this process; returns what signals
+    /// its end.
+    fn cancel_here(&self, id: &ResponseId) -> Option<watch::Receiver<bool>> {
+        let active = self.active();
+        active.get(id).map(|run| {
+            run.cancel.cancel();
+            run.done.clone()
+        })
+    }
+
+    /// Waits (at most [`CANCEL_WAIT`]) until a run executing elsewhere has
+    /// its end stored.
+    async fn wait_for_end(&self, id: &ResponseId) -> Result<(), CancelError> {
+        let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
+        loop {
+            match self.store.response(id).await? {
+                Some(record) if !record.status.is_terminal() => {}
+                _ => return Ok(()),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(CancelError::NotStopped);
+            }
+            tokio::time::sleep(END_POLL).await;
         }
     }
 
@@ -601,19 +680,37 @@ impl Runtime {
         Subscription::stored(id.clone(), self.store.clone(), live)
     }
 
-    /// Ends every live run (`failed`, `server_shutdown`) and waits for their
-    /// ends to be stored.
+    /// Stops taking runs, lets live runs finish for the drain's grace
+    /// period, ends the rest (`failed`, `server_shutdown`), waits for their
+    /// ends to be stored, and gives up this instance's lease.
     pub async fn shutdown(&self) {
         {
             // Under the lock that admission takes: every run is either
             // admitted (and so tracked) before this, or refused after it.
             let _active = self.active();
-            self.shutdown.cancel();
+            self.draining.cancel();
         }
         self.tracker.close();
+        if !self.drain_grace.is_zero()
+            && tokio::time::timeout(self.drain_grace, self.tracker.wait())
+                .await
+                .is_err()
+        {
+            tracing::warn!(
+                runs = self.active().len(),
+                "the drain's grace period is over; ending the runs still going"
+            );
+        }
+        self.shutdown.cancel();
         self.tracker.wait().await;
         if let Err(e) = self.writer.flush().await {
             tracing::error!(error = %e, "the log could not be flushed at shutdown");
+        }
+        self.stopped.cancel();
+        if let Some(settings) = &self.leases
+            && let Err(e) = settings.leases.retire().await
+        {
+            tracing::warn!(error = %e, "cannot give up this instance's lease; it expires on its own");
         }
     }
 
@@ -630,6 +727,22 @@ impl Runtime {
         let fold = RunFold::from_events(&events)
             .map_err(|e| SubscribeError::Store(StoreError::Corrupt(format!("log of {id}: {e}"))))?;
         Ok(responses::object(&fold).and_then(|o| serde_json::to_string(&o).ok()))
+    }
+}
+
+/// Serves the cancel requests other instances send for runs executing
+/// here, for as long as the runtime lives.
+async fn serve_cancel_requests(
+    runtime: std::sync::Weak<Runtime>,
+    mut requests: mpsc::Receiver<ResponseId>,
+) {
+    while let Some(id) = requests.recv().await {
+        let Some(runtime) = runtime.upgrade() else {
+            return;
+        };
+        if runtime.cancel_here(&id).is_some() {
+            tracing::info!(response_id = %id, "cancelled at another instance's request");
+        }
     }
 }
 

@@ -8,6 +8,11 @@
 //! whose final object was not (the process died between the two) is only
 //! finished.
 //!
+//! With a store shared by several instances ([`ExecutionLeases`]), only the
+//! runs whose executor's lease has run out are ended (`server_error`,
+//! naming the lost executor): an unfinished run of a live instance is that
+//! instance's.
+//!
 //! Recovery never stops the server from starting: a run whose log cannot
 //! be read, or has no `run.created`, is quarantined (ended `failed` without
 //! a log event, its conversation released) and logged, and a run that
@@ -20,7 +25,7 @@ use spool_core::fold::RunFold;
 use spool_core::ids::ResponseId;
 use spool_core::run::RunError;
 use spool_core::status::RunStatus;
-use spool_store::{Finish, Store, StoreError, WriteOp};
+use spool_store::{ExecutionLeases, Finish, Store, StoreError, WriteOp};
 
 /// What recovery did at start-up.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -47,19 +52,32 @@ pub enum Ended {
     AlreadyEnded,
 }
 
-/// Ends every unfinished run in `store`. Per-run failures are logged and
+/// Ends every unfinished run in `store` (with `leases`, every run lost
+/// with an instance whose lease ran out). Per-run failures are logged and
 /// counted, never returned: the server starts whatever the old logs hold.
-pub async fn recover(store: &dyn Store) -> Recovered {
+pub async fn recover(store: &dyn Store, leases: Option<&dyn ExecutionLeases>) -> Recovered {
     let mut recovered = Recovered::default();
-    let unfinished = match store.unfinished().await {
-        Ok(ids) => ids,
+    let unfinished = match leases {
+        None => store
+            .unfinished()
+            .await
+            .map(|ids| ids.into_iter().map(|id| (id, interrupted())).collect()),
+        Some(leases) => leases.take_over_orphans().await.map(|orphans| {
+            orphans
+                .into_iter()
+                .map(|o| (o.id, super::leases::lost_executor(&o.executor)))
+                .collect::<Vec<_>>()
+        }),
+    };
+    let unfinished = match unfinished {
+        Ok(runs) => runs,
         Err(e) => {
             tracing::error!(error = %e, "cannot list unfinished runs; they are ended at the next start");
             return recovered;
         }
     };
-    for id in unfinished {
-        match end_run(store, &id, interrupted()).await {
+    for (id, error) in unfinished {
+        match end_run(store, &id, error).await {
             Ok(Ended::Logged) => {
                 tracing::warn!(response_id = %id, "ended a run left unfinished by a previous process");
                 recovered.ended += 1;

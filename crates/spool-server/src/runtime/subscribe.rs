@@ -23,6 +23,9 @@ use tokio::sync::{broadcast, mpsc};
 
 /// Reads of the log tried before a subscription gives up.
 const READ_ATTEMPTS: u32 = 5;
+/// Events read from the log at a time: a long log (a replay, a subscriber
+/// far behind) is read page by page as the client takes it, never whole.
+pub const LOG_PAGE: usize = 1024;
 /// Wait before the first retry of a read; doubled for each next one.
 const READ_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -202,6 +205,10 @@ impl Subscription {
                 Ok(false)
             }
             Ok(BusMessage::StorageFailed(error)) => Err(SubscribeError::RunAborted(error)),
+            Ok(BusMessage::Reread) => {
+                *behind = true;
+                Ok(false)
+            }
             Err(broadcast::error::RecvError::Closed) => {
                 *live = None;
                 *behind = true;
@@ -237,7 +244,9 @@ impl Subscription {
                 } => {
                     if *behind {
                         let events = read_log(store.as_ref(), id, next_seq.checked_sub(1)).await?;
-                        *behind = false;
+                        // A full page may have more after it: read on once
+                        // the client has taken this one.
+                        *behind = events.len() == LOG_PAGE;
                         if !events.is_empty() {
                             self.buffer.extend(events.into_iter().map(Arc::new));
                             return Ok(());
@@ -261,7 +270,7 @@ impl Subscription {
     }
 }
 
-/// A run's log after `after`, retrying errors that may pass. A corrupt
+/// A page of a run's log after `after`, retrying errors that may pass. A corrupt
 /// log or a stopped database is final.
 async fn read_log(
     store: &dyn Store,
@@ -271,7 +280,7 @@ async fn read_log(
     let mut backoff = READ_BACKOFF;
     let mut attempt = 1;
     loop {
-        match store.events(id, after).await {
+        match store.events_page(id, after, LOG_PAGE).await {
             Err(e) if e.is_transient() && attempt < READ_ATTEMPTS => {
                 tracing::warn!(response_id = %id, error = %e, attempt, "retrying a read of the log");
                 tokio::time::sleep(backoff).await;
@@ -286,7 +295,7 @@ async fn read_log(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::bus::Bus;
+    use crate::runtime::bus::LocalBus as Bus;
     use async_trait::async_trait;
     use spool_core::event::Event;
     use spool_core::item::Item;

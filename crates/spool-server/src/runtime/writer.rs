@@ -60,7 +60,7 @@ pub struct WriterClosed;
 impl Writer {
     /// Starts the writer task; it ends when every handle is dropped and the
     /// queue is drained.
-    pub fn spawn(store: Arc<dyn Store>, bus: Arc<Bus>) -> (Self, tokio::task::JoinHandle<()>) {
+    pub fn spawn(store: Arc<dyn Store>, bus: Arc<dyn Bus>) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let task = tokio::spawn(run(store, bus, rx));
         (Self { tx }, task)
@@ -119,7 +119,7 @@ fn storage_error() -> RunError {
     )
 }
 
-async fn run(store: Arc<dyn Store>, bus: Arc<Bus>, mut rx: mpsc::Receiver<WriterMessage>) {
+async fn run(store: Arc<dyn Store>, bus: Arc<dyn Bus>, mut rx: mpsc::Receiver<WriterMessage>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut acks = Vec::new();
     let mut run_acks = Vec::new();
@@ -156,7 +156,12 @@ async fn run(store: Arc<dyn Store>, bus: Arc<Bus>, mut rx: mpsc::Receiver<Writer
             HashSet::new()
         } else {
             let outcome = write_with_retries(store.as_ref(), &batch).await;
-            settle(&bus, std::mem::take(&mut batch), outcome, &mut failed)
+            settle(
+                bus.as_ref(),
+                std::mem::take(&mut batch),
+                outcome,
+                &mut failed,
+            )
         };
         for ack in acks.drain(..) {
             let result = if newly_failed.is_empty() && refused == 0 {
@@ -182,7 +187,7 @@ async fn run(store: Arc<dyn Store>, bus: Arc<Bus>, mut rx: mpsc::Receiver<Writer
 /// subscribers are told, and they join `failed`. Returns the runs failed by
 /// this batch.
 fn settle(
-    bus: &Bus,
+    bus: &dyn Bus,
     batch: Vec<WriteOp>,
     outcome: Result<BatchOutcome, StoreError>,
     failed: &mut HashMap<ResponseId, String>,
@@ -243,7 +248,7 @@ fn op_id(op: &WriteOp) -> &ResponseId {
 
 /// Publishes a committed batch, one bus lookup per run and in log order;
 /// a finished run's topic is closed after its last event.
-fn publish(bus: &Bus, batch: impl IntoIterator<Item = WriteOp>) {
+fn publish(bus: &dyn Bus, batch: impl IntoIterator<Item = WriteOp>) {
     let mut run: Option<(ResponseId, Vec<Arc<Envelope>>)> = None;
     let flush = |run: &mut Option<(ResponseId, Vec<Arc<Envelope>>)>| {
         if let Some((id, events)) = run.take() {
@@ -293,7 +298,7 @@ fn publish(bus: &Bus, batch: impl IntoIterator<Item = WriteOp>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::bus::BusMessage;
+    use crate::runtime::bus::{BusMessage, LocalBus};
     use spool_core::event::Event;
     use spool_core::status::RunStatus;
     use spool_store::{Create, NewResponse, SqliteStore};
@@ -356,7 +361,7 @@ mod tests {
         std::iter::from_fn(|| rx.try_recv().ok())
             .filter_map(|m| match m {
                 BusMessage::Event(e) => Some(e.seq),
-                BusMessage::StorageFailed(_) => None,
+                BusMessage::StorageFailed(_) | BusMessage::Reread => None,
             })
             .collect()
     }
@@ -366,7 +371,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_op_fails_only_its_run_and_the_others_are_stored_and_acknowledged() {
         let store = sqlite().await;
-        let bus = Arc::new(Bus::default());
+        let bus = Arc::new(LocalBus::default());
         let (writer, _task) = Writer::spawn(store.clone(), bus.clone());
         let (good, bad) = (
             ResponseId::generate(&crate::runtime::ids::Uuid7Ids),
@@ -398,7 +403,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_runs_later_ops_are_refused_not_acknowledged_until_it_is_released() {
         let store = sqlite().await;
-        let bus = Arc::new(Bus::default());
+        let bus = Arc::new(LocalBus::default());
         let (writer, _task) = Writer::spawn(store.clone(), bus.clone());
         let (bad, other) = (
             ResponseId::generate(&crate::runtime::ids::Uuid7Ids),
@@ -429,7 +434,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_that_cannot_be_committed_fails_every_run_in_it() {
-        let bus = Bus::default();
+        let bus = LocalBus::default();
         let (a, b) = (
             ResponseId::generate(&crate::runtime::ids::Uuid7Ids),
             ResponseId::generate(&crate::runtime::ids::Uuid7Ids),

@@ -43,6 +43,7 @@ pub fn config(db: &std::path::Path, upstream: Option<&str>) -> ServeConfig {
         mcp_allowed_urls: vec![],
         sse_done: true,
         sse_keepalive_secs: 0,
+        cluster: Default::default(),
         compaction_key_file: None,
         websocket_max_age_secs: 3600,
     }

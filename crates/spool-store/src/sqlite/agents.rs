@@ -1,7 +1,7 @@
 //! Named agents.
 
 use super::SqliteStore;
-use super::codec::{corrupt, to_json};
+use crate::codec::{corrupt, to_json};
 use crate::{AgentStore, StoreError};
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};

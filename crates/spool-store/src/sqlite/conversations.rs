@@ -2,10 +2,10 @@
 //! response at a time run on a conversation.
 
 use super::SqliteStore;
-use super::codec::{corrupt, item_rows, parse_id, parse_item, to_json};
 use super::error::Error;
 use super::paging::{finish_page, page_items};
 use super::writer::append_to_conversation;
+use crate::codec::{corrupt, item_rows, parse_id, parse_item, to_json};
 use crate::{
     ConversationAccess, ConversationRecord, ConversationStore, ItemPage, ItemPageQuery, ListPage,
     NewConversation, PageError, StoreError,

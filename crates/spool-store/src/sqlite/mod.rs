@@ -15,7 +15,6 @@
 
 mod agents;
 mod checkpoint;
-mod codec;
 mod connection;
 mod conversations;
 mod error;

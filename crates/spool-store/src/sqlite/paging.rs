@@ -2,8 +2,8 @@
 //! conversation's items) by item-id cursors, and the end of any page read
 //! `limit + 1` rows at a time.
 
-use super::codec::parse_item;
 use super::error::from_sqlite;
+use crate::codec::parse_item;
 use crate::{ItemPage, ItemPageQuery, Order, PageError};
 use rusqlite::{Connection, OptionalExtension, params};
 

@@ -2,12 +2,14 @@
 //! responses, events, input and turn items, deletion and unfinished runs.
 
 use super::SqliteStore;
-use super::codec::{corrupt, parse_id, parse_item, parse_status};
 use super::error::Error;
 use super::paging::page_items;
-use super::writer::{Job, prepare, prepare_runs};
+use super::writer::Job;
+use crate::codec::{corrupt, parse_id, parse_item, parse_status};
+use crate::prepared::{prepare, prepare_runs};
 use crate::{
-    BatchOutcome, ItemPage, ItemPageQuery, LogStore, PageError, ResponseRecord, StoreError, WriteOp,
+    BatchOutcome, ChainLink, ItemPage, ItemPageQuery, LogStore, PageError, ResponseRecord,
+    StoreError, WriteOp,
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -80,17 +82,32 @@ impl LogStore for SqliteStore {
         id: &ResponseId,
         after: Option<u64>,
     ) -> Result<Vec<Envelope>, StoreError> {
+        self.events_page(id, after, usize::MAX).await
+    }
+
+    async fn events_page(
+        &self,
+        id: &ResponseId,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Envelope>, StoreError> {
         let id = id.clone();
         let from = after.map_or(0, |a| a as i64 + 1);
+        // SQLite takes a negative LIMIT as none.
+        let limit = i64::try_from(limit).unwrap_or(-1);
         self.read(move |conn| {
             let mut query = conn.prepare_cached(
-                "SELECT seq, ts_ms, payload FROM events WHERE response_id = ? AND seq >= ? ORDER BY seq",
+                "SELECT seq, ts_ms, payload FROM events WHERE response_id = ? AND seq >= ? \
+                 ORDER BY seq LIMIT ?",
             )?;
-            let mut rows = query.query(params![id.as_str(), from])?;
+            let mut rows = query.query(params![id.as_str(), from, limit])?;
             let mut out = Vec::new();
             while let Some(row) = rows.next()? {
                 let seq: i64 = row.get(0)?;
-                let payload = row.get_ref(2)?.as_str().map_err(|e| corrupt(e.to_string()))?;
+                let payload = row
+                    .get_ref(2)?
+                    .as_str()
+                    .map_err(|e| corrupt(e.to_string()))?;
                 let event: Event = serde_json::from_str(payload)
                     .map_err(|e| corrupt(format!("bad event {id}/{seq}: {e}")))?;
                 out.push(Envelope {
@@ -100,6 +117,41 @@ impl LogStore for SqliteStore {
                 });
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn response_chain(
+        &self,
+        id: &ResponseId,
+        max: usize,
+    ) -> Result<Vec<ChainLink>, StoreError> {
+        let id = id.as_str().to_owned();
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "WITH RECURSIVE chain (id, status, previous_response_id, depth) AS ( \
+                     SELECT id, status, previous_response_id, 1 FROM responses WHERE id = ?1 \
+                   UNION ALL \
+                     SELECT r.id, r.status, r.previous_response_id, c.depth + 1 \
+                     FROM chain c JOIN responses r ON r.id = c.previous_response_id \
+                     WHERE c.depth < ?2) \
+                 SELECT id, status FROM chain ORDER BY depth",
+            )?;
+            let rows = statement
+                .query_map(params![id, max], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows
+                .iter()
+                .map(|(id, status)| {
+                    Ok(ChainLink {
+                        id: parse_id(id)?,
+                        status: parse_status(status)?,
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?)
         })
         .await
     }

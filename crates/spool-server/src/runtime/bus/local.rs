@@ -1,12 +1,14 @@
-//! In-process fan-out of committed events to live subscribers.
+//! The in-process bus: one broadcast channel per run live in this process.
 //!
-//! Each running stored run has a topic: a broadcast channel that the
-//! group-commit writer publishes to *after* the batch holding the events is
-//! committed, so no subscriber sees an event the log could lose. A
-//! subscriber that falls more than [`TOPIC_CAPACITY`] events behind is told
-//! it lagged and re-reads the log, so a slow client costs a bounded buffer,
-//! never an unbounded queue or a slower run.
+//! Each running stored run has a topic that the group-commit writer
+//! publishes to *after* the batch holding the events is committed, so no
+//! subscriber sees an event the log could lose. A subscriber that falls
+//! more than [`TOPIC_CAPACITY`] events behind is told it lagged and re-reads
+//! the log, so a slow client costs a bounded buffer, never an unbounded
+//! queue or a slower run.
 
+use super::{Bus, BusMessage, TOPIC_CAPACITY};
+use async_trait::async_trait;
 use spool_core::event::Envelope;
 use spool_core::ids::ResponseId;
 use spool_core::run::RunError;
@@ -14,20 +16,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::broadcast;
-
-/// Events a topic buffers for its slowest subscriber before that subscriber
-/// must catch up from the log.
-pub const TOPIC_CAPACITY: usize = 256;
-
-/// What a topic carries.
-#[derive(Debug, Clone)]
-pub enum BusMessage {
-    /// A committed event.
-    Event(Arc<Envelope>),
-    /// The run's log can no longer be written; the run ends without a stored
-    /// terminal event (restart recovery ends it in the store).
-    StorageFailed(RunError),
-}
 
 /// One live run's channel.
 #[derive(Debug, Clone)]
@@ -39,12 +27,12 @@ struct Topic {
 
 /// The topics of the runs that are live in this process.
 #[derive(Debug, Default)]
-pub struct Bus {
+pub struct LocalBus {
     // A std mutex: it is held only to look a topic up, never across an await.
     topics: Mutex<HashMap<ResponseId, Topic>>,
 }
 
-impl Bus {
+impl LocalBus {
     fn topics(&self) -> MutexGuard<'_, HashMap<ResponseId, Topic>> {
         // A panic while holding this lock cannot leave the map half-updated
         // (every critical section is one map operation), so poison is ignored.
@@ -63,6 +51,11 @@ impl Bus {
         };
         self.topics().insert(id.clone(), topic);
         (rx, storage_failed)
+    }
+
+    /// Whether `id` runs in this process.
+    pub fn is_live(&self, id: &ResponseId) -> bool {
+        self.topics().contains_key(id)
     }
 
     /// Subscribes to a live run; `None` if the run is not live here.
@@ -93,5 +86,28 @@ impl Bus {
     /// published; subscribers drain what they have and then see it closed.
     pub fn close(&self, id: &ResponseId) {
         self.topics().remove(id);
+    }
+}
+
+#[async_trait]
+impl Bus for LocalBus {
+    fn open(&self, id: &ResponseId) -> (broadcast::Receiver<BusMessage>, Arc<AtomicBool>) {
+        LocalBus::open(self, id)
+    }
+
+    fn subscribe(&self, id: &ResponseId) -> Option<broadcast::Receiver<BusMessage>> {
+        LocalBus::subscribe(self, id)
+    }
+
+    fn publish(&self, id: &ResponseId, events: Vec<Arc<Envelope>>) {
+        LocalBus::publish(self, id, events)
+    }
+
+    fn storage_failed(&self, id: &ResponseId, error: RunError) {
+        LocalBus::storage_failed(self, id, error)
+    }
+
+    fn close(&self, id: &ResponseId) {
+        LocalBus::close(self, id)
     }
 }
