@@ -12,11 +12,13 @@
 
 pub mod chat;
 pub mod codex;
+pub mod llama_stack;
 pub mod responses;
 pub mod wxo;
 
 pub use chat::ChatProjection;
 pub use codex::CodexProjection;
+pub use llama_stack::LlamaStackProjection;
 pub use responses::{ResponsesProjection, WireEvent};
 pub use wxo::WxoProjection;
 
@@ -48,6 +50,8 @@ pub enum Dialect {
     Chat,
     /// The watsonx Orchestrate external-agent stream.
     Wxo,
+    /// The llama-stack Agents API turn stream (seed 004).
+    LlamaStack,
 }
 
 impl Dialect {
@@ -57,6 +61,7 @@ impl Dialect {
         Dialect::Chat,
         Dialect::Wxo,
         Dialect::Codex,
+        Dialect::LlamaStack,
     ];
 
     /// The dialect a client names, if spool speaks it.
@@ -70,16 +75,28 @@ impl Dialect {
             Dialect::Codex => "codex",
             Dialect::Chat => "chat",
             Dialect::Wxo => "wxo",
+            Dialect::LlamaStack => "llama_stack",
         }
     }
 
-    /// A fresh projection of a log into this dialect.
+    /// Whether a `data: [DONE]` frame follows the stream's end when the
+    /// server is configured to send one: only the Responses stream takes
+    /// it (the chat dialects project their own; Codex and llama-stack
+    /// clients have none).
+    pub fn takes_done_marker(self) -> bool {
+        self == Dialect::Responses
+    }
+
+    /// A fresh projection of a log into this dialect. (A llama-stack run
+    /// that resumes a turn needs the turn's earlier runs:
+    /// [`LlamaStackProjection::continuing`].)
     pub fn projection(self) -> Box<dyn Projection> {
         match self {
             Dialect::Responses => Box::new(ResponsesProjection::new()),
             Dialect::Codex => Box::new(CodexProjection::new()),
             Dialect::Chat => Box::new(ChatProjection::new()),
             Dialect::Wxo => Box::new(WxoProjection::new()),
+            Dialect::LlamaStack => Box::new(LlamaStackProjection::new()),
         }
     }
 }

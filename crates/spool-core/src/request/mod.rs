@@ -194,6 +194,9 @@ pub struct RunRequest {
     /// How the chat-completions dialects show the run (set by the chat
     /// request parser; a Responses request keeps the default).
     pub chat: ChatStreamOptions,
+    /// The agent turn this run resumes (set by the llama-stack turn resume;
+    /// never read from a body).
+    pub continues_turn: Option<ResponseId>,
     /// Parameters echoed back unchanged in the response object.
     echo: Echo,
 }
@@ -367,6 +370,7 @@ impl RunRequest {
             },
             metadata,
             chat: ChatStreamOptions::default(),
+            continues_turn: None,
             echo: Echo {
                 truncation,
                 text,
@@ -420,6 +424,7 @@ impl RunRequest {
                 user: self.echo.user.clone(),
             },
             chat: self.chat,
+            continues_turn: self.continues_turn.clone(),
         }
     }
 }
