@@ -16,6 +16,7 @@
 pub mod chat;
 mod deserialize;
 mod input;
+pub mod llama_stack;
 mod mcp;
 mod params;
 pub mod threads;

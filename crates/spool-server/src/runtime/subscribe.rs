@@ -471,6 +471,51 @@ mod tests {
         }
     }
 
+    #[async_trait]
+    impl spool_store::ApiAgentStore for MemoryLog {
+        async fn create_api_agent(&self, _: &spool_store::ApiAgentRecord) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn api_agent(&self, _: &str) -> Result<Option<spool_store::ApiAgentRecord>, StoreError> {
+            Ok(None)
+        }
+        async fn list_api_agents(
+            &self,
+            _: u32,
+            _: Option<u32>,
+        ) -> Result<spool_store::ListPage<spool_store::ApiAgentRecord>, StoreError> {
+            Ok(spool_store::ListPage { data: Vec::new(), has_more: false })
+        }
+        async fn delete_api_agent(&self, _: &str) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        async fn create_api_session(&self, _: &spool_store::ApiSessionRecord) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn api_session(
+            &self,
+            _: &str,
+            _: &spool_core::ids::ConversationId,
+        ) -> Result<Option<spool_store::ApiSessionRecord>, StoreError> {
+            Ok(None)
+        }
+        async fn list_api_sessions(
+            &self,
+            _: &str,
+            _: u32,
+            _: Option<u32>,
+        ) -> Result<spool_store::ListPage<spool_store::ApiSessionRecord>, StoreError> {
+            Ok(spool_store::ListPage { data: Vec::new(), has_more: false })
+        }
+        async fn delete_api_session(
+            &self,
+            _: &str,
+            _: &spool_core::ids::ConversationId,
+        ) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+    }
+
     fn envelope(seq: u64, last: u64) -> Envelope {
         let event = if seq == last {
             Event::RunCompleted

@@ -6,6 +6,7 @@ use spool_core::event::Envelope;
 use spool_core::ids::{ConversationId, ResponseId};
 use spool_core::item::Item;
 use spool_store::{
+    ApiAgentRecord, ApiAgentStore, ApiSessionRecord,
     AgentStore, ConversationAccess, ConversationRecord, ConversationStore, ItemPage, ItemPageQuery,
     ListPage, LogStore, NewConversation, PageError, ResponseRecord, SqliteStore, StoreError,
     WriteOp,
@@ -121,6 +122,47 @@ impl AgentStore for FaultyStore {
     }
     async fn retain_agents(&self, names: &[String]) -> Result<(), StoreError> {
         self.inner.retain_agents(names).await
+    }
+}
+
+#[async_trait]
+impl ApiAgentStore for FaultyStore {
+    async fn create_api_agent(&self, a: &ApiAgentRecord) -> Result<(), StoreError> {
+        self.inner.create_api_agent(a).await
+    }
+    async fn api_agent(&self, id: &str) -> Result<Option<ApiAgentRecord>, StoreError> {
+        self.inner.api_agent(id).await
+    }
+    async fn list_api_agents(
+        &self,
+        start: u32,
+        limit: Option<u32>,
+    ) -> Result<ListPage<ApiAgentRecord>, StoreError> {
+        self.inner.list_api_agents(start, limit).await
+    }
+    async fn delete_api_agent(&self, id: &str) -> Result<bool, StoreError> {
+        self.inner.delete_api_agent(id).await
+    }
+    async fn create_api_session(&self, s: &ApiSessionRecord) -> Result<(), StoreError> {
+        self.inner.create_api_session(s).await
+    }
+    async fn api_session(
+        &self,
+        agent: &str,
+        id: &ConversationId,
+    ) -> Result<Option<ApiSessionRecord>, StoreError> {
+        self.inner.api_session(agent, id).await
+    }
+    async fn list_api_sessions(
+        &self,
+        agent: &str,
+        start: u32,
+        limit: Option<u32>,
+    ) -> Result<ListPage<ApiSessionRecord>, StoreError> {
+        self.inner.list_api_sessions(agent, start, limit).await
+    }
+    async fn delete_api_session(&self, agent: &str, id: &ConversationId) -> Result<bool, StoreError> {
+        self.inner.delete_api_session(agent, id).await
     }
 }
 

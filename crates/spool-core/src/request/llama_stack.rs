@@ -1,0 +1,695 @@
+//! The llama-stack Agents API's request bodies (seed 004), typed, and the
+//! Responses request a turn becomes.
+//!
+//! An agent's [`AgentConfig`] is checked when the agent is created, so a
+//! turn never meets a config it cannot run. A turn (`messages`) or a
+//! resume (`tool_responses`) becomes a [`CreateResponseBody`] on the
+//! session's conversation with the agent's model, instructions, sampling
+//! and client tools, validated by the Responses path like any request.
+//!
+//! What spool does not serve is refused by name rather than ignored:
+//! toolgroups, shields, documents, the `top_k` strategy and a repetition
+//! penalty (the OpenAI-compatible upstream has neither), and grammar
+//! response formats.
+
+use super::{CreateResponseBody, RequestError};
+use crate::ids::ConversationId;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// The schema name a `json_schema` response format is given.
+pub const RESPONSE_FORMAT_NAME: &str = "response_format";
+
+/// `AgentConfig`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AgentConfig {
+    pub model: String,
+    pub instructions: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub sampling_params: Option<SamplingParams>,
+    #[serde(default)]
+    pub input_shields: Option<Vec<String>>,
+    #[serde(default)]
+    pub output_shields: Option<Vec<String>>,
+    #[serde(default)]
+    pub toolgroups: Option<Vec<Value>>,
+    #[serde(default)]
+    pub client_tools: Option<Vec<ToolDef>>,
+    /// Deprecated in favour of `tool_config.tool_choice`.
+    #[serde(default)]
+    pub tool_choice: Option<String>,
+    #[serde(default)]
+    pub tool_prompt_format: Option<String>,
+    #[serde(default)]
+    pub tool_config: Option<ToolConfig>,
+    #[serde(default)]
+    pub max_infer_iters: Option<u32>,
+    #[serde(default)]
+    pub enable_session_persistence: Option<bool>,
+    #[serde(default)]
+    pub response_format: Option<ResponseFormat>,
+}
+
+/// `SamplingParams`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SamplingParams {
+    #[serde(default)]
+    pub strategy: Option<Strategy>,
+    /// 0 means unset, as llama-stack reads it.
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
+    #[serde(default)]
+    pub repetition_penalty: Option<f64>,
+    #[serde(default)]
+    pub stop: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Strategy {
+    Greedy,
+    TopP {
+        #[serde(default)]
+        temperature: Option<f64>,
+        #[serde(default)]
+        top_p: Option<f64>,
+    },
+    TopK {
+        top_k: u32,
+    },
+}
+
+/// `ToolDef`: a tool the client runs. 0.2.x clients describe its
+/// parameters as a list, 0.3.x as a JSON schema (`input_schema`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ToolDef {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub parameters: Option<Vec<ToolParameter>>,
+    #[serde(default)]
+    pub input_schema: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ToolParameter {
+    pub name: String,
+    pub parameter_type: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default = "required_default")]
+    pub required: bool,
+    #[serde(default)]
+    pub default: Option<Value>,
+}
+
+fn required_default() -> bool {
+    true
+}
+
+/// `ToolConfig`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ToolConfig {
+    /// `auto`, `required`, `none`, or a tool's name.
+    #[serde(default)]
+    pub tool_choice: Option<String>,
+    #[serde(default)]
+    pub tool_prompt_format: Option<String>,
+    #[serde(default)]
+    pub system_message_behavior: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseFormat {
+    JsonSchema { json_schema: Value },
+    Grammar { bnf: Value },
+}
+
+/// Deserializes `value` as a `T`, naming the failing field under `root`.
+fn typed<T: for<'de> Deserialize<'de>>(value: Value, root: &str) -> Result<T, RequestError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let param = if path == "." {
+            root.to_owned()
+        } else {
+            format!("{root}.{path}")
+        };
+        RequestError::invalid(param, format!("Invalid '{root}': {}", e.inner()))
+    })
+}
+
+impl AgentConfig {
+    /// Reads and checks `agent_config`: everything a turn would refuse is
+    /// refused now.
+    pub fn parse(value: Value) -> Result<Self, RequestError> {
+        if !value.is_object() {
+            return Err(RequestError::missing("agent_config"));
+        }
+        let config: AgentConfig = typed(value, "agent_config")?;
+        if config.model.trim().is_empty() {
+            return Err(RequestError::invalid(
+                "agent_config.model",
+                "agent_config.model must name a model.",
+            ));
+        }
+        refuse_toolgroups(config.toolgroups.as_deref(), "agent_config.toolgroups")?;
+        for (field, shields) in [
+            ("input_shields", &config.input_shields),
+            ("output_shields", &config.output_shields),
+        ] {
+            if shields.as_ref().is_some_and(|s| !s.is_empty()) {
+                return Err(RequestError::unsupported(
+                    format!("agent_config.{field}"),
+                    "This server has no shields (GET /v1/shields would list none).",
+                ));
+            }
+        }
+        if let (Some(config_choice), Some(choice)) = (
+            config
+                .tool_config
+                .as_ref()
+                .and_then(|t| t.tool_choice.as_ref()),
+            &config.tool_choice,
+        ) && config_choice != choice
+        {
+            return Err(RequestError::invalid(
+                "agent_config.tool_choice",
+                "tool_choice is deprecated. Use tool_choice in tool_config instead.",
+            ));
+        }
+        if config.max_infer_iters == Some(0) {
+            return Err(RequestError::invalid(
+                "agent_config.max_infer_iters",
+                "max_infer_iters must be at least 1.",
+            ));
+        }
+        if let Some(sampling) = &config.sampling_params {
+            if let Some(Strategy::TopK { .. }) = sampling.strategy {
+                return Err(RequestError::unsupported(
+                    "agent_config.sampling_params.strategy",
+                    "The top_k strategy is not available: the model upstream is an OpenAI-compatible \
+                     server, which has no top_k. Use greedy or top_p.",
+                ));
+            }
+            if sampling.repetition_penalty.is_some_and(|p| p != 1.0) {
+                return Err(RequestError::unsupported(
+                    "agent_config.sampling_params.repetition_penalty",
+                    "repetition_penalty is not available: the model upstream is an \
+                     OpenAI-compatible server, which has none (1.0, no penalty, is accepted).",
+                ));
+            }
+        }
+        if let Some(ResponseFormat::Grammar { .. }) = config.response_format {
+            return Err(RequestError::unsupported(
+                "agent_config.response_format",
+                "Grammar response formats are not available; use json_schema.",
+            ));
+        }
+        for (i, tool) in config.client_tools.iter().flatten().enumerate() {
+            if tool.name.trim().is_empty() {
+                return Err(RequestError::invalid(
+                    format!("agent_config.client_tools[{i}].name"),
+                    "A client tool must have a name.",
+                ));
+            }
+        }
+        Ok(config)
+    }
+
+    /// The tool choice in force: the turn's, else the agent's.
+    fn tool_choice(&self, turn: Option<&ToolConfig>) -> Option<String> {
+        turn.and_then(|t| t.tool_choice.clone())
+            .or_else(|| {
+                self.tool_config
+                    .as_ref()
+                    .and_then(|t| t.tool_choice.clone())
+            })
+            .or_else(|| self.tool_choice.clone())
+    }
+
+    /// The Responses request of one run of a turn on `session`, with
+    /// `input` (Responses input items).
+    pub fn run_body(
+        &self,
+        session: &ConversationId,
+        input: Vec<Value>,
+        turn_tool_config: Option<&ToolConfig>,
+    ) -> CreateResponseBody {
+        let tools: Vec<Value> = self
+            .client_tools
+            .iter()
+            .flatten()
+            .map(ToolDef::function_tool)
+            .collect();
+        let tool_choice = self
+            .tool_choice(turn_tool_config)
+            .map(|c| match c.as_str() {
+                "auto" | "required" | "none" => Value::String(c),
+                name => json!({"type": "function", "name": name}),
+            });
+        let (temperature, top_p) = match self
+            .sampling_params
+            .as_ref()
+            .and_then(|s| s.strategy.as_ref())
+        {
+            Some(Strategy::Greedy) => (Some(0.0), None),
+            Some(Strategy::TopP { temperature, top_p }) => (*temperature, *top_p),
+            Some(Strategy::TopK { .. }) | None => (None, None),
+        };
+        let max_output_tokens = self
+            .sampling_params
+            .as_ref()
+            .and_then(|s| s.max_tokens)
+            .filter(|&n| n > 0);
+        let text = match &self.response_format {
+            Some(ResponseFormat::JsonSchema { json_schema }) => Some(json!({"format": {
+                "type": "json_schema",
+                "name": RESPONSE_FORMAT_NAME,
+                "schema": json_schema,
+            }})),
+            _ => None,
+        };
+        CreateResponseBody {
+            model: Some(self.model.clone()),
+            instructions: Some(self.instructions.clone()),
+            input: Some(Value::Array(input)),
+            tools: (!tools.is_empty()).then_some(tools),
+            tool_choice,
+            temperature,
+            top_p,
+            max_output_tokens,
+            text,
+            conversation: Some(Value::String(session.as_str().to_owned())),
+            store: Some(true),
+            stream: Some(true),
+            max_infer_iters: Some(self.max_infer_iters.unwrap_or(DEFAULT_MAX_INFER_ITERS)),
+            ..CreateResponseBody::default()
+        }
+    }
+
+    /// Stop sequences of the sampling parameters.
+    pub fn stop(&self) -> Vec<String> {
+        self.sampling_params
+            .as_ref()
+            .and_then(|s| s.stop.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// llama-stack's default for `max_infer_iters`.
+pub const DEFAULT_MAX_INFER_ITERS: u32 = 10;
+
+fn refuse_toolgroups(toolgroups: Option<&[Value]>, param: &str) -> Result<(), RequestError> {
+    match toolgroups.and_then(|t| t.first()) {
+        None => Ok(()),
+        Some(first) => {
+            let name = first
+                .as_str()
+                .or_else(|| first.get("name").and_then(Value::as_str))
+                .unwrap_or("?");
+            Err(RequestError::unsupported(
+                param,
+                format!(
+                    "Toolgroup '{name}' is not available: this server has no toolgroups \
+                     (GET /v1/toolgroups lists none). Give the agent client_tools instead."
+                ),
+            ))
+        }
+    }
+}
+
+impl ToolDef {
+    /// The tool as a Responses function tool.
+    fn function_tool(&self) -> Value {
+        let parameters = match (&self.input_schema, &self.parameters) {
+            (Some(schema), _) => schema.clone(),
+            (None, Some(params)) => {
+                let properties: serde_json::Map<String, Value> = params
+                    .iter()
+                    .map(|p| {
+                        let mut property = json!({"type": json_type(&p.parameter_type)});
+                        if let Some(description) = &p.description {
+                            property["description"] = Value::String(description.clone());
+                        }
+                        if let Some(default) = &p.default {
+                            property["default"] = default.clone();
+                        }
+                        (p.name.clone(), property)
+                    })
+                    .collect();
+                let required: Vec<&str> = params
+                    .iter()
+                    .filter(|p| p.required)
+                    .map(|p| p.name.as_str())
+                    .collect();
+                json!({"type": "object", "properties": properties, "required": required})
+            }
+            (None, None) => json!({"type": "object", "properties": {}}),
+        };
+        json!({
+            "type": "function",
+            "name": self.name,
+            "description": self.description,
+            "parameters": parameters,
+        })
+    }
+}
+
+/// A llama-stack parameter type (Python's names) as a JSON schema type.
+fn json_type(parameter_type: &str) -> &str {
+    match parameter_type {
+        "str" | "string" => "string",
+        "int" | "integer" => "integer",
+        "float" | "number" => "number",
+        "bool" | "boolean" => "boolean",
+        "list" | "array" => "array",
+        "dict" | "object" => "object",
+        _ => "string",
+    }
+}
+
+/// The body of `POST …/session`.
+#[derive(Debug, Deserialize)]
+pub struct CreateSessionBody {
+    pub session_name: String,
+}
+
+/// The body of `POST …/turn`.
+#[derive(Debug, Deserialize)]
+pub struct CreateTurnBody {
+    pub messages: Vec<Value>,
+    #[serde(default)]
+    pub stream: Option<bool>,
+    #[serde(default)]
+    pub documents: Option<Vec<Value>>,
+    #[serde(default)]
+    pub toolgroups: Option<Vec<Value>>,
+    #[serde(default)]
+    pub tool_config: Option<ToolConfig>,
+}
+
+impl CreateTurnBody {
+    /// The turn's messages as Responses input items, checked.
+    pub fn input(&self) -> Result<Vec<Value>, RequestError> {
+        if self.messages.is_empty() {
+            return Err(RequestError::invalid(
+                "messages",
+                "A turn needs at least one message.",
+            ));
+        }
+        if self.documents.as_ref().is_some_and(|d| !d.is_empty()) {
+            return Err(RequestError::unsupported(
+                "documents",
+                "Turn documents are not available on this server; put the text in a message.",
+            ));
+        }
+        refuse_toolgroups(self.toolgroups.as_deref(), "toolgroups")?;
+        self.messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| input_item(m, &format!("messages[{i}]")))
+            .collect()
+    }
+}
+
+/// One message of a turn as a Responses input item.
+fn input_item(message: &Value, param: &str) -> Result<Value, RequestError> {
+    match message.get("role").and_then(Value::as_str) {
+        Some("user") => {
+            let content = message
+                .get("content")
+                .ok_or_else(|| RequestError::missing(format!("{param}.content")))?;
+            Ok(json!({
+                "type": "message",
+                "role": "user",
+                "content": input_content(content, &format!("{param}.content"))?,
+            }))
+        }
+        Some("tool") => {
+            let call_id = message
+                .get("call_id")
+                .and_then(Value::as_str)
+                .ok_or_else(|| RequestError::missing(format!("{param}.call_id")))?;
+            let content = message
+                .get("content")
+                .ok_or_else(|| RequestError::missing(format!("{param}.content")))?;
+            Ok(json!({
+                "type": "function_call_output",
+                "call_id": call_id,
+                "output": content_text(content, &format!("{param}.content"))?,
+            }))
+        }
+        _ => Err(RequestError::invalid(
+            format!("{param}.role"),
+            "A turn message must be a user message (role 'user') or a tool response (role 'tool').",
+        )),
+    }
+}
+
+/// `InterleavedContent` as Responses input content parts.
+fn input_content(content: &Value, param: &str) -> Result<Value, RequestError> {
+    let items: Vec<&Value> = match content {
+        Value::String(text) => return Ok(json!([{"type": "input_text", "text": text}])),
+        Value::Array(items) => items.iter().collect(),
+        item => vec![item],
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| match item {
+            Value::String(text) => Ok(json!({"type": "input_text", "text": text})),
+            _ => match item.get("type").and_then(Value::as_str) {
+                Some("text") => item
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .map(|text| json!({"type": "input_text", "text": text}))
+                    .ok_or_else(|| RequestError::missing(format!("{param}[{i}].text"))),
+                Some("image") => {
+                    let image = item.get("image");
+                    let url = image
+                        .and_then(|i| i.get("url"))
+                        .and_then(|u| u.get("uri"))
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                        .or_else(|| {
+                            image
+                                .and_then(|i| i.get("data"))
+                                .and_then(Value::as_str)
+                                .map(|data| format!("data:image/png;base64,{data}"))
+                        });
+                    url.map(|url| json!({"type": "input_image", "image_url": url, "detail": "auto"}))
+                        .ok_or_else(|| {
+                            RequestError::invalid(
+                                format!("{param}[{i}].image"),
+                                "An image needs a url ({\"uri\"}) or base64 data.",
+                            )
+                        })
+                }
+                _ => Err(RequestError::invalid(
+                    format!("{param}[{i}]"),
+                    "Content must be a string or {\"type\": \"text\"} / {\"type\": \"image\"} items.",
+                )),
+            },
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Value::Array)
+}
+
+/// `InterleavedContent` as text (a tool's output): the text items joined.
+fn content_text(content: &Value, param: &str) -> Result<String, RequestError> {
+    match content {
+        Value::String(text) => Ok(text.clone()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| content_text(item, &format!("{param}[{i}]")))
+            .collect(),
+        item => match (item.get("type").and_then(Value::as_str), item.get("text")) {
+            (Some("text"), Some(Value::String(text))) => Ok(text.clone()),
+            _ => Err(RequestError::invalid(
+                param,
+                "A tool's content must be text: a string or {\"type\": \"text\"} items.",
+            )),
+        },
+    }
+}
+
+/// `ToolResponse` as a client sends it back.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ToolResponseIn {
+    pub call_id: String,
+    #[serde(default)]
+    pub tool_name: Option<String>,
+    pub content: Value,
+}
+
+/// The body of `POST …/turn/{turn_id}/resume`.
+#[derive(Debug, Deserialize)]
+pub struct ResumeTurnBody {
+    pub tool_responses: Vec<ToolResponseIn>,
+    #[serde(default)]
+    pub stream: Option<bool>,
+}
+
+impl ResumeTurnBody {
+    /// The tool responses as Responses input items, checked against the
+    /// calls the turn waits for: one response for each, none for others.
+    pub fn input(&self, awaited: &[String]) -> Result<Vec<Value>, RequestError> {
+        let mut items = Vec::new();
+        for (i, response) in self.tool_responses.iter().enumerate() {
+            if !awaited.contains(&response.call_id) {
+                return Err(RequestError::invalid(
+                    format!("tool_responses[{i}].call_id"),
+                    format!(
+                        "The turn does not wait for a tool call '{}'; it waits for: {}.",
+                        response.call_id,
+                        awaited.join(", ")
+                    ),
+                ));
+            }
+            if self.tool_responses[..i]
+                .iter()
+                .any(|r| r.call_id == response.call_id)
+            {
+                return Err(RequestError::invalid(
+                    format!("tool_responses[{i}].call_id"),
+                    format!("Tool call '{}' is answered twice.", response.call_id),
+                ));
+            }
+            items.push(json!({
+                "type": "function_call_output",
+                "call_id": response.call_id,
+                "output": content_text(&response.content, &format!("tool_responses[{i}].content"))?,
+            }));
+        }
+        if let Some(missing) = awaited
+            .iter()
+            .find(|id| !self.tool_responses.iter().any(|r| &r.call_id == *id))
+        {
+            return Err(RequestError::invalid(
+                "tool_responses",
+                format!("No response for tool call '{missing}'."),
+            ));
+        }
+        Ok(items)
+    }
+}
+
+/// Parses a body of type `T`, naming the failing field.
+pub fn parse_body<T: for<'de> Deserialize<'de>>(value: Value) -> Result<T, RequestError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        RequestError::invalid(
+            if path == "." { "body".to_owned() } else { path },
+            e.inner().to_string(),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::SequentialIds;
+
+    fn config(extra: Value) -> Value {
+        let mut c = json!({"model": "m", "instructions": "be brief"});
+        if let (Value::Object(c), Value::Object(extra)) = (&mut c, extra) {
+            c.extend(extra);
+        }
+        c
+    }
+
+    #[test]
+    fn a_config_becomes_a_run_on_the_session() {
+        let c = AgentConfig::parse(config(json!({
+            "sampling_params": {"strategy": {"type": "greedy"}, "max_tokens": 50},
+            "client_tools": [{"name": "get_weather", "description": "weather",
+                "parameters": [{"name": "city", "parameter_type": "str", "description": "a city", "required": true}]}],
+            "tool_config": {"tool_choice": "get_weather"},
+            "max_infer_iters": 3,
+        })))
+        .unwrap();
+        let session = ConversationId::generate(&SequentialIds::default());
+        let body = c.run_body(&session, vec![json!({"type": "message"})], None);
+        assert_eq!(body.temperature, Some(0.0));
+        assert_eq!(body.max_output_tokens, Some(50));
+        assert_eq!(body.max_infer_iters, Some(3));
+        assert_eq!(
+            body.tool_choice,
+            Some(json!({"type": "function", "name": "get_weather"}))
+        );
+        let tools = body.tools.unwrap();
+        assert_eq!(
+            tools[0]["parameters"]["properties"]["city"]["type"],
+            "string"
+        );
+        assert_eq!(tools[0]["parameters"]["required"], json!(["city"]));
+        assert_eq!(body.conversation, Some(json!(session.as_str())));
+    }
+
+    #[test]
+    fn what_spool_cannot_serve_is_refused_by_name() {
+        for (extra, param) in [
+            (
+                json!({"toolgroups": ["builtin::websearch"]}),
+                "agent_config.toolgroups",
+            ),
+            (
+                json!({"input_shields": ["llama-guard"]}),
+                "agent_config.input_shields",
+            ),
+            (
+                json!({"sampling_params": {"strategy": {"type": "top_k", "top_k": 5}}}),
+                "agent_config.sampling_params.strategy",
+            ),
+            (
+                json!({"response_format": {"type": "grammar", "bnf": {}}}),
+                "agent_config.response_format",
+            ),
+            (json!({"model": 3}), "agent_config.model"),
+        ] {
+            let e = AgentConfig::parse(config(extra)).unwrap_err();
+            assert_eq!(e.param.as_deref(), Some(param), "{e}");
+        }
+        assert!(AgentConfig::parse(json!({"model": "m"})).is_err());
+    }
+
+    #[test]
+    fn turn_messages_become_input_items() {
+        let body: CreateTurnBody = parse_body(json!({"messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "tool", "call_id": "c1", "content": [{"type": "text", "text": "42"}]},
+        ]}))
+        .unwrap();
+        let input = body.input().unwrap();
+        assert_eq!(input[0]["content"][0]["text"], "hi");
+        assert_eq!(
+            input[1],
+            json!({"type": "function_call_output", "call_id": "c1", "output": "42"})
+        );
+    }
+
+    #[test]
+    fn a_resume_answers_exactly_the_awaited_calls() {
+        let body: ResumeTurnBody = parse_body(json!({"tool_responses": [
+            {"call_id": "c1", "tool_name": "f", "content": "ok"}
+        ]}))
+        .unwrap();
+        assert!(body.input(&["c1".into()]).is_ok());
+        assert_eq!(
+            body.input(&["c2".into()]).unwrap_err().param.as_deref(),
+            Some("tool_responses[0].call_id")
+        );
+        assert_eq!(
+            body.input(&["c1".into(), "c2".into()])
+                .unwrap_err()
+                .param
+                .as_deref(),
+            Some("tool_responses")
+        );
+    }
+}
