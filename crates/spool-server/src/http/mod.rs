@@ -12,8 +12,11 @@
 //! - [`threads`]: one file per `/v1/threads` action (the Codex dialect),
 //!   and the thread-event stream (SSE or NDJSON).
 //! - [`runs`]: `GET /v1/runs/{id}/events`, any run in any dialect.
+//! - [`agents`]: one file per llama-stack Agents API action (`/v1/agents…`
+//!   and `/v1alpha/agents…`).
 //! - [`health`]: `GET /healthz`.
 
+pub mod agents;
 pub mod chat;
 pub mod conversations;
 pub mod error;

@@ -1,6 +1,7 @@
 //! Every route spool serves, in one list.
 
 use super::AppState;
+use super::agents;
 use super::chat;
 use super::conversations as conv;
 use super::error::ApiError;
@@ -77,6 +78,8 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
             "/v1/threads/{id}/turns/{turn_id}/events",
             get(threads::turn_events::turn_events),
         )
+        .merge(llama_stack_agents("/v1"))
+        .merge(llama_stack_agents("/v1alpha"))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(check_framing))
@@ -84,6 +87,48 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .layer(Extension(BodyLimit(body_limit)))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
+}
+
+/// The llama-stack Agents API under `prefix`: `/v1` for
+/// llama-stack-client 0.2.x, `/v1alpha` for 0.3.x.
+fn llama_stack_agents(prefix: &str) -> Router<AppState> {
+    let session = format!("{prefix}/agents/{{agent_id}}/session/{{session_id}}");
+    let turn = format!("{session}/turn/{{turn_id}}");
+    Router::new()
+        .route(
+            &format!("{prefix}/agents"),
+            post(agents::create::create_agent).get(agents::list::list_agents),
+        )
+        .route(
+            &format!("{prefix}/agents/{{agent_id}}"),
+            get(agents::retrieve::retrieve_agent).delete(agents::delete::delete_agent),
+        )
+        .route(
+            &format!("{prefix}/agents/{{agent_id}}/session"),
+            post(agents::session_create::create_session),
+        )
+        .route(
+            &format!("{prefix}/agents/{{agent_id}}/sessions"),
+            get(agents::session_list::list_sessions),
+        )
+        .route(
+            &session,
+            get(agents::session_retrieve::retrieve_session)
+                .delete(agents::session_delete::delete_session),
+        )
+        .route(
+            &format!("{session}/turn"),
+            post(agents::turn_create::create_turn),
+        )
+        .route(&turn, get(agents::turn_retrieve::retrieve_turn))
+        .route(
+            &format!("{turn}/resume"),
+            post(agents::turn_resume::resume_turn),
+        )
+        .route(
+            &format!("{turn}/step/{{step_id}}"),
+            get(agents::step_retrieve::retrieve_step),
+        )
 }
 
 async fn unknown_route(uri: Uri) -> ApiError {

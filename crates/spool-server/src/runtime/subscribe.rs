@@ -473,10 +473,16 @@ mod tests {
 
     #[async_trait]
     impl spool_store::ApiAgentStore for MemoryLog {
-        async fn create_api_agent(&self, _: &spool_store::ApiAgentRecord) -> Result<(), StoreError> {
+        async fn create_api_agent(
+            &self,
+            _: &spool_store::ApiAgentRecord,
+        ) -> Result<(), StoreError> {
             Ok(())
         }
-        async fn api_agent(&self, _: &str) -> Result<Option<spool_store::ApiAgentRecord>, StoreError> {
+        async fn api_agent(
+            &self,
+            _: &str,
+        ) -> Result<Option<spool_store::ApiAgentRecord>, StoreError> {
             Ok(None)
         }
         async fn list_api_agents(
@@ -484,12 +490,18 @@ mod tests {
             _: u32,
             _: Option<u32>,
         ) -> Result<spool_store::ListPage<spool_store::ApiAgentRecord>, StoreError> {
-            Ok(spool_store::ListPage { data: Vec::new(), has_more: false })
+            Ok(spool_store::ListPage {
+                data: Vec::new(),
+                has_more: false,
+            })
         }
         async fn delete_api_agent(&self, _: &str) -> Result<bool, StoreError> {
             Ok(false)
         }
-        async fn create_api_session(&self, _: &spool_store::ApiSessionRecord) -> Result<(), StoreError> {
+        async fn create_api_session(
+            &self,
+            _: &spool_store::ApiSessionRecord,
+        ) -> Result<(), StoreError> {
             Ok(())
         }
         async fn api_session(
@@ -505,7 +517,10 @@ mod tests {
             _: u32,
             _: Option<u32>,
         ) -> Result<spool_store::ListPage<spool_store::ApiSessionRecord>, StoreError> {
-            Ok(spool_store::ListPage { data: Vec::new(), has_more: false })
+            Ok(spool_store::ListPage {
+                data: Vec::new(),
+                has_more: false,
+            })
         }
         async fn delete_api_session(
             &self,

@@ -6,10 +6,9 @@ use spool_core::event::Envelope;
 use spool_core::ids::{ConversationId, ResponseId};
 use spool_core::item::Item;
 use spool_store::{
-    ApiAgentRecord, ApiAgentStore, ApiSessionRecord,
-    AgentStore, ConversationAccess, ConversationRecord, ConversationStore, ItemPage, ItemPageQuery,
-    ListPage, LogStore, NewConversation, PageError, ResponseRecord, SqliteStore, StoreError,
-    WriteOp,
+    AgentStore, ApiAgentRecord, ApiAgentStore, ApiSessionRecord, ConversationAccess,
+    ConversationRecord, ConversationStore, ItemPage, ItemPageQuery, ListPage, LogStore,
+    NewConversation, PageError, ResponseRecord, SqliteStore, StoreError, WriteOp,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -161,7 +160,11 @@ impl ApiAgentStore for FaultyStore {
     ) -> Result<ListPage<ApiSessionRecord>, StoreError> {
         self.inner.list_api_sessions(agent, start, limit).await
     }
-    async fn delete_api_session(&self, agent: &str, id: &ConversationId) -> Result<bool, StoreError> {
+    async fn delete_api_session(
+        &self,
+        agent: &str,
+        id: &ConversationId,
+    ) -> Result<bool, StoreError> {
         self.inner.delete_api_session(agent, id).await
     }
 }

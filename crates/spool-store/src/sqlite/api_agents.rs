@@ -37,7 +37,8 @@ fn session_record(
     (id, agent_id, name, created_at): (String, String, String, i64),
 ) -> Result<ApiSessionRecord, StoreError> {
     Ok(ApiSessionRecord {
-        id: ConversationId::parse(&id).map_err(|e| corrupt(format!("bad session id '{id}': {e}")))?,
+        id: ConversationId::parse(&id)
+            .map_err(|e| corrupt(format!("bad session id '{id}': {e}")))?,
         agent_id,
         name,
         created_at,
@@ -103,16 +104,13 @@ impl ApiAgentStore for SqliteStore {
                     "SELECT id, config, created_at FROM api_agents ORDER BY position \
                      LIMIT ? OFFSET ?",
                 )?
-                .query_map(
-                    params![sql_limit(limit.map(|l| l + 1)), start_index],
-                    |r| {
-                        Ok(ApiAgentRecord {
-                            id: r.get(0)?,
-                            config: r.get(1)?,
-                            created_at: r.get(2)?,
-                        })
-                    },
-                )?
+                .query_map(params![sql_limit(limit.map(|l| l + 1)), start_index], |r| {
+                    Ok(ApiAgentRecord {
+                        id: r.get(0)?,
+                        config: r.get(1)?,
+                        created_at: r.get(2)?,
+                    })
+                })?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(page(rows, limit))
         })

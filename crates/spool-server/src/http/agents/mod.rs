@@ -1,0 +1,273 @@
+//! The llama-stack Agents API (seed 004), one file per action, served
+//! under `/v1` (llama-stack-client 0.2.x) and `/v1alpha` (0.3.x).
+//!
+//! An agent is an [`ApiAgentRecord`] holding the caller's agent config; a
+//! session is a conversation (recorded as the agent's session); a turn is
+//! one run on it, or several when the model called the caller's tools: the
+//! run that waits and the run that resumes it (its header names the turn,
+//! `continues_turn`) are one turn, whose id is its first run's. Turns,
+//! their steps and the turn stream are all read from the runs' logs by the
+//! `llama_stack` projection; nothing about a turn is stored twice.
+
+pub mod create;
+pub mod delete;
+pub mod list;
+pub mod retrieve;
+pub mod session_create;
+pub mod session_delete;
+pub mod session_list;
+pub mod session_retrieve;
+pub mod step_retrieve;
+pub mod turn_create;
+pub mod turn_resume;
+pub mod turn_retrieve;
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::QueryPairs;
+use super::sse::{CancelOnDrop, Framing, projected_stream};
+use crate::runtime::StartedRun;
+use crate::runtime::sink::now_ms;
+use crate::runtime::subscribe::SubscribeError;
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use spool_core::agent_config::selected_agent;
+use spool_core::event::{Envelope, Event};
+use spool_core::ids::{ConversationId, ResponseId};
+use spool_core::projection::Projection;
+use spool_core::projection::llama_stack::{
+    LlamaStackProjection, TurnOutcome, TurnState, iso8601, session_turns,
+};
+use spool_core::request::RunRequest;
+use spool_core::request::llama_stack::{AgentConfig, ToolConfig};
+use spool_store::{ApiAgentRecord, ApiSessionRecord, Store};
+
+pub(crate) fn agent_not_found(id: &str) -> ApiError {
+    ApiError {
+        param: Some("agent_id".into()),
+        ..ApiError::not_found(format!("Agent '{id}' not found."))
+    }
+}
+
+pub(crate) fn session_not_found(id: &str) -> ApiError {
+    ApiError {
+        param: Some("session_id".into()),
+        ..ApiError::not_found(format!("Session '{id}' not found."))
+    }
+}
+
+pub(crate) fn turn_not_found(id: &str) -> ApiError {
+    ApiError {
+        param: Some("turn_id".into()),
+        ..ApiError::not_found(format!("Turn '{id}' not found in this session."))
+    }
+}
+
+/// The agent `id` with its config, or 404.
+pub(crate) async fn agent(
+    store: &dyn Store,
+    id: &str,
+) -> Result<(ApiAgentRecord, AgentConfig), ApiError> {
+    let record = store
+        .api_agent(id)
+        .await?
+        .ok_or_else(|| agent_not_found(id))?;
+    let value: Value = serde_json::from_str(&record.config).map_err(ApiError::internal)?;
+    // Checked when the agent was created; a config that no longer parses
+    // is a stored fault, not the caller's.
+    let config = AgentConfig::parse(value).map_err(ApiError::internal)?;
+    Ok((record, config))
+}
+
+/// The session `id` of agent `agent_id`, or 404.
+pub(crate) async fn session(
+    store: &dyn Store,
+    agent_id: &str,
+    id: &str,
+) -> Result<ApiSessionRecord, ApiError> {
+    let parsed = ConversationId::parse(id).map_err(|_| session_not_found(id))?;
+    store
+        .api_session(agent_id, &parsed)
+        .await?
+        .ok_or_else(|| session_not_found(id))
+}
+
+/// Every turn of a session so far, folded from its runs' logs.
+pub(crate) async fn turns(
+    store: &dyn Store,
+    session: &ConversationId,
+) -> Result<Vec<TurnState>, ApiError> {
+    let mut logs: Vec<Vec<Envelope>> = Vec::new();
+    let mut after: Option<ResponseId> = None;
+    loop {
+        let page = store
+            .conversation_responses(session, after.as_ref(), 100)
+            .await
+            .map_err(ApiError::internal)?;
+        for id in &page.data {
+            logs.push(store.events(id, None).await?);
+        }
+        after = page.data.last().cloned();
+        if !page.has_more || after.is_none() {
+            break;
+        }
+    }
+    session_turns(logs.iter().map(Vec::as_slice)).map_err(ApiError::internal)
+}
+
+/// Whether a turn is shown in its session: it ended, or waits for the
+/// caller's tools (llama-stack keeps no turn that failed or still runs).
+fn shown(turn: &TurnState) -> bool {
+    matches!(
+        turn.outcome(),
+        TurnOutcome::Completed | TurnOutcome::AwaitingInput
+    )
+}
+
+/// The session object, with its turns (only `turn_ids`, when given).
+pub(crate) fn session_json(
+    session: &ApiSessionRecord,
+    turns: &[TurnState],
+    turn_ids: Option<&[String]>,
+) -> Value {
+    let turns: Vec<Value> = turns
+        .iter()
+        .filter(|t| shown(t))
+        .filter(|t| turn_ids.is_none_or(|ids| ids.contains(&t.turn_id)))
+        .map(|t| json!(t.turn()))
+        .collect();
+    json!({
+        "session_id": session.id.as_str(),
+        "session_name": session.name,
+        "started_at": iso8601(session.created_at),
+        "turns": turns,
+    })
+}
+
+/// The agent object.
+pub(crate) fn agent_json(record: &ApiAgentRecord) -> Result<Value, ApiError> {
+    let config: Value = serde_json::from_str(&record.config).map_err(ApiError::internal)?;
+    Ok(json!({
+        "agent_id": record.id,
+        "agent_config": config,
+        "created_at": iso8601(record.created_at),
+    }))
+}
+
+/// The turn `turn_id` of a session, if it is shown.
+pub(crate) fn find_turn<'a>(
+    turns: &'a [TurnState],
+    turn_id: &str,
+) -> Result<&'a TurnState, ApiError> {
+    turns
+        .iter()
+        .find(|t| t.turn_id == turn_id && shown(t))
+        .ok_or_else(|| turn_not_found(turn_id))
+}
+
+/// `start_index` and `limit` of a listing.
+pub(crate) fn page_params(query: &QueryPairs) -> Result<(u32, Option<u32>), ApiError> {
+    let number = |name: &str, min: u32| -> Result<Option<u32>, ApiError> {
+        match query.get(name) {
+            None | Some("") => Ok(None),
+            Some(raw) => raw.parse::<u32>().ok().filter(|n| *n >= min).map(Some).ok_or_else(|| {
+                ApiError::bad_request(
+                    format!("Invalid value for '{name}': expected an integer of at least {min}, got '{raw}'."),
+                    Some(name),
+                    Some("invalid_value"),
+                )
+            }),
+        }
+    };
+    Ok((number("start_index", 0)?.unwrap_or(0), number("limit", 1)?))
+}
+
+/// Runs one run of a turn: the agent's config over `input` on the session.
+/// `continues` is the turn it resumes, with the turn as it stands.
+pub(crate) async fn run_turn(
+    state: &AppState,
+    config: &AgentConfig,
+    session: &ConversationId,
+    input: Vec<Value>,
+    tool_config: Option<&ToolConfig>,
+    continues: Option<TurnState>,
+    stream: bool,
+) -> Result<Response, ApiError> {
+    let store = state.runtime.store();
+    let mut body = config.run_body(session, input, tool_config);
+    if let Some(name) = selected_agent(&body)? {
+        let named = store.agent(&name).await?.ok_or_else(|| ApiError {
+            param: Some("agent_config.model".into()),
+            ..ApiError::not_found(format!("Agent '{name}' not found."))
+        })?;
+        named.apply(&mut body);
+    }
+    let mut request = RunRequest::parse(body, state.runtime.ids())?;
+    request.stop = config.stop();
+    let projection = match continues {
+        Some(turn) => {
+            request.continues_turn =
+                Some(ResponseId::parse(&turn.turn_id).map_err(ApiError::internal)?);
+            LlamaStackProjection::continuing(turn)
+        }
+        None => LlamaStackProjection::new(),
+    };
+    let started = state.runtime.start(request).await?;
+    let guard = CancelOnDrop::new(state.runtime.clone(), started.id.clone());
+    if stream {
+        return Ok(projected_stream(
+            Box::new(projection),
+            Framing::Sse,
+            started.events,
+            None,
+            state.sse,
+            Some(guard),
+        ));
+    }
+    finished_turn(projection, started, guard).await
+}
+
+/// Follows a run to its end and answers with the turn it leaves.
+async fn finished_turn(
+    mut projection: LlamaStackProjection,
+    started: StartedRun,
+    mut guard: CancelOnDrop,
+) -> Result<Response, ApiError> {
+    let mut events = started.events;
+    while let Some(next) = events.next().await {
+        let envelope = match next {
+            Ok(envelope) => envelope,
+            Err(SubscribeError::RunAborted(error)) => std::sync::Arc::new(Envelope {
+                seq: projection.fold().next_seq(),
+                ts_ms: now_ms(),
+                event: Event::RunFailed { error },
+            }),
+            Err(e) => return Err(e.into()),
+        };
+        projection
+            .apply(&envelope, &mut |_| {})
+            .map_err(ApiError::internal)?;
+        if envelope.event.is_terminal() {
+            break;
+        }
+    }
+    guard.disarm();
+    let turn = projection.turn();
+    match turn.outcome() {
+        TurnOutcome::Completed | TurnOutcome::AwaitingInput => {
+            Ok(Json(turn.turn()).into_response())
+        }
+        TurnOutcome::Failed(message) => Err(ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: message.clone(),
+            kind: "server_error",
+            param: None,
+            code: Some("turn_failed".into()),
+        }),
+        TurnOutcome::Cancelled | TurnOutcome::Running => Err(ApiError::unavailable(
+            "The turn was cancelled before it ended.",
+        )),
+    }
+}
