@@ -36,10 +36,10 @@ use serde_json::{Value, json};
 use spool_core::agent_config::selected_agent;
 use spool_core::event::{Envelope, Event};
 use spool_core::ids::{ConversationId, ResponseId};
-use spool_core::projection::Projection;
 use spool_core::projection::llama_stack::{
     LlamaStackProjection, TurnOutcome, TurnState, iso8601, session_turns,
 };
+use spool_core::projection::{Dialect, Projection};
 use spool_core::request::RunRequest;
 use spool_core::request::llama_stack::{AgentConfig, ToolConfig};
 use spool_store::{ApiAgentRecord, ApiSessionRecord, Store};
@@ -217,12 +217,14 @@ pub(crate) async fn run_turn(
     let started = state.runtime.start(request).await?;
     let guard = CancelOnDrop::new(state.runtime.clone(), started.id.clone());
     if stream {
+        let mut options = state.sse;
+        options.done_marker &= Dialect::LlamaStack.takes_done_marker();
         return Ok(projected_stream(
             Box::new(projection),
             Framing::Sse,
             started.events,
             None,
-            state.sse,
+            options,
             Some(guard),
         ));
     }
