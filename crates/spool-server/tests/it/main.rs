@@ -13,6 +13,7 @@ mod errors;
 mod exec;
 mod faulty_store;
 mod helpers;
+mod llama_stack;
 mod mcp;
 mod recovery;
 mod replay;

@@ -99,14 +99,27 @@ pub(crate) async fn turns(
     store: &dyn Store,
     session: &ConversationId,
 ) -> Result<Vec<TurnState>, ApiError> {
+    turns_before(store, session, None).await
+}
+
+/// The turns of a session folded from its runs before `run` (all of them
+/// when `None`).
+async fn turns_before(
+    store: &dyn Store,
+    session: &ConversationId,
+    run: Option<&ResponseId>,
+) -> Result<Vec<TurnState>, ApiError> {
     let mut logs: Vec<Vec<Envelope>> = Vec::new();
     let mut after: Option<ResponseId> = None;
-    loop {
+    'pages: loop {
         let page = store
             .conversation_responses(session, after.as_ref(), 100)
             .await
             .map_err(ApiError::internal)?;
         for id in &page.data {
+            if Some(id) == run {
+                break 'pages;
+            }
             logs.push(store.events(id, None).await?);
         }
         after = page.data.last().cloned();
@@ -115,6 +128,27 @@ pub(crate) async fn turns(
         }
     }
     session_turns(logs.iter().map(Vec::as_slice)).map_err(ApiError::internal)
+}
+
+/// The projection a run's log is read through in the llama-stack dialect:
+/// a run that resumes a turn starts from the turn its earlier runs left.
+pub(crate) async fn run_projection(
+    store: &dyn Store,
+    run: &ResponseId,
+) -> Result<LlamaStackProjection, ApiError> {
+    let log = store.events(run, None).await?;
+    let Some(Event::RunCreated(created)) = log.first().map(|e| &e.event) else {
+        return Ok(LlamaStackProjection::new());
+    };
+    let (Some(turn_id), Some(session)) = (&created.run.continues_turn, &created.run.conversation)
+    else {
+        return Ok(LlamaStackProjection::new());
+    };
+    let turn = turns_before(store, session, Some(run))
+        .await?
+        .pop()
+        .filter(|t| t.turn_id == turn_id.as_str());
+    Ok(turn.map_or_else(LlamaStackProjection::new, LlamaStackProjection::continuing))
 }
 
 /// Whether a turn is shown in its session: it ended, or waits for the
