@@ -66,9 +66,11 @@ impl App {
     ) -> anyhow::Result<Self> {
         let mut allowed_urls: Vec<String> = config.mcp_allowed_urls.clone();
         let mut hosted_tool_servers = Default::default();
+        let mut toolgroups = Default::default();
         if let Some(path) = &config.config {
             let file = FileConfig::load(path)?;
             allowed_urls.extend(file.mcp.allowed_urls.iter().cloned());
+            toolgroups = file.toolgroups();
             hosted_tool_servers = file.mcp.hosted_tools;
             // The file is the source of truth for the agents it defines.
             let names: Vec<String> = file.agents.iter().map(|a| a.name.clone()).collect();
@@ -160,6 +162,7 @@ impl App {
                 keep_alive: config.sse_keepalive(),
             },
             hosted_tool_servers: Arc::new(hosted_tool_servers),
+            toolgroups: Arc::new(toolgroups),
         };
         let listener = TcpListener::bind(&config.addr)
             .await

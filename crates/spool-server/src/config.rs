@@ -6,6 +6,7 @@ use clap::Args;
 use serde::Deserialize;
 use spool_core::agent_config::AgentDefinition;
 use spool_core::ids::SequentialIds;
+use spool_core::request::llama_stack::MCP_TOOLGROUP_PREFIX;
 use spool_core::request::{CreateResponseBody, HOSTED_TOOL_TYPES, RunRequest};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -102,6 +103,12 @@ pub struct McpFileConfig {
     /// not offered to the model.
     #[serde(default)]
     pub hosted_tools: BTreeMap<String, serde_json::Value>,
+    /// MCP servers of the operator's (`[[mcp.servers]]`, each with the
+    /// fields of an `mcp` tool: `server_label`, `server_url` or `command`,
+    /// `headers`): the llama-stack Agents API offers each as the toolgroup
+    /// `mcp::LABEL`, as it does a named agent's MCP servers.
+    #[serde(default)]
+    pub servers: Vec<serde_json::Value>,
 }
 
 impl FileConfig {
@@ -117,6 +124,17 @@ impl FileConfig {
                 anyhow::anyhow!("{}: [mcp.hosted_tools.{kind}]: {e}", path.display())
             })?;
         }
+        let mut labels = std::collections::HashSet::new();
+        for (i, server) in config.mcp.servers.iter().enumerate() {
+            let label = check_mcp_server(server).map_err(|e| {
+                anyhow::anyhow!("{}: [[mcp.servers]] #{}: {e}", path.display(), i + 1)
+            })?;
+            anyhow::ensure!(
+                labels.insert(label.clone()),
+                "{}: MCP server '{label}' is defined twice",
+                path.display()
+            );
+        }
         let mut names = std::collections::HashSet::new();
         for agent in &config.agents {
             agent
@@ -130,6 +148,51 @@ impl FileConfig {
             );
         }
         Ok(config)
+    }
+}
+
+/// Checks that `server` is an MCP tool the operator may configure, by
+/// parsing a request offering it; returns its label.
+fn check_mcp_server(server: &serde_json::Value) -> Result<String, String> {
+    if server.get("type").and_then(serde_json::Value::as_str) != Some("mcp") {
+        return Err("type must be \"mcp\"".to_owned());
+    }
+    let body = CreateResponseBody {
+        model: Some("check".into()),
+        input: Some(serde_json::json!("check")),
+        trusted_tools: vec![server.clone()],
+        ..CreateResponseBody::default()
+    };
+    let request = RunRequest::parse(body, &SequentialIds::default()).map_err(|e| e.message)?;
+    request
+        .mcp_servers
+        .first()
+        .map(|s| s.server_label.clone())
+        .ok_or_else(|| "not an MCP server".to_owned())
+}
+
+impl FileConfig {
+    /// The toolgroups of the llama-stack Agents API, by id (`mcp::LABEL`):
+    /// the `[[mcp.servers]]`, then the named agents' MCP servers whose
+    /// labels those do not take.
+    pub fn toolgroups(&self) -> BTreeMap<String, serde_json::Value> {
+        let agents_servers = self
+            .agents
+            .iter()
+            .flat_map(|a| a.tools.iter())
+            .filter(|t| t.get("type").and_then(serde_json::Value::as_str) == Some("mcp"));
+        let mut toolgroups = BTreeMap::new();
+        for server in self.mcp.servers.iter().chain(agents_servers) {
+            if let Some(label) = server
+                .get("server_label")
+                .and_then(serde_json::Value::as_str)
+            {
+                toolgroups
+                    .entry(format!("{MCP_TOOLGROUP_PREFIX}{label}"))
+                    .or_insert_with(|| server.clone());
+            }
+        }
+        toolgroups
     }
 }
 

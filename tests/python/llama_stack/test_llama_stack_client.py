@@ -206,3 +206,36 @@ def test_a_resume_must_answer_the_calls_the_turn_waits_for(lls, upstream):
     assert turn.output_message.content == "Found it."
     assert [s.step_type for s in turn.steps] == ["inference", "tool_execution", "inference"]
     assert turn.steps[1].tool_responses[0].content == "r"
+
+
+def test_an_mcp_toolgroup_runs_server_side_inside_the_turn(lls, upstream):
+    # The config's named agent `mcp-stdio` has an MCP server labelled `local`:
+    # it is the toolgroup mcp::local.
+    groups = [g.identifier for g in lls.toolgroups.list()]
+    assert "mcp::local" in groups
+    tools = {t.identifier: t for t in lls.tools.list(toolgroup_id="mcp::local")}
+    assert {"add", "shout"} <= set(tools)
+    assert {p.name for p in tools["add"].parameters} == {"a", "b"}
+
+    agent = Agent(lls, model=MODEL, instructions="Use the tools.", tools=["mcp::local"])
+    session_id = agent.create_session("mcp")
+    upstream.push(tool_call_script("call_add", "add", ['{"a": 2, "b": 3}']))
+    upstream.push(text_script("It is 5."))
+    payloads = events(agent.create_turn(messages=[{"role": "user", "content": "2+3?"}],
+                                        session_id=session_id, stream=True))
+    kinds = [(p.event_type, getattr(p, "step_type", None)) for p in payloads]
+    assert ("step_start", "tool_execution") in kinds
+    done = payloads[-1]
+    assert done.event_type == "turn_complete"
+    steps = done.turn.steps
+    assert [s.step_type for s in steps] == ["inference", "tool_execution", "inference"]
+    assert steps[0].api_model_response.tool_calls[0].tool_name == "add"
+    assert steps[1].tool_responses[0].content == "5"
+    assert done.turn.output_message.content == "It is 5."
+
+    # A builtin toolgroup spool does not have is refused, naming what it has.
+    with pytest.raises(BadRequestError) as refused:
+        Agent(lls, model=MODEL, instructions="x", tools=["builtin::websearch"])
+    assert "mcp::local" in str(refused.value)
+    with pytest.raises(NotFoundError):
+        lls.tools.list(toolgroup_id="builtin::rag")

@@ -7,15 +7,20 @@
 //! session's conversation with the agent's model, instructions, sampling
 //! and client tools, validated by the Responses path like any request.
 //!
+//! Toolgroups name MCP servers from the operator's config (`mcp::LABEL`,
+//! or `mcp::LABEL/TOOL` for one of its tools): [`resolve_toolgroups`]
+//! turns them into the MCP tools a run calls server-side.
+//!
 //! What spool does not serve is refused by name rather than ignored:
-//! toolgroups, shields, documents, the `top_k` strategy and a repetition
-//! penalty (the OpenAI-compatible upstream has neither), and grammar
-//! response formats.
+//! builtin toolgroups, shields, documents, the `top_k` strategy and a
+//! repetition penalty (the OpenAI-compatible upstream has neither), and
+//! grammar response formats.
 
 use super::{CreateResponseBody, RequestError};
 use crate::ids::ConversationId;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 /// The schema name a `json_schema` response format is given.
 pub const RESPONSE_FORMAT_NAME: &str = "response_format";
@@ -156,7 +161,7 @@ impl AgentConfig {
                 "agent_config.model must name a model.",
             ));
         }
-        refuse_toolgroups(config.toolgroups.as_deref(), "agent_config.toolgroups")?;
+        toolgroup_names(config.toolgroups.as_deref(), "agent_config.toolgroups")?;
         for (field, shields) in [
             ("input_shields", &config.input_shields),
             ("output_shields", &config.output_shields),
@@ -303,23 +308,111 @@ impl AgentConfig {
 /// llama-stack's default for `max_infer_iters`.
 pub const DEFAULT_MAX_INFER_ITERS: u32 = 10;
 
-fn refuse_toolgroups(toolgroups: Option<&[Value]>, param: &str) -> Result<(), RequestError> {
-    match toolgroups.and_then(|t| t.first()) {
-        None => Ok(()),
-        Some(first) => {
-            let name = first
-                .as_str()
-                .or_else(|| first.get("name").and_then(Value::as_str))
-                .unwrap_or("?");
-            Err(RequestError::unsupported(
-                param,
+/// The prefix of a toolgroup that names an MCP server of the config.
+pub const MCP_TOOLGROUP_PREFIX: &str = "mcp::";
+
+/// One toolgroup entry: a group, and a tool of it when the entry names one
+/// (`mcp::LABEL/TOOL`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ToolgroupName {
+    group: String,
+    tool: Option<String>,
+}
+
+/// The toolgroup entries (a name, or `{name, args}`) checked for form.
+fn toolgroup_names(
+    toolgroups: Option<&[Value]>,
+    param: &str,
+) -> Result<Vec<ToolgroupName>, RequestError> {
+    toolgroups
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let name = match entry {
+                Value::String(name) => name.as_str(),
+                Value::Object(o) => {
+                    if o.get("args")
+                        .is_some_and(|a| a.as_object().is_some_and(|a| !a.is_empty()))
+                    {
+                        return Err(RequestError::unsupported(
+                            format!("{param}[{i}].args"),
+                            "Toolgroup args are not available: an MCP toolgroup's tools take \
+                             their arguments from the model.",
+                        ));
+                    }
+                    o.get("name")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| RequestError::missing(format!("{param}[{i}].name")))?
+                }
+                _ => {
+                    return Err(RequestError::invalid(
+                        format!("{param}[{i}]"),
+                        "A toolgroup is a name or {\"name\", \"args\"}.",
+                    ));
+                }
+            };
+            let (group, tool) = match name.split_once('/') {
+                Some((group, tool)) => (group, Some(tool.to_owned())),
+                None => (name, None),
+            };
+            Ok(ToolgroupName {
+                group: group.to_owned(),
+                tool,
+            })
+        })
+        .collect()
+}
+
+/// The MCP tools (Responses `mcp` tools, from the operator's config) that
+/// `toolgroups` name, from `available` (by toolgroup id, `mcp::LABEL`).
+/// A toolgroup spool does not have (`builtin::websearch`, …) is refused,
+/// naming those it has. A run of an agent turn cannot stop for approvals,
+/// so the servers' calls need none.
+pub fn resolve_toolgroups(
+    toolgroups: &[Value],
+    param: &str,
+    available: &BTreeMap<String, Value>,
+) -> Result<Vec<Value>, RequestError> {
+    let names = toolgroup_names(Some(toolgroups), param)?;
+    // By group: the tools it is limited to, `None` for all of them.
+    let mut chosen: BTreeMap<&str, Option<Vec<String>>> = BTreeMap::new();
+    for (i, name) in names.iter().enumerate() {
+        if !available.contains_key(&name.group) {
+            let known: Vec<&str> = available.keys().map(String::as_str).collect();
+            return Err(RequestError::unsupported(
+                format!("{param}[{i}]"),
                 format!(
-                    "Toolgroup '{name}' is not available: this server has no toolgroups \
-                     (GET /v1/toolgroups lists none). Give the agent client_tools instead."
+                    "Toolgroup '{}' is not available on this server; it has {}.",
+                    name.group,
+                    if known.is_empty() {
+                        "none (MCP servers of its config are toolgroups mcp::LABEL)".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
                 ),
-            ))
+            ));
+        }
+        let entry = chosen
+            .entry(name.group.as_str())
+            .or_insert(Some(Vec::new()));
+        match (&name.tool, entry.as_mut()) {
+            (Some(tool), Some(tools)) => tools.push(tool.clone()),
+            (None, _) => *entry = None,
+            (Some(_), None) => {}
         }
     }
+    Ok(chosen
+        .into_iter()
+        .filter_map(|(group, tools)| {
+            let mut server = available.get(group)?.clone();
+            server["require_approval"] = json!("never");
+            if let Some(tools) = tools {
+                server["allowed_tools"] = json!(tools);
+            }
+            Some(server)
+        })
+        .collect())
 }
 
 impl ToolDef {
@@ -407,7 +500,7 @@ impl CreateTurnBody {
                 "Turn documents are not available on this server; put the text in a message.",
             ));
         }
-        refuse_toolgroups(self.toolgroups.as_deref(), "toolgroups")?;
+        toolgroup_names(self.toolgroups.as_deref(), "toolgroups")?;
         self.messages
             .iter()
             .enumerate()
@@ -635,8 +728,8 @@ mod tests {
     fn what_spool_cannot_serve_is_refused_by_name() {
         for (extra, param) in [
             (
-                json!({"toolgroups": ["builtin::websearch"]}),
-                "agent_config.toolgroups",
+                json!({"toolgroups": [{"name": "mcp::x", "args": {"k": 1}}]}),
+                "agent_config.toolgroups[0].args",
             ),
             (
                 json!({"input_shields": ["llama-guard"]}),
@@ -656,6 +749,41 @@ mod tests {
             assert_eq!(e.param.as_deref(), Some(param), "{e}");
         }
         assert!(AgentConfig::parse(json!({"model": "m"})).is_err());
+    }
+
+    #[test]
+    fn mcp_toolgroups_resolve_to_the_configured_servers() {
+        let available = BTreeMap::from([(
+            "mcp::calc".to_owned(),
+            json!({"type": "mcp", "server_label": "calc", "server_url": "http://x/mcp",
+                   "require_approval": "always"}),
+        )]);
+        let tools = resolve_toolgroups(
+            &[
+                json!("mcp::calc/add"),
+                json!({"name": "mcp::calc/div", "args": {}}),
+            ],
+            "toolgroups",
+            &available,
+        )
+        .unwrap();
+        assert_eq!(tools.len(), 1);
+        assert_eq!(tools[0]["allowed_tools"], json!(["add", "div"]));
+        assert_eq!(tools[0]["require_approval"], "never");
+        let all = resolve_toolgroups(
+            &[json!("mcp::calc/add"), json!("mcp::calc")],
+            "t",
+            &available,
+        )
+        .unwrap();
+        assert!(all[0].get("allowed_tools").is_none());
+        let e = resolve_toolgroups(&[json!("builtin::websearch")], "toolgroups", &available)
+            .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("toolgroups[0]"));
+        assert!(
+            e.message.contains("builtin::websearch") && e.message.contains("mcp::calc"),
+            "{e}"
+        );
     }
 
     #[test]

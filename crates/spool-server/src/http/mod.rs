@@ -41,4 +41,7 @@ pub struct AppState {
     /// The MCP tool serving each hosted tool type (`web_search`, …) a client
     /// may offer, from the config file's `[mcp.hosted_tools]`.
     pub hosted_tool_servers: Arc<BTreeMap<String, serde_json::Value>>,
+    /// The llama-stack toolgroups (`mcp::LABEL`): MCP servers of the
+    /// config file, as `mcp` tools.
+    pub toolgroups: Arc<BTreeMap<String, serde_json::Value>>,
 }

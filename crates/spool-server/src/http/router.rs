@@ -78,6 +78,15 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
             "/v1/threads/{id}/turns/{turn_id}/events",
             get(threads::turn_events::turn_events),
         )
+        .route(
+            "/v1/toolgroups",
+            get(agents::toolgroups_list::list_toolgroups),
+        )
+        .route(
+            "/v1/toolgroups/{toolgroup_id}",
+            get(agents::toolgroup_retrieve::retrieve_toolgroup),
+        )
+        .route("/v1/tools", get(agents::tools_list::list_tools))
         .merge(llama_stack_agents("/v1"))
         .merge(llama_stack_agents("/v1alpha"))
         .fallback(unknown_route)

@@ -1,6 +1,7 @@
 //! `POST /v1/agents`: create an agent from its `agent_config`, checked
 //! before anything is written.
 
+use super::toolgroup_tools;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::JsonBody;
@@ -16,7 +17,8 @@ pub async fn create_agent(
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let config = body.get("agent_config").cloned().unwrap_or(Value::Null);
-    AgentConfig::parse(config.clone())?;
+    let parsed = AgentConfig::parse(config.clone())?;
+    toolgroup_tools(&state, &parsed, None)?;
     let record = ApiAgentRecord {
         id: state.runtime.ids().new_id("agent"),
         config: config.to_string(),

@@ -18,6 +18,9 @@ pub mod session_delete;
 pub mod session_list;
 pub mod session_retrieve;
 pub mod step_retrieve;
+pub mod toolgroup_retrieve;
+pub mod toolgroups_list;
+pub mod tools_list;
 pub mod turn_create;
 pub mod turn_resume;
 pub mod turn_retrieve;
@@ -35,14 +38,78 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use spool_core::agent_config::selected_agent;
 use spool_core::event::{Envelope, Event};
+use spool_core::ids::SequentialIds;
 use spool_core::ids::{ConversationId, ResponseId};
 use spool_core::projection::llama_stack::{
     LlamaStackProjection, TurnOutcome, TurnState, iso8601, session_turns,
 };
 use spool_core::projection::{Dialect, Projection};
-use spool_core::request::RunRequest;
-use spool_core::request::llama_stack::{AgentConfig, ToolConfig};
+use spool_core::request::llama_stack::{AgentConfig, ToolConfig, resolve_toolgroups};
+use spool_core::request::{CreateResponseBody, RunRequest};
+use spool_core::tool::McpServerSpec;
 use spool_store::{ApiAgentRecord, ApiSessionRecord, Store};
+
+pub(crate) fn toolgroup_not_found(id: &str, state: &AppState) -> ApiError {
+    let known: Vec<&str> = state.toolgroups.keys().map(String::as_str).collect();
+    ApiError {
+        param: Some("toolgroup_id".into()),
+        ..ApiError::not_found(format!(
+            "Toolgroup '{id}' not found; this server has {}.",
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        ))
+    }
+}
+
+/// A toolgroup object for the MCP server `server`.
+pub(crate) fn toolgroup_json(id: &str, server: &Value) -> Value {
+    json!({
+        "identifier": id,
+        "provider_id": tools_list::MCP_PROVIDER,
+        "provider_resource_id": id,
+        "type": "tool_group",
+        "mcp_endpoint": server.get("server_url").map(|url| json!({"uri": url})),
+        "args": null,
+    })
+}
+
+/// The MCP server an `mcp` tool of the config names.
+pub(crate) fn mcp_spec(server: &Value) -> Result<McpServerSpec, ApiError> {
+    let probe = CreateResponseBody {
+        model: Some("probe".into()),
+        input: Some(json!("probe")),
+        trusted_tools: vec![server.clone()],
+        ..CreateResponseBody::default()
+    };
+    // Checked when the config was loaded.
+    RunRequest::parse(probe, &SequentialIds::default())
+        .map_err(ApiError::internal)?
+        .mcp_servers
+        .pop()
+        .ok_or_else(|| ApiError::internal("a toolgroup is not an MCP server"))
+}
+
+/// The MCP tools the agent's toolgroups and the turn's name.
+pub(crate) fn toolgroup_tools(
+    state: &AppState,
+    config: &AgentConfig,
+    turn: Option<&[Value]>,
+) -> Result<Vec<Value>, ApiError> {
+    let mut tools = resolve_toolgroups(
+        config.toolgroups.as_deref().unwrap_or_default(),
+        "agent_config.toolgroups",
+        &state.toolgroups,
+    )?;
+    tools.extend(resolve_toolgroups(
+        turn.unwrap_or_default(),
+        "toolgroups",
+        &state.toolgroups,
+    )?);
+    Ok(tools)
+}
 
 pub(crate) fn agent_not_found(id: &str) -> ApiError {
     ApiError {
@@ -218,19 +285,34 @@ pub(crate) fn page_params(query: &QueryPairs) -> Result<(u32, Option<u32>), ApiE
     Ok((number("start_index", 0)?.unwrap_or(0), number("limit", 1)?))
 }
 
-/// Runs one run of a turn: the agent's config over `input` on the session.
-/// `continues` is the turn it resumes, with the turn as it stands.
+/// One run of a turn: its input (Responses items), the turn's tool
+/// config, the MCP servers its toolgroups name, the turn it resumes (as it
+/// stands), and whether it streams.
+pub(crate) struct TurnRun {
+    pub input: Vec<Value>,
+    pub tool_config: Option<ToolConfig>,
+    pub mcp_tools: Vec<Value>,
+    pub continues: Option<TurnState>,
+    pub stream: bool,
+}
+
+/// Runs one run of a turn: the agent's config over the run's input on the
+/// session.
 pub(crate) async fn run_turn(
     state: &AppState,
     config: &AgentConfig,
     session: &ConversationId,
-    input: Vec<Value>,
-    tool_config: Option<&ToolConfig>,
-    continues: Option<TurnState>,
-    stream: bool,
+    run: TurnRun,
 ) -> Result<Response, ApiError> {
     let store = state.runtime.store();
-    let mut body = config.run_body(session, input, tool_config);
+    let TurnRun {
+        input,
+        tool_config,
+        mcp_tools,
+        continues,
+        stream,
+    } = run;
+    let mut body = config.run_body(session, input, tool_config.as_ref());
     if let Some(name) = selected_agent(&body)? {
         let named = store.agent(&name).await?.ok_or_else(|| ApiError {
             param: Some("agent_config.model".into()),
@@ -238,6 +320,17 @@ pub(crate) async fn run_turn(
         })?;
         named.apply(&mut body);
     }
+    // The toolgroups' servers are the operator's (they may be commands).
+    let labels: Vec<Value> = body
+        .trusted_tools
+        .iter()
+        .filter_map(|t| t.get("server_label").cloned())
+        .collect();
+    body.trusted_tools.extend(
+        mcp_tools
+            .into_iter()
+            .filter(|t| t.get("server_label").is_none_or(|l| !labels.contains(l))),
+    );
     let mut request = RunRequest::parse(body, state.runtime.ids())?;
     request.stop = config.stop();
     let projection = match continues {

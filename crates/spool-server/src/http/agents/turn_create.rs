@@ -3,7 +3,7 @@
 //! or answers with the finished `Turn`; the body is checked before
 //! anything is written.
 
-use super::{agent, run_turn, session};
+use super::{TurnRun, agent, run_turn, session, toolgroup_tools};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::JsonBody;
@@ -22,14 +22,18 @@ pub async fn create_turn(
     let (_, config) = agent(store.as_ref(), &agent_id).await?;
     let session = session(store.as_ref(), &agent_id, &session_id).await?;
     let input = body.input()?;
+    let mcp_tools = toolgroup_tools(&state, &config, body.toolgroups.as_deref())?;
     run_turn(
         &state,
         &config,
         &session.id,
-        input,
-        body.tool_config.as_ref(),
-        None,
-        body.stream.unwrap_or(false),
+        TurnRun {
+            input,
+            tool_config: body.tool_config,
+            mcp_tools,
+            continues: None,
+            stream: body.stream.unwrap_or(false),
+        },
     )
     .await
 }

@@ -3,7 +3,7 @@
 //! continues in a new run; its stream opens by closing the waiting
 //! tool-execution step with those results.
 
-use super::{agent, run_turn, session, turn_not_found, turns};
+use super::{TurnRun, agent, run_turn, session, toolgroup_tools, turn_not_found, turns};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::JsonBody;
@@ -48,14 +48,18 @@ pub async fn resume_turn(
         .map(|c| c.call_id.clone())
         .collect();
     let input = body.input(&awaited)?;
+    let mcp_tools = toolgroup_tools(&state, &config, None)?;
     run_turn(
         &state,
         &config,
         &session.id,
-        input,
-        None,
-        Some(turn),
-        body.stream.unwrap_or(false),
+        TurnRun {
+            input,
+            tool_config: None,
+            mcp_tools,
+            continues: Some(turn),
+            stream: body.stream.unwrap_or(false),
+        },
     )
     .await
 }
