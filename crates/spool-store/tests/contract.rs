@@ -13,8 +13,8 @@ use spool_core::item::{ContentPart, Item, ItemStatus, MessageItem, Role};
 use spool_core::run::RunError;
 use spool_core::status::RunStatus;
 use spool_store::{
-    ConversationAccess, Create, Finish, ItemPageQuery, NewConversation, NewResponse, Order,
-    PageError, SqliteStore, Store, WriteOp,
+    ApiAgentRecord, ApiSessionRecord, ConversationAccess, Create, Finish, ItemPageQuery,
+    NewConversation, NewResponse, Order, PageError, SqliteStore, Store, WriteOp,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -651,6 +651,103 @@ async fn agents_are_put_read_replaced_and_retained(store: Arc<dyn Store>) {
     assert_eq!(store.agent("a").await.unwrap(), None);
 }
 
+async fn api_agents_and_sessions_page_and_delete_in_cascade(store: Arc<dyn Store>) {
+    let agents: Vec<ApiAgentRecord> = (0..3)
+        .map(|i| ApiAgentRecord {
+            id: Fresh.new_id("agent"),
+            config: json!({"model": "m", "instructions": i.to_string()}).to_string(),
+            created_at: i,
+        })
+        .collect();
+    for a in &agents {
+        store.create_api_agent(a).await.unwrap();
+    }
+    assert_eq!(
+        store.api_agent(&agents[1].id).await.unwrap().as_ref(),
+        Some(&agents[1])
+    );
+    assert_eq!(store.api_agent("agent_nobody").await.unwrap(), None);
+    let first = store.list_api_agents(0, Some(2)).await.unwrap();
+    assert_eq!(
+        (first.data.as_slice(), first.has_more),
+        (&agents[..2], true)
+    );
+    let rest = store.list_api_agents(2, Some(2)).await.unwrap();
+    assert_eq!((rest.data.as_slice(), rest.has_more), (&agents[2..], false));
+    assert_eq!(store.list_api_agents(0, None).await.unwrap().data, agents);
+
+    // Two sessions of agent 0, each a conversation with a run on it.
+    let mut sessions = Vec::new();
+    for name in ["s1", "s2"] {
+        let id = conversation(store.as_ref(), Vec::new()).await;
+        let session = ApiSessionRecord {
+            id: id.clone(),
+            agent_id: agents[0].id.clone(),
+            name: name.into(),
+            created_at: 5,
+        };
+        store.create_api_session(&session).await.unwrap();
+        let run = ResponseId::generate(&Fresh);
+        store
+            .write(&[new_response(&run, Some(&id), messages(1))])
+            .await
+            .unwrap();
+        store.write(&[finish(&run, 1, messages(1))]).await.unwrap();
+        sessions.push((session, run));
+    }
+    let (s1, run1) = &sessions[0];
+    assert_eq!(
+        store
+            .api_session(&agents[0].id, &s1.id)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(s1)
+    );
+    assert_eq!(
+        store.api_session(&agents[1].id, &s1.id).await.unwrap(),
+        None
+    );
+    let listed = store
+        .list_api_sessions(&agents[0].id, 1, Some(5))
+        .await
+        .unwrap();
+    assert_eq!((listed.data.len(), listed.has_more), (1, false));
+    assert_eq!(listed.data[0], sessions[1].0);
+
+    // A session goes with its conversation and its runs.
+    assert!(
+        !store
+            .delete_api_session(&agents[1].id, &s1.id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .delete_api_session(&agents[0].id, &s1.id)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.conversation(&s1.id).await.unwrap(), None);
+    assert_eq!(store.response(run1).await.unwrap(), None);
+    assert!(store.events(run1, None).await.unwrap().is_empty());
+    // An agent goes with its sessions.
+    let (s2, run2) = &sessions[1];
+    assert!(store.delete_api_agent(&agents[0].id).await.unwrap());
+    assert!(!store.delete_api_agent(&agents[0].id).await.unwrap());
+    assert_eq!(store.api_agent(&agents[0].id).await.unwrap(), None);
+    assert_eq!(
+        store.api_session(&agents[0].id, &s2.id).await.unwrap(),
+        None
+    );
+    assert_eq!(store.conversation(&s2.id).await.unwrap(), None);
+    assert_eq!(store.response(run2).await.unwrap(), None);
+    assert_eq!(
+        store.list_api_agents(0, None).await.unwrap().data,
+        agents[1..]
+    );
+}
+
 // === backends ===
 
 /// Runs every contract test against the backend `open` returns.
@@ -673,6 +770,7 @@ macro_rules! contract {
                 stale_claims_are_released_and_live_ones_kept,
                 conversations_and_their_responses_are_listed_in_pages,
                 agents_are_put_read_replaced_and_retained,
+                api_agents_and_sessions_page_and_delete_in_cascade,
             );
         }
     };
