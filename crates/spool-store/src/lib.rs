@@ -359,6 +359,17 @@ pub trait LogStore: Send + Sync + 'static {
     /// Deletes a response, its items and its log. False if it did not exist.
     async fn delete(&self, id: &ResponseId) -> Result<bool, StoreError>;
 
+    /// Stored responses in the order they were created (`Order::Desc`:
+    /// newest first), after the response `after` in that order, only those
+    /// of `model` when given.
+    async fn list_responses(
+        &self,
+        after: Option<&ResponseId>,
+        limit: u32,
+        model: Option<&str>,
+        order: Order,
+    ) -> Result<ListPage<ResponseId>, PageError>;
+
     /// Responses whose runs have not ended.
     async fn unfinished(&self) -> Result<Vec<ResponseId>, StoreError>;
 }

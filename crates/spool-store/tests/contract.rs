@@ -748,6 +748,58 @@ async fn api_agents_and_sessions_page_and_delete_in_cascade(store: Arc<dyn Store
     );
 }
 
+async fn responses_are_listed_by_order_cursor_and_model(store: Arc<dyn Store>) {
+    let runs: Vec<ResponseId> = (0..3).map(|_| ResponseId::generate(&Fresh)).collect();
+    for run in &runs {
+        store
+            .write(&[new_response(run, None, messages(1))])
+            .await
+            .unwrap();
+    }
+    let page = store
+        .list_responses(None, 2, None, Order::Desc)
+        .await
+        .unwrap();
+    assert_eq!(
+        (page.data.as_slice(), page.has_more),
+        (&[runs[2].clone(), runs[1].clone()][..], true)
+    );
+    let rest = store
+        .list_responses(Some(&runs[1]), 2, None, Order::Desc)
+        .await
+        .unwrap();
+    assert_eq!((rest.data.as_slice(), rest.has_more), (&runs[..1], false));
+    let asc = store
+        .list_responses(Some(&runs[0]), 5, None, Order::Asc)
+        .await
+        .unwrap();
+    assert_eq!(asc.data, runs[1..]);
+    // The fixtures' runs are of model "m".
+    assert_eq!(
+        store
+            .list_responses(None, 5, Some("m"), Order::Asc)
+            .await
+            .unwrap()
+            .data,
+        runs
+    );
+    assert!(
+        store
+            .list_responses(None, 5, Some("other"), Order::Asc)
+            .await
+            .unwrap()
+            .data
+            .is_empty()
+    );
+    let unknown = ResponseId::generate(&Fresh);
+    assert!(matches!(
+        store
+            .list_responses(Some(&unknown), 5, None, Order::Asc)
+            .await,
+        Err(PageError::UnknownCursor { .. })
+    ));
+}
+
 // === backends ===
 
 /// Runs every contract test against the backend `open` returns.
@@ -771,6 +823,7 @@ macro_rules! contract {
                 conversations_and_their_responses_are_listed_in_pages,
                 agents_are_put_read_replaced_and_retained,
                 api_agents_and_sessions_page_and_delete_in_cascade,
+                responses_are_listed_by_order_cursor_and_model,
             );
         }
     };

@@ -8,7 +8,7 @@ use super::error::ApiError;
 use super::extract::BodyLimit;
 use super::framing::check_framing;
 use super::health::healthz;
-use super::responses::{cancel, compact, create, delete, input_items, retrieve, ws};
+use super::responses::{self, cancel, compact, create, delete, input_items, retrieve};
 use super::runs;
 use super::threads;
 use axum::Extension;
@@ -26,7 +26,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/healthz", get(healthz))
         .route(
             "/v1/responses",
-            post(create::create_response).get(ws::responses_socket),
+            post(create::create_response).get(responses::get_responses),
         )
         .route(
             "/v1/responses/{id}",
@@ -87,6 +87,19 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
             get(agents::toolgroup_retrieve::retrieve_toolgroup),
         )
         .route("/v1/tools", get(agents::tools_list::list_tools))
+        // llama-stack clients reach the Responses API under this prefix.
+        .route(
+            "/v1/openai/v1/responses",
+            post(create::create_response).get(responses::list::list_responses),
+        )
+        .route(
+            "/v1/openai/v1/responses/{id}",
+            get(retrieve::retrieve_response).delete(delete::delete_response),
+        )
+        .route(
+            "/v1/openai/v1/responses/{id}/input_items",
+            get(input_items::list_input_items),
+        )
         .merge(llama_stack_agents("/v1"))
         .merge(llama_stack_agents("/v1alpha"))
         .fallback(unknown_route)

@@ -450,6 +450,18 @@ mod tests {
         async fn unfinished(&self) -> Result<Vec<ResponseId>, StoreError> {
             Ok(vec![])
         }
+        async fn list_responses(
+            &self,
+            _: Option<&ResponseId>,
+            _: u32,
+            _: Option<&str>,
+            _: spool_store::Order,
+        ) -> Result<spool_store::ListPage<ResponseId>, spool_store::PageError> {
+            Ok(spool_store::ListPage {
+                data: Vec::new(),
+                has_more: false,
+            })
+        }
     }
 
     #[async_trait]

@@ -103,6 +103,15 @@ impl LogStore for FaultyStore {
     async fn unfinished(&self) -> Result<Vec<ResponseId>, StoreError> {
         self.inner.unfinished().await
     }
+    async fn list_responses(
+        &self,
+        after: Option<&ResponseId>,
+        limit: u32,
+        model: Option<&str>,
+        order: spool_store::Order,
+    ) -> Result<ListPage<ResponseId>, PageError> {
+        self.inner.list_responses(after, limit, model, order).await
+    }
 }
 
 #[async_trait]

@@ -18,6 +18,7 @@ mod mcp;
 mod recovery;
 mod replay;
 mod request_fields;
+mod responses_list;
 mod restart;
 mod shutdown;
 mod storage_failure;
