@@ -239,3 +239,20 @@ def test_an_mcp_toolgroup_runs_server_side_inside_the_turn(lls, upstream):
     assert "mcp::local" in str(refused.value)
     with pytest.raises(NotFoundError):
         lls.tools.list(toolgroup_id="builtin::rag")
+
+
+def test_turn_documents_go_into_the_model_context(lls, upstream):
+    agent = Agent(lls, model=MODEL, instructions="Answer from the documents.")
+    session_id = agent.create_session("docs")
+    upstream.push(text_script("The code is 7421."))
+    turn = agent.create_turn(
+        messages=[{"role": "user", "content": "What is the code?"}],
+        documents=[{"content": "The code is 7421.", "mime_type": "text/plain"},
+                   {"content": {"uri": "data:text/plain;base64,U2VlIHBhZ2UgMi4="}, "mime_type": "text/plain"}],
+        session_id=session_id, stream=False)
+    assert turn.output_message.content == "The code is 7421."
+    sent = json.dumps(upstream.chat_requests()[-1].body["messages"])
+    assert "The code is 7421." in sent and "See page 2." in sent
+    with pytest.raises(BadRequestError):
+        agent.create_turn(messages=[{"role": "user", "content": "x"}], session_id=session_id, stream=False,
+                          documents=[{"content": {"uri": "https://example.com/a.pdf"}, "mime_type": "application/pdf"}])

@@ -11,8 +11,11 @@
 //! or `mcp::LABEL/TOOL` for one of its tools): [`resolve_toolgroups`]
 //! turns them into the MCP tools a run calls server-side.
 //!
+//! A turn's documents (text, or `data:` URLs of text types) join its last
+//! user message.
+//!
 //! What spool does not serve is refused by name rather than ignored:
-//! builtin toolgroups, shields, documents, the `top_k` strategy and a
+//! builtin toolgroups, shields, other documents, the `top_k` strategy and a
 //! repetition penalty (the OpenAI-compatible upstream has neither), and
 //! grammar response formats.
 
@@ -494,19 +497,109 @@ impl CreateTurnBody {
                 "A turn needs at least one message.",
             ));
         }
-        if self.documents.as_ref().is_some_and(|d| !d.is_empty()) {
-            return Err(RequestError::unsupported(
-                "documents",
-                "Turn documents are not available on this server; put the text in a message.",
-            ));
-        }
         toolgroup_names(self.toolgroups.as_deref(), "toolgroups")?;
-        self.messages
+        let mut items = self
+            .messages
             .iter()
             .enumerate()
             .map(|(i, m)| input_item(m, &format!("messages[{i}]")))
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        // Documents go into the model's context with the turn's last user
+        // message (llama-stack without a memory tool does the same), and
+        // stay in the turn's input.
+        let documents = self
+            .documents
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, d)| document_part(d, &format!("documents[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        if !documents.is_empty() {
+            let last_user = items.iter_mut().rev().find(|item| item["role"] == "user");
+            match last_user.and_then(|m| m["content"].as_array_mut()) {
+                Some(content) => content.extend(documents),
+                None => {
+                    items.push(json!({"type": "message", "role": "user", "content": documents}))
+                }
+            }
+        }
+        Ok(items)
     }
+}
+
+/// A turn document as an input text part: text, or a `data:` URL of a
+/// text type. Images and URLs to fetch are refused.
+fn document_part(document: &Value, param: &str) -> Result<Value, RequestError> {
+    let mime_type = document
+        .get("mime_type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| RequestError::missing(format!("{param}.mime_type")))?;
+    if !is_text_type(mime_type) {
+        return Err(RequestError::unsupported(
+            format!("{param}.mime_type"),
+            format!(
+                "Documents of type '{mime_type}' are not available; send text (text/*, \
+                 application/json, …) or a data: URL of it."
+            ),
+        ));
+    }
+    let content = document
+        .get("content")
+        .ok_or_else(|| RequestError::missing(format!("{param}.content")))?;
+    let text = match content.get("uri").and_then(Value::as_str) {
+        Some(uri) => data_url_text(uri).ok_or_else(|| {
+            RequestError::unsupported(
+                format!("{param}.content.uri"),
+                "A document URL must be a data: URL of text (the server fetches no URLs).",
+            )
+        })?,
+        None => content_text(content, &format!("{param}.content"))?,
+    };
+    Ok(json!({
+        "type": "input_text",
+        "text": format!("Document ({mime_type}):\n{text}"),
+    }))
+}
+
+fn is_text_type(mime_type: &str) -> bool {
+    let essence = mime_type.split(';').next().unwrap_or_default().trim();
+    essence.starts_with("text/")
+        || matches!(
+            essence,
+            "application/json" | "application/xml" | "application/yaml" | "application/x-yaml"
+        )
+}
+
+/// The text a `data:` URL of a text type holds (base64 or percent-encoded).
+fn data_url_text(uri: &str) -> Option<String> {
+    let (meta, data) = uri.strip_prefix("data:")?.split_once(',')?;
+    let mime_type = meta.split(';').next().unwrap_or_default();
+    if !(mime_type.is_empty() || is_text_type(mime_type)) {
+        return None;
+    }
+    let bytes = if meta.ends_with(";base64") {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .ok()?
+    } else {
+        percent_decode(data)?
+    };
+    String::from_utf8(bytes).ok()
+}
+
+fn percent_decode(data: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut bytes = data.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex = [bytes.next()?, bytes.next()?];
+            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    Some(out)
 }
 
 /// One message of a turn as a Responses input item.
@@ -799,6 +892,52 @@ mod tests {
             input[1],
             json!({"type": "function_call_output", "call_id": "c1", "output": "42"})
         );
+    }
+
+    #[test]
+    fn documents_join_the_last_user_message_and_only_text_is_taken() {
+        let body: CreateTurnBody = parse_body(json!({
+            "messages": [{"role": "user", "content": "summarize"}],
+            "documents": [
+                {"content": "plain words", "mime_type": "text/plain"},
+                {"content": {"uri": "data:text/markdown;base64,IyBUaXRsZQ=="}, "mime_type": "text/markdown"},
+                {"content": {"uri": "data:,a%20b"}, "mime_type": "text/plain"},
+            ],
+        }))
+        .unwrap();
+        let input = body.input().unwrap();
+        let texts: Vec<&str> = input[0]["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                "summarize",
+                "Document (text/plain):\nplain words",
+                "Document (text/markdown):\n# Title",
+                "Document (text/plain):\na b"
+            ]
+        );
+        for (document, param) in [
+            (
+                json!({"content": "x", "mime_type": "image/png"}),
+                "documents[0].mime_type",
+            ),
+            (
+                json!({"content": {"uri": "https://example.com/a.txt"}, "mime_type": "text/plain"}),
+                "documents[0].content.uri",
+            ),
+        ] {
+            let body: CreateTurnBody = parse_body(json!({
+                "messages": [{"role": "user", "content": "x"}],
+                "documents": [document],
+            }))
+            .unwrap();
+            assert_eq!(body.input().unwrap_err().param.as_deref(), Some(param));
+        }
     }
 
     #[test]
