@@ -157,6 +157,18 @@ fn fixture_logs_project_to_their_llama_stack_transcripts() {
     }
 }
 
+/// Legacy logs have no steps: only the turn's start and its end, whose
+/// output message is the run's answer.
+#[test]
+fn legacy_logs_project_to_llama_stack() {
+    for (name, log) in &logs(&fixtures().join("legacy")) {
+        insta::assert_snapshot!(
+            format!("llama_stack__legacy__{name}"),
+            data_only(Dialect::LlamaStack, log)
+        );
+    }
+}
+
 /// A turn that waited for a client tool and was resumed: the resuming
 /// run's stream opens by closing the client tools' step with the caller's
 /// results and ends with the whole turn.

@@ -28,6 +28,9 @@
 //! tool-execution step with the caller's responses and its `turn_complete`
 //! shows the whole turn. [`session_turns`] folds a session's runs into its
 //! turns, the same way.
+//!
+//! Logs written before runs had steps show no steps: their turn ends with
+//! the run's answer as its output message.
 
 use super::{Frame, Projection, ProjectionError};
 use crate::event::{Envelope, Event, StepKind};
@@ -252,6 +255,27 @@ impl LlamaStackProjection {
         Ok(())
     }
 
+    /// The model's answer in a log written before runs had steps (older
+    /// builds): the run's assistant text and its calls of the caller's
+    /// tools.
+    fn message_without_steps(&mut self) -> CompletionMessage {
+        let mut message = CompletionMessage::text(String::new(), StopReason::EndOfTurn);
+        for item in self.fold.output() {
+            match item {
+                Item::Message(m) if m.role == Role::Assistant => {
+                    message.content.push_str(&m.text())
+                }
+                Item::FunctionCall(f) => {
+                    let call = ToolCall::new(f.call_id.clone(), f.name.clone(), &f.arguments);
+                    message.tool_calls.push(call.clone());
+                    self.client_calls.push(call);
+                }
+                _ => {}
+            }
+        }
+        message
+    }
+
     /// The run created: a new turn, or the resume of a waiting one, whose
     /// client-tool step the caller's results close.
     fn created(
@@ -330,7 +354,7 @@ impl LlamaStackProjection {
         let mut message = self
             .last_response
             .take()
-            .unwrap_or_else(|| CompletionMessage::text(String::new(), StopReason::EndOfTurn));
+            .unwrap_or_else(|| self.message_without_steps());
         self.turn.completed_at_ms = Some(envelope.ts_ms);
         let awaiting = incomplete.is_none() && !self.client_calls.is_empty();
         if awaiting {

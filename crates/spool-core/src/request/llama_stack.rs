@@ -172,7 +172,7 @@ impl AgentConfig {
             if shields.as_ref().is_some_and(|s| !s.is_empty()) {
                 return Err(RequestError::unsupported(
                     format!("agent_config.{field}"),
-                    "This server has no shields (GET /v1/shields would list none).",
+                    "Shields are not available on this server.",
                 ));
             }
         }
