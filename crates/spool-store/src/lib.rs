@@ -425,8 +425,9 @@ pub trait ApiAgentStore: Send + Sync + 'static {
     ) -> Result<ListPage<ApiAgentRecord>, StoreError>;
 
     /// Deletes the agent, its sessions, their conversations and every run
-    /// on them, in one transaction. False if there was no such agent.
-    async fn delete_api_agent(&self, id: &str) -> Result<bool, StoreError>;
+    /// on them, in one transaction: `Done`, `NotFound` if there is no such
+    /// agent, or `Busy` (nothing deleted) while a turn runs on a session.
+    async fn delete_api_agent(&self, id: &str) -> Result<ConversationAccess, StoreError>;
 
     /// Records a session of `session.agent_id` on a conversation that
     /// exists.
@@ -447,12 +448,13 @@ pub trait ApiAgentStore: Send + Sync + 'static {
     ) -> Result<ListPage<ApiSessionRecord>, StoreError>;
 
     /// Deletes the session, its conversation and every run on it, in one
-    /// transaction. False if the agent has no such session.
+    /// transaction: `Done`, `NotFound` if the agent has no such session,
+    /// or `Busy` (nothing deleted) while a turn runs on it.
     async fn delete_api_session(
         &self,
         agent_id: &str,
         id: &ConversationId,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<ConversationAccess, StoreError>;
 }
 
 pub trait Store: LogStore + ConversationStore + AgentStore + ApiAgentStore {}

@@ -716,25 +716,51 @@ async fn api_agents_and_sessions_page_and_delete_in_cascade(store: Arc<dyn Store
     assert_eq!(listed.data[0], sessions[1].0);
 
     // A session goes with its conversation and its runs.
-    assert!(
-        !store
+    assert_eq!(
+        store
             .delete_api_session(&agents[1].id, &s1.id)
             .await
-            .unwrap()
+            .unwrap(),
+        ConversationAccess::NotFound
     );
-    assert!(
+    // Not while a turn runs on it.
+    let running = ResponseId::generate(&Fresh);
+    store
+        .claim_conversation(&s1.id, &running, &[])
+        .await
+        .unwrap();
+    assert_eq!(
         store
             .delete_api_session(&agents[0].id, &s1.id)
             .await
-            .unwrap()
+            .unwrap(),
+        ConversationAccess::Busy(running.clone())
+    );
+    assert_eq!(
+        store.delete_api_agent(&agents[0].id).await.unwrap(),
+        ConversationAccess::Busy(running.clone())
+    );
+    store.release_conversation(&s1.id, &running).await.unwrap();
+    assert_eq!(
+        store
+            .delete_api_session(&agents[0].id, &s1.id)
+            .await
+            .unwrap(),
+        ConversationAccess::Done
     );
     assert_eq!(store.conversation(&s1.id).await.unwrap(), None);
     assert_eq!(store.response(run1).await.unwrap(), None);
     assert!(store.events(run1, None).await.unwrap().is_empty());
     // An agent goes with its sessions.
     let (s2, run2) = &sessions[1];
-    assert!(store.delete_api_agent(&agents[0].id).await.unwrap());
-    assert!(!store.delete_api_agent(&agents[0].id).await.unwrap());
+    assert_eq!(
+        store.delete_api_agent(&agents[0].id).await.unwrap(),
+        ConversationAccess::Done
+    );
+    assert_eq!(
+        store.delete_api_agent(&agents[0].id).await.unwrap(),
+        ConversationAccess::NotFound
+    );
     assert_eq!(store.api_agent(&agents[0].id).await.unwrap(), None);
     assert_eq!(
         store.api_session(&agents[0].id, &s2.id).await.unwrap(),

@@ -507,8 +507,11 @@ mod tests {
                 has_more: false,
             })
         }
-        async fn delete_api_agent(&self, _: &str) -> Result<bool, StoreError> {
-            Ok(false)
+        async fn delete_api_agent(
+            &self,
+            _: &str,
+        ) -> Result<spool_store::ConversationAccess, StoreError> {
+            Ok(spool_store::ConversationAccess::NotFound)
         }
         async fn create_api_session(
             &self,
@@ -538,8 +541,8 @@ mod tests {
             &self,
             _: &str,
             _: &spool_core::ids::ConversationId,
-        ) -> Result<bool, StoreError> {
-            Ok(false)
+        ) -> Result<spool_store::ConversationAccess, StoreError> {
+            Ok(spool_store::ConversationAccess::NotFound)
         }
     }
 

@@ -148,7 +148,7 @@ impl ApiAgentStore for FaultyStore {
     ) -> Result<ListPage<ApiAgentRecord>, StoreError> {
         self.inner.list_api_agents(start, limit).await
     }
-    async fn delete_api_agent(&self, id: &str) -> Result<bool, StoreError> {
+    async fn delete_api_agent(&self, id: &str) -> Result<ConversationAccess, StoreError> {
         self.inner.delete_api_agent(id).await
     }
     async fn create_api_session(&self, s: &ApiSessionRecord) -> Result<(), StoreError> {
@@ -173,7 +173,7 @@ impl ApiAgentStore for FaultyStore {
         &self,
         agent: &str,
         id: &ConversationId,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<ConversationAccess, StoreError> {
         self.inner.delete_api_session(agent, id).await
     }
 }

@@ -2,12 +2,15 @@
 //!
 //! A session is a conversation; deleting a session deletes the
 //! conversation and every run on it (its turns), and deleting an agent
-//! deletes its sessions, all in one transaction.
+//! deletes its sessions, all in one transaction, and none of it while a
+//! turn runs on one of them.
 
 use super::SqliteStore;
-use super::codec::corrupt;
+use super::codec::{corrupt, parse_id};
 use super::error::Error;
-use crate::{ApiAgentRecord, ApiAgentStore, ApiSessionRecord, ListPage, StoreError};
+use crate::{
+    ApiAgentRecord, ApiAgentStore, ApiSessionRecord, ConversationAccess, ListPage, StoreError,
+};
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use spool_core::ids::ConversationId;
@@ -43,6 +46,27 @@ fn session_record(
         name,
         created_at,
     })
+}
+
+/// The run holding one of `conversations`, if a turn runs on one.
+fn running(
+    tx: &Transaction<'_>,
+    conversations: &[String],
+) -> Result<Option<ConversationAccess>, Error> {
+    for id in conversations {
+        let active: Option<String> = tx
+            .query_row(
+                "SELECT active_response_id FROM conversations WHERE id = ?",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        if let Some(response) = active {
+            return Ok(Some(ConversationAccess::Busy(parse_id(&response)?)));
+        }
+    }
+    Ok(None)
 }
 
 /// Deletes a session's record, its conversation and the runs on it.
@@ -117,7 +141,7 @@ impl ApiAgentStore for SqliteStore {
         .await
     }
 
-    async fn delete_api_agent(&self, id: &str) -> Result<bool, StoreError> {
+    async fn delete_api_agent(&self, id: &str) -> Result<ConversationAccess, StoreError> {
         let id = id.to_owned();
         self.on_writer(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -125,12 +149,19 @@ impl ApiAgentStore for SqliteStore {
                 .prepare("SELECT conversation_id FROM api_agent_sessions WHERE agent_id = ?")?
                 .query_map([&id], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
+            if let Some(busy) = running(&tx, &sessions)? {
+                return Ok(busy);
+            }
             for session in &sessions {
                 delete_session(&tx, session)?;
             }
             let deleted = tx.execute("DELETE FROM api_agents WHERE id = ?", [&id])?;
             tx.commit()?;
-            Ok(deleted > 0)
+            Ok(if deleted > 0 {
+                ConversationAccess::Done
+            } else {
+                ConversationAccess::NotFound
+            })
         })
         .await
     }
@@ -203,7 +234,7 @@ impl ApiAgentStore for SqliteStore {
         &self,
         agent_id: &str,
         id: &ConversationId,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<ConversationAccess, StoreError> {
         let (agent_id, id) = (agent_id.to_owned(), id.as_str().to_owned());
         self.on_writer(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -212,11 +243,15 @@ impl ApiAgentStore for SqliteStore {
                     "SELECT 1 FROM api_agent_sessions WHERE conversation_id = ? AND agent_id = ?",
                 )?
                 .exists([&id, &agent_id])?;
-            if exists {
-                delete_session(&tx, &id)?;
+            if !exists {
+                return Ok(ConversationAccess::NotFound);
             }
+            if let Some(busy) = running(&tx, std::slice::from_ref(&id))? {
+                return Ok(busy);
+            }
+            delete_session(&tx, &id)?;
             tx.commit()?;
-            Ok(exists)
+            Ok(ConversationAccess::Done)
         })
         .await
     }

@@ -111,6 +111,17 @@ pub(crate) fn toolgroup_tools(
     Ok(tools)
 }
 
+/// 409 while a turn runs on a session being deleted.
+pub(crate) fn turn_running(response: &spool_core::ids::ResponseId) -> ApiError {
+    ApiError::conflict(
+        format!(
+            "A turn is running on this session (run '{}'); delete it once the turn ends.",
+            response.as_str()
+        ),
+        "turn_running",
+    )
+}
+
 pub(crate) fn agent_not_found(id: &str) -> ApiError {
     ApiError {
         param: Some("agent_id".into()),
