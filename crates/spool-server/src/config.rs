@@ -251,3 +251,62 @@ impl ServeConfig {
         (self.sse_keepalive_secs > 0).then(|| Duration::from_secs(self.sse_keepalive_secs))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes `text` as a config file and loads it.
+    fn load(text: &str) -> anyhow::Result<FileConfig> {
+        let dir = std::env::temp_dir().join(format!(
+            "spool-config-{}-{}",
+            std::process::id(),
+            text.len()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("spool.toml");
+        std::fs::write(&path, text)?;
+        FileConfig::load(&path)
+    }
+
+    #[test]
+    fn mcp_servers_and_agents_mcp_tools_are_toolgroups() {
+        let config = load(
+            r#"
+[[mcp.servers]]
+type = "mcp"
+server_label = "calc"
+server_url = "http://127.0.0.1:9/mcp"
+
+[[agents]]
+name = "helper"
+model = "m"
+tools = [
+  { type = "mcp", server_label = "calc", server_url = "http://127.0.0.1:8/other" },
+  { type = "mcp", server_label = "local", command = ["python", "server.py"] },
+]
+"#,
+        )
+        .unwrap();
+        let toolgroups = config.toolgroups();
+        assert_eq!(
+            toolgroups.keys().collect::<Vec<_>>(),
+            ["mcp::calc", "mcp::local"]
+        );
+        // A top-level server takes its label before an agent's.
+        assert_eq!(
+            toolgroups["mcp::calc"]["server_url"],
+            "http://127.0.0.1:9/mcp"
+        );
+    }
+
+    #[test]
+    fn a_bad_or_repeated_mcp_server_is_refused() {
+        let e = load("[[mcp.servers]]\nserver_label = \"x\"\nserver_url = \"http://h/mcp\"\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("type must be"), "{e}");
+        let twice = "[[mcp.servers]]\ntype = \"mcp\"\nserver_label = \"x\"\nserver_url = \"http://h/mcp\"\n";
+        let e = load(&format!("{twice}{twice}")).unwrap_err();
+        assert!(e.to_string().contains("defined twice"), "{e}");
+    }
+}
