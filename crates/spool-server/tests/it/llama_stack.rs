@@ -362,6 +362,15 @@ async fn bad_input_is_refused_and_nothing_is_written() {
         .await;
     let error = assert_error(status, &body, 400);
     assert_eq!(error["param"], "tool_responses[0].call_id");
+    // A new turn that leaves the call open is refused too.
+    let (status, body) = app
+        .post(
+            &format!("{base}/turn"),
+            &json!({"messages": [{"role": "user", "content": "next"}]}),
+        )
+        .await;
+    let error = assert_error(status, &body, 400);
+    assert_eq!(error["code"], "turn_awaiting_input");
     let requests = app.upstream.requests().len();
     app.upstream.push(text_script(&["done"]));
     let (status, turn) = app
@@ -380,4 +389,40 @@ async fn bad_input_is_refused_and_nothing_is_written() {
         )
         .await;
     assert_error(status, &body, 400);
+}
+
+#[tokio::test]
+async fn a_new_turn_may_answer_the_waiting_calls_in_its_messages() {
+    let app = spawn_app().await;
+    let agent = new_agent(
+        &app,
+        "/v1",
+        json!({"model": "m", "instructions": "x", "client_tools": [{"name": "f"}]}),
+    )
+    .await;
+    let session = new_session(&app, "/v1", &agent).await;
+    let base = format!("/v1/agents/{agent}/session/{session}");
+    app.upstream.push(tool_call_script("call_f", "f", "{}"));
+    let (_, waiting) = app
+        .post(
+            &format!("{base}/turn"),
+            &json!({"messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
+    assert_eq!(waiting["output_message"]["stop_reason"], "end_of_message");
+    app.upstream.push(text_script(&["answered"]));
+    let (status, turn) = app
+        .post(
+            &format!("{base}/turn"),
+            &json!({"messages": [{"role": "tool", "call_id": "call_f", "content": "r"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{turn}");
+    assert_eq!(turn["output_message"]["content"], "answered");
+    assert_eq!(
+        turn["input_messages"],
+        json!([{"role": "tool", "call_id": "call_f", "content": "r"}])
+    );
+    let (_, session_body) = app.get(&base).await;
+    assert_eq!(session_body["turns"].as_array().unwrap().len(), 2);
 }
