@@ -44,6 +44,12 @@ async fn new_session(app: &TestApp, prefix: &str, agent: &str) -> String {
 
 /// POSTs `body` to `path` and reads the whole SSE answer.
 async fn stream(app: &TestApp, path: &str, body: &Value) -> String {
+    stream_of_run(app, path, body).await.1
+}
+
+/// POSTs `body` to `path`: the run it started (`x-spool-run-id`) and the
+/// whole SSE answer.
+async fn stream_of_run(app: &TestApp, path: &str, body: &Value) -> (String, String) {
     let r = app
         .http
         .post(app.url(path))
@@ -54,7 +60,8 @@ async fn stream(app: &TestApp, path: &str, body: &Value) -> String {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "text/event-stream");
-    read_to_end(r).await
+    let run = r.headers()["x-spool-run-id"].to_str().unwrap().to_owned();
+    (run, read_to_end(r).await)
 }
 
 /// The payloads (or error objects) of a llama-stack stream, checking that
@@ -182,7 +189,7 @@ async fn a_client_tool_pauses_the_turn_and_a_resume_continues_it() {
 
     app.upstream.push(text_script(&["Sunny."]));
     let resume_path = format!("{base}/turn/{turn_id}/resume");
-    let live = stream(
+    let (resume_run, live) = stream_of_run(
         &app,
         &resume_path,
         &json!({"tool_responses": [{"call_id": "call_1", "tool_name": "get_weather",
@@ -208,20 +215,14 @@ async fn a_client_tool_pauses_the_turn_and_a_resume_continues_it() {
     assert_eq!(steps, ["inference", "tool_execution", "inference"]);
 
     // The resuming run replays through the runs route as it streamed live:
-    // the route folds the turn's earlier run first. (A session is a
-    // conversation, so the threads route lists its runs.)
+    // the route folds the turn's earlier run first. A session is a
+    // conversation: the threads route lists the same two runs.
+    assert_ne!(resume_run, turn_id);
+    assert_eq!(run_events(&app, &resume_run, None).await, live);
+    let (_, runs) = app.get(&format!("/v1/threads/{session}/turns")).await;
+    assert_eq!(runs["data"][1]["id"], resume_run.as_str());
     let (_, session_body) = app.get(&base).await;
     assert_eq!(session_body["turns"].as_array().unwrap().len(), 1);
-    let (_, runs) = app.get(&format!("/v1/threads/{session}/turns")).await;
-    let runs: Vec<&str> = runs["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(runs.len(), 2, "{runs:?}");
-    let resume_run = runs.iter().find(|r| **r != turn_id).unwrap();
-    assert_eq!(run_events(&app, resume_run, None).await, live);
     let step_id = done["turn"]["steps"][2]["step_id"].as_str().unwrap();
     let (status, step) = app
         .get(&format!("{base}/turn/{turn_id}/step/{step_id}"))

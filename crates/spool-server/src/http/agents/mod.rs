@@ -33,7 +33,7 @@ use crate::runtime::StartedRun;
 use crate::runtime::sink::now_ms;
 use crate::runtime::subscribe::SubscribeError;
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use spool_core::agent_config::selected_agent;
@@ -353,21 +353,31 @@ pub(crate) async fn run_turn(
         None => LlamaStackProjection::new(),
     };
     let started = state.runtime.start(request).await?;
+    let run_id = HeaderValue::from_str(started.id.as_str()).map_err(ApiError::internal)?;
     let guard = CancelOnDrop::new(state.runtime.clone(), started.id.clone());
-    if stream {
+    let mut response = if stream {
         let mut options = state.sse;
         options.done_marker &= Dialect::LlamaStack.takes_done_marker();
-        return Ok(projected_stream(
+        projected_stream(
             Box::new(projection),
             Framing::Sse,
             started.events,
             None,
             options,
             Some(guard),
-        ));
-    }
-    finished_turn(projection, started, guard).await
+        )
+    } else {
+        finished_turn(projection, started, guard).await?
+    };
+    // The run this request started: its stream is
+    // `GET /v1/runs/{id}/events?dialect=llama_stack` (and `Last-Event-ID`
+    // resumes it), which the turn's id names only for the turn's first run.
+    response.headers_mut().insert(RUN_ID_HEADER, run_id);
+    Ok(response)
 }
+
+/// The response header naming the run a turn or resume request started.
+pub const RUN_ID_HEADER: &str = "x-spool-run-id";
 
 /// Follows a run to its end and answers with the turn it leaves.
 async fn finished_turn(
