@@ -359,3 +359,23 @@ pub(crate) mod tests {
         }
     }
 }
+
+/// What a shield found wrong with a text (llama-stack's `SafetyViolation`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SafetyViolation {
+    pub violation_level: ViolationLevel,
+    /// What the user is told instead of an answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_message: Option<String>,
+    /// Why, e.g. the categories a moderation model flagged.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViolationLevel {
+    Info,
+    Warn,
+    Error,
+}

@@ -67,10 +67,12 @@ impl App {
         let mut allowed_urls: Vec<String> = config.mcp_allowed_urls.clone();
         let mut hosted_tool_servers = Default::default();
         let mut toolgroups = Default::default();
+        let mut shields = Default::default();
         if let Some(path) = &config.config {
             let file = FileConfig::load(path)?;
             allowed_urls.extend(file.mcp.allowed_urls.iter().cloned());
             toolgroups = file.toolgroups();
+            shields = file.shields();
             hosted_tool_servers = file.mcp.hosted_tools;
             // The file is the source of truth for the agents it defines.
             let names: Vec<String> = file.agents.iter().map(|a| a.name.clone()).collect();
@@ -163,6 +165,7 @@ impl App {
             },
             hosted_tool_servers: Arc::new(hosted_tool_servers),
             toolgroups: Arc::new(toolgroups),
+            shields: Arc::new(shields),
         };
         let listener = TcpListener::bind(&config.addr)
             .await

@@ -87,6 +87,19 @@ pub struct FileConfig {
     pub agents: Vec<AgentDefinition>,
     #[serde(default)]
     pub mcp: McpFileConfig,
+    /// Shields llama-stack agents may name (`input_shields`,
+    /// `output_shields`): `[[shields]]` with an `id` and the upstream's
+    /// `moderation_model` (its `/v1/moderations`).
+    #[serde(default)]
+    pub shields: Vec<ShieldConfig>,
+}
+
+/// `[[shields]]` in the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShieldConfig {
+    pub id: String,
+    pub moderation_model: String,
 }
 
 /// `[mcp]` in the config file.
@@ -135,6 +148,20 @@ impl FileConfig {
                 path.display()
             );
         }
+        let mut shields = std::collections::HashSet::new();
+        for shield in &config.shields {
+            anyhow::ensure!(
+                !shield.id.trim().is_empty() && !shield.moderation_model.trim().is_empty(),
+                "{}: a shield needs an id and a moderation_model",
+                path.display()
+            );
+            anyhow::ensure!(
+                shields.insert(shield.id.as_str()),
+                "{}: shield '{}' is defined twice",
+                path.display(),
+                shield.id
+            );
+        }
         let mut names = std::collections::HashSet::new();
         for agent in &config.agents {
             agent
@@ -172,6 +199,14 @@ fn check_mcp_server(server: &serde_json::Value) -> Result<String, String> {
 }
 
 impl FileConfig {
+    /// The shields of the llama-stack Agents API: id → moderation model.
+    pub fn shields(&self) -> BTreeMap<String, String> {
+        self.shields
+            .iter()
+            .map(|s| (s.id.clone(), s.moderation_model.clone()))
+            .collect()
+    }
+
     /// The toolgroups of the llama-stack Agents API, by id (`mcp::LABEL`):
     /// the `[[mcp.servers]]`, then the named agents' MCP servers whose
     /// labels those do not take.
@@ -298,6 +333,20 @@ tools = [
             toolgroups["mcp::calc"]["server_url"],
             "http://127.0.0.1:9/mcp"
         );
+    }
+
+    #[test]
+    fn shields_name_moderation_models() {
+        let config =
+            load("[[shields]]\nid = \"safety\"\nmoderation_model = \"omni-moderation-latest\"\n")
+                .unwrap();
+        assert_eq!(
+            config.shields(),
+            BTreeMap::from([("safety".to_owned(), "omni-moderation-latest".to_owned())])
+        );
+        let twice = "[[shields]]\nid = \"s\"\nmoderation_model = \"m\"\n";
+        let e = load(&format!("{twice}{twice}")).unwrap_err();
+        assert!(e.to_string().contains("defined twice"), "{e}");
     }
 
     #[test]

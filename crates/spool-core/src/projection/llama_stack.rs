@@ -12,6 +12,10 @@
 //!   server-side calls an answer asked for are logged after its step
 //!   (`status: tool_call_detected`), so a completed inference step is held
 //!   until the next event and shows them too;
+//! - per shield step (a check of the input before the model is called, or
+//!   of the answer after) `step_start` with its `touchpoint` and
+//!   `step_complete` with the violation, if any; a violation ends the turn
+//!   with its message as the answer;
 //! - per tool-execution step `step_start`, a `step_progress` with each
 //!   call (`in_progress`, the whole call) as it starts, `step_complete`
 //!   with `tool_calls` and `tool_responses`;
@@ -36,7 +40,7 @@ use super::{Frame, Projection, ProjectionError};
 use crate::event::{Envelope, Event, StepKind};
 use crate::fold::RunFold;
 use crate::item::{ContentPart, Item, ItemStatus, Role};
-use crate::run::IncompleteReason;
+use crate::run::{IncompleteReason, SafetyViolation};
 use crate::tool::AgentStatus;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -58,6 +62,11 @@ pub struct LlamaStackProjection {
     client_calls: Vec<ToolCall>,
     /// The inference step whose answer called the caller's tools.
     client_call_step: Option<String>,
+    /// What a shield's violation tells the user: the turn's answer.
+    violation_message: Option<String>,
+    /// Whether this run has had a model call yet (a shield step before
+    /// one checks the input, after one the answer).
+    inferred: bool,
 }
 
 /// A turn as far as its runs have gone.
@@ -351,10 +360,14 @@ impl LlamaStackProjection {
         incomplete: Option<&IncompleteReason>,
         out: &mut dyn FnMut(Frame),
     ) -> Result<(), ProjectionError> {
-        let mut message = self
-            .last_response
-            .take()
-            .unwrap_or_else(|| self.message_without_steps());
+        let mut message = match self.violation_message.take() {
+            // A shield stopped the turn: its message is the answer.
+            Some(text) => CompletionMessage::text(text, StopReason::EndOfTurn),
+            None => self
+                .last_response
+                .take()
+                .unwrap_or_else(|| self.message_without_steps()),
+        };
         self.turn.completed_at_ms = Some(envelope.ts_ms);
         let awaiting = incomplete.is_none() && !self.client_calls.is_empty();
         if awaiting {
@@ -429,6 +442,16 @@ impl Projection for LlamaStackProjection {
                 }
             }
             Event::StepStarted { step_id, kind } => {
+                let mut metadata = Map::new();
+                if *kind == StepKind::ShieldCall {
+                    let touchpoint = if self.inferred {
+                        "agent-output"
+                    } else {
+                        "user-input"
+                    };
+                    metadata.insert("touchpoint".into(), Value::String(touchpoint.into()));
+                }
+                self.inferred |= *kind == StepKind::Inference;
                 self.open = Some(OpenStep {
                     id: step_id.clone(),
                     kind: *kind,
@@ -442,7 +465,7 @@ impl Projection for LlamaStackProjection {
                     &Payload::StepStart {
                         step_type: StepType::from(*kind),
                         step_id,
-                        metadata: Map::new(),
+                        metadata,
                     },
                     out,
                 )?;
@@ -574,12 +597,40 @@ impl Projection for LlamaStackProjection {
                     _ => {}
                 }
             }
-            Event::StepCompleted { step_id, .. } => {
+            Event::StepCompleted {
+                step_id, violation, ..
+            } => {
                 let Some(step) = self.open.take() else {
                     return Ok(());
                 };
                 match step.kind {
                     StepKind::Inference => self.held = Some((step, envelope.ts_ms)),
+                    StepKind::ShieldCall => {
+                        let details = Step::ShieldCall(ShieldCallStep {
+                            turn_id: self.turn.turn_id.clone(),
+                            step_id: step.id.clone(),
+                            started_at: Some(iso8601(step.started_ms)),
+                            completed_at: Some(iso8601(envelope.ts_ms)),
+                            violation: violation.clone(),
+                        });
+                        self.emit(
+                            &Payload::StepComplete {
+                                step_type: StepType::ShieldCall,
+                                step_id,
+                                step_details: &details,
+                            },
+                            out,
+                        )?;
+                        self.turn.steps.push(details);
+                        if let Some(violation) = violation {
+                            self.violation_message = Some(
+                                violation
+                                    .user_message
+                                    .clone()
+                                    .unwrap_or_else(|| VIOLATION_MESSAGE.to_owned()),
+                            );
+                        }
+                    }
                     StepKind::ToolExecution => {
                         let details = Step::ToolExecution(ToolExecutionStep {
                             turn_id: self.turn.turn_id.clone(),
@@ -795,12 +846,25 @@ pub struct ToolExecutionStep {
     pub tool_responses: Vec<ToolResponse>,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShieldCallStep {
+    pub turn_id: String,
+    pub step_id: String,
+    pub started_at: Option<String>,
+    pub completed_at: Option<String>,
+    pub violation: Option<SafetyViolation>,
+}
+
+/// What a violation without a message of its own tells the user.
+pub const VIOLATION_MESSAGE: &str = "I can't answer that: a safety shield flagged it.";
+
 /// A step of a turn, told apart by `step_type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "step_type", rename_all = "snake_case")]
 pub enum Step {
     Inference(InferenceStep),
     ToolExecution(ToolExecutionStep),
+    ShieldCall(ShieldCallStep),
 }
 
 impl Step {
@@ -808,6 +872,7 @@ impl Step {
         match self {
             Step::Inference(s) => &s.step_id,
             Step::ToolExecution(s) => &s.step_id,
+            Step::ShieldCall(s) => &s.step_id,
         }
     }
 }
@@ -830,6 +895,7 @@ pub struct Turn {
 enum StepType {
     Inference,
     ToolExecution,
+    ShieldCall,
 }
 
 impl From<StepKind> for StepType {
@@ -837,6 +903,7 @@ impl From<StepKind> for StepType {
         match kind {
             StepKind::Inference => StepType::Inference,
             StepKind::ToolExecution => StepType::ToolExecution,
+            StepKind::ShieldCall => StepType::ShieldCall,
         }
     }
 }

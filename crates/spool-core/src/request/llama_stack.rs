@@ -14,13 +14,16 @@
 //! A turn's documents (text, or `data:` URLs of text types) join its last
 //! user message.
 //!
+//! Shields name the config's moderation models ([`resolve_shields`]).
+//!
 //! What spool does not serve is refused by name rather than ignored:
-//! builtin toolgroups, shields, other documents, the `top_k` strategy and a
+//! builtin toolgroups, unknown shields, other documents, the `top_k` strategy and a
 //! repetition penalty (the OpenAI-compatible upstream has neither), and
 //! grammar response formats.
 
 use super::{CreateResponseBody, RequestError};
 use crate::ids::ConversationId;
+use crate::tool::{RunShields, Shield};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -165,17 +168,6 @@ impl AgentConfig {
             ));
         }
         toolgroup_names(config.toolgroups.as_deref(), "agent_config.toolgroups")?;
-        for (field, shields) in [
-            ("input_shields", &config.input_shields),
-            ("output_shields", &config.output_shields),
-        ] {
-            if shields.as_ref().is_some_and(|s| !s.is_empty()) {
-                return Err(RequestError::unsupported(
-                    format!("agent_config.{field}"),
-                    "Shields are not available on this server.",
-                ));
-            }
-        }
         if let (Some(config_choice), Some(choice)) = (
             config
                 .tool_config
@@ -310,6 +302,46 @@ impl AgentConfig {
 
 /// llama-stack's default for `max_infer_iters`.
 pub const DEFAULT_MAX_INFER_ITERS: u32 = 10;
+
+/// The shields an agent's config names, from `available` (the config's
+/// shields: name → moderation model). A shield spool does not have is
+/// refused, naming those it has.
+pub fn resolve_shields(
+    config: &AgentConfig,
+    available: &BTreeMap<String, String>,
+) -> Result<RunShields, RequestError> {
+    let resolve = |field: &str, names: &Option<Vec<String>>| {
+        names
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, name)| match available.get(name) {
+                Some(model) => Ok(Shield {
+                    id: name.clone(),
+                    model: model.clone(),
+                }),
+                None => {
+                    let known: Vec<&str> = available.keys().map(String::as_str).collect();
+                    Err(RequestError::unsupported(
+                        format!("agent_config.{field}[{i}]"),
+                        format!(
+                            "Shield '{name}' is not available on this server; it has {}.",
+                            if known.is_empty() {
+                                "none (shields are defined in its config, [[shields]])".to_owned()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
+                    ))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    Ok(RunShields {
+        input: resolve("input_shields", &config.input_shields)?,
+        output: resolve("output_shields", &config.output_shields)?,
+    })
+}
 
 /// The prefix of a toolgroup that names an MCP server of the config.
 pub const MCP_TOOLGROUP_PREFIX: &str = "mcp::";
@@ -825,10 +857,6 @@ mod tests {
                 "agent_config.toolgroups[0].args",
             ),
             (
-                json!({"input_shields": ["llama-guard"]}),
-                "agent_config.input_shields",
-            ),
-            (
                 json!({"sampling_params": {"strategy": {"type": "top_k", "top_k": 5}}}),
                 "agent_config.sampling_params.strategy",
             ),
@@ -877,6 +905,19 @@ mod tests {
             e.message.contains("builtin::websearch") && e.message.contains("mcp::calc"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn shields_resolve_to_the_configured_moderation_models() {
+        let available = BTreeMap::from([("safety".to_owned(), "omni-moderation".to_owned())]);
+        let c = AgentConfig::parse(config(json!({"output_shields": ["safety"]}))).unwrap();
+        let shields = resolve_shields(&c, &available).unwrap();
+        assert!(shields.input.is_empty());
+        assert_eq!(shields.output[0].model, "omni-moderation");
+        let c = AgentConfig::parse(config(json!({"input_shields": ["llama-guard"]}))).unwrap();
+        let e = resolve_shields(&c, &available).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("agent_config.input_shields[0]"));
+        assert!(e.message.contains("safety"), "{e}");
     }
 
     #[test]

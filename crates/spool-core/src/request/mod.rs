@@ -32,7 +32,7 @@ pub use tools::{
 use crate::ids::{ConversationId, IdSource, ResponseId};
 use crate::item::Item;
 use crate::run::{ChatStreamOptions, ResponsesEcho, RunHeader, Sampling};
-use crate::tool::McpServerSpec;
+use crate::tool::{McpServerSpec, RunShields};
 use params::{
     Echo, MAX_INFER_ITERS, MIN_MAX_OUTPUT_TOKENS, check_range, parse_reasoning, parse_text,
 };
@@ -198,6 +198,9 @@ pub struct RunRequest {
     /// The agent turn this run resumes (set by the llama-stack turn resume;
     /// never read from a body).
     pub continues_turn: Option<ResponseId>,
+    /// Shields checking the input and the answer (set by the llama-stack
+    /// Agents API from an agent's config; never read from a body).
+    pub shields: RunShields,
     /// Parameters echoed back unchanged in the response object.
     echo: Echo,
 }
@@ -372,6 +375,7 @@ impl RunRequest {
             metadata,
             chat: ChatStreamOptions::default(),
             continues_turn: None,
+            shields: RunShields::default(),
             echo: Echo {
                 truncation,
                 text,

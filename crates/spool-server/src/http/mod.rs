@@ -44,4 +44,6 @@ pub struct AppState {
     /// The llama-stack toolgroups (`mcp::LABEL`): MCP servers of the
     /// config file, as `mcp` tools.
     pub toolgroups: Arc<BTreeMap<String, serde_json::Value>>,
+    /// The llama-stack shields: id → the upstream's moderation model.
+    pub shields: Arc<BTreeMap<String, String>>,
 }

@@ -87,6 +87,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
             get(agents::toolgroup_retrieve::retrieve_toolgroup),
         )
         .route("/v1/tools", get(agents::tools_list::list_tools))
+        .route("/v1/shields", get(agents::shields_list::list_shields))
         // llama-stack clients reach the Responses API under this prefix.
         .route(
             "/v1/openai/v1/responses",

@@ -5,8 +5,10 @@
 //! failure is one error frame; deletes cascade; bad input is refused with
 //! nothing written.
 
-use crate::helpers::{TestApp, assert_error, read_to_end, spawn_app};
-use crate::upstream::{DONE, Script, finish_chunk, text_script, tool_chunk, usage_chunk};
+use crate::helpers::{TestApp, assert_error, config, read_to_end, spawn_app, spawn_with, temp_db};
+use crate::upstream::{
+    DONE, FLAGGED_WORD, Script, Upstream, finish_chunk, text_script, tool_chunk, usage_chunk,
+};
 use serde_json::{Value, json};
 
 /// A model answer calling `name` with `args` as call `call_id`.
@@ -426,4 +428,131 @@ async fn a_new_turn_may_answer_the_waiting_calls_in_its_messages() {
     );
     let (_, session_body) = app.get(&base).await;
     assert_eq!(session_body["turns"].as_array().unwrap().len(), 2);
+}
+
+/// spool with a config file defining the shield `safety` (the scripted
+/// upstream's moderation model flags [`FLAGGED_WORD`]).
+async fn spawn_with_shield() -> TestApp {
+    let upstream = Upstream::start().await;
+    let db = temp_db();
+    let file = db.with_file_name("spool.toml");
+    std::fs::write(
+        &file,
+        "[[shields]]\nid = \"safety\"\nmoderation_model = \"text-moderation\"\n",
+    )
+    .unwrap();
+    let mut cfg = config(&db, Some(&upstream.base_url));
+    cfg.config = Some(file);
+    spawn_with(cfg, upstream).await
+}
+
+fn step_types(turn: &Value) -> Vec<&str> {
+    turn["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step_type"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_violating_input_ends_the_turn_with_the_shields_message() {
+    let app = spawn_with_shield().await;
+    let (_, shields) = app.get("/v1/shields").await;
+    assert_eq!(shields["data"][0]["identifier"], "safety");
+    let (status, body) = app
+        .post(
+            "/v1/agents",
+            &json!({"agent_config": {"model": "m", "instructions": "x", "input_shields": ["nope"]}}),
+        )
+        .await;
+    let error = assert_error(status, &body, 400);
+    assert!(
+        error["message"].as_str().unwrap().contains("safety"),
+        "{error}"
+    );
+    let agent = new_agent(
+        &app,
+        "/v1",
+        json!({"model": "m", "instructions": "x", "input_shields": ["safety"]}),
+    )
+    .await;
+    let session = new_session(&app, "/v1", &agent).await;
+    let p = payloads(
+        &stream(
+            &app,
+            &format!("/v1/agents/{agent}/session/{session}/turn"),
+            &json!({"messages": [{"role": "user", "content": format!("say {FLAGGED_WORD}")}],
+                    "stream": true}),
+        )
+        .await,
+    );
+    assert_eq!(
+        kinds(&p),
+        ["turn_start", "step_start", "step_complete", "turn_complete"]
+    );
+    assert_eq!(p[1]["step_type"], "shield_call");
+    assert_eq!(p[1]["metadata"], json!({"touchpoint": "user-input"}));
+    let violation = &p[2]["step_details"]["violation"];
+    assert_eq!(violation["violation_level"], "error");
+    assert_eq!(violation["metadata"]["violation_type"], "violence");
+    let turn = &p[3]["turn"];
+    assert_eq!(turn["output_message"]["content"], violation["user_message"]);
+    assert_eq!(turn["output_message"]["stop_reason"], "end_of_turn");
+    assert_eq!(step_types(turn), ["shield_call"]);
+    assert!(
+        app.upstream.requests().is_empty(),
+        "the model is not called"
+    );
+
+    // Input that passes goes on to the model.
+    app.upstream.push(text_script(&["fine"]));
+    let (status, turn) = app
+        .post(
+            &format!("/v1/agents/{agent}/session/{session}/turn"),
+            &json!({"messages": [{"role": "user", "content": "hello"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{turn}");
+    assert_eq!(step_types(&turn), ["shield_call", "inference"]);
+    assert_eq!(turn["steps"][0]["violation"], Value::Null);
+    assert_eq!(turn["output_message"]["content"], "fine");
+}
+
+#[tokio::test]
+async fn a_violating_answer_ends_the_turn_with_the_shields_message() {
+    let app = spawn_with_shield().await;
+    let agent = new_agent(
+        &app,
+        "/v1",
+        json!({"model": "m", "instructions": "x", "output_shields": ["safety"]}),
+    )
+    .await;
+    let session = new_session(&app, "/v1", &agent).await;
+    app.upstream.push(text_script(&["this is ", FLAGGED_WORD]));
+    let p = payloads(
+        &stream(
+            &app,
+            &format!("/v1/agents/{agent}/session/{session}/turn"),
+            &json!({"messages": [{"role": "user", "content": "hi"}], "stream": true}),
+        )
+        .await,
+    );
+    let shield = p
+        .iter()
+        .find(|f| f["event_type"] == "step_start" && f["step_type"] == "shield_call")
+        .unwrap();
+    assert_eq!(shield["metadata"], json!({"touchpoint": "agent-output"}));
+    let done = p.last().unwrap();
+    assert_eq!(done["event_type"], "turn_complete");
+    let turn = &done["turn"];
+    assert_eq!(step_types(turn), ["inference", "shield_call"]);
+    assert_eq!(
+        turn["output_message"]["content"],
+        turn["steps"][1]["violation"]["user_message"]
+    );
+    assert_eq!(
+        app.upstream.moderations()[0]["input"],
+        format!("this is {FLAGGED_WORD}")
+    );
 }

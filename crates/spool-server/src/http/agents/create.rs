@@ -9,7 +9,7 @@ use crate::runtime::sink::now_ms;
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
-use spool_core::request::llama_stack::AgentConfig;
+use spool_core::request::llama_stack::{AgentConfig, resolve_shields};
 use spool_store::ApiAgentRecord;
 
 pub async fn create_agent(
@@ -19,6 +19,7 @@ pub async fn create_agent(
     let config = body.get("agent_config").cloned().unwrap_or(Value::Null);
     let parsed = AgentConfig::parse(config.clone())?;
     toolgroup_tools(&state, &parsed, None)?;
+    resolve_shields(&parsed, &state.shields)?;
     let record = ApiAgentRecord {
         id: state.runtime.ids().new_id("agent"),
         config: config.to_string(),

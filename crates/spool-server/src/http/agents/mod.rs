@@ -17,6 +17,7 @@ pub mod session_create;
 pub mod session_delete;
 pub mod session_list;
 pub mod session_retrieve;
+pub mod shields_list;
 pub mod step_retrieve;
 pub mod toolgroup_retrieve;
 pub mod toolgroups_list;
@@ -44,7 +45,9 @@ use spool_core::projection::llama_stack::{
     LlamaStackProjection, TurnOutcome, TurnState, iso8601, session_turns,
 };
 use spool_core::projection::{Dialect, Projection};
-use spool_core::request::llama_stack::{AgentConfig, ToolConfig, resolve_toolgroups};
+use spool_core::request::llama_stack::{
+    AgentConfig, ToolConfig, resolve_shields, resolve_toolgroups,
+};
 use spool_core::request::{CreateResponseBody, RunRequest};
 use spool_core::tool::McpServerSpec;
 use spool_store::{ApiAgentRecord, ApiSessionRecord, Store};
@@ -344,6 +347,7 @@ pub(crate) async fn run_turn(
     );
     let mut request = RunRequest::parse(body, state.runtime.ids())?;
     request.stop = config.stop();
+    request.shields = resolve_shields(config, &state.shields)?;
     let projection = match continues {
         Some(turn) => {
             request.continues_turn =
