@@ -15,7 +15,7 @@ use crate::event::{Envelope, Event, RunCreated, StepKind};
 use crate::fold::{OrderError, RunFold};
 use crate::ids::IdSource;
 use crate::item::{Item, ItemStatus, PartKind, ToolCallItem};
-use crate::run::{IncompleteReason, RunError, RunHeader, Usage};
+use crate::run::{IncompleteReason, RunError, RunHeader, SafetyViolation, Usage};
 use crate::tool::{AgentStatus, ToolResult};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -124,6 +124,7 @@ impl RunEmitter {
             self.emit(Event::StepCompleted {
                 step_id,
                 usage: None,
+                violation: None,
             })
             .await?;
         }
@@ -248,7 +249,26 @@ impl RunWriter<'_> {
         usage: Option<Usage>,
     ) -> Result<(), EmitError> {
         self.emitter
-            .emit(Event::StepCompleted { step_id, usage })
+            .emit(Event::StepCompleted {
+                step_id,
+                usage,
+                violation: None,
+            })
+            .await
+    }
+
+    /// Completes the open shield step with what the shields found.
+    pub async fn complete_shield_step(
+        &mut self,
+        step_id: String,
+        violation: Option<SafetyViolation>,
+    ) -> Result<(), EmitError> {
+        self.emitter
+            .emit(Event::StepCompleted {
+                step_id,
+                usage: None,
+                violation,
+            })
             .await
     }
 

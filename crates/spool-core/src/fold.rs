@@ -54,6 +54,8 @@ pub enum OrderError {
     StepStillOpen(String),
     #[error("no open step '{0}'")]
     StepNotOpen(String),
+    #[error("step '{0}' is not a shield step; only a shield step reports a violation")]
+    ViolationOutsideShieldStep(String),
     #[error("item {0} still has an open content part")]
     PartStillOpen(u32),
     #[error("an item must complete as completed or incomplete")]
@@ -294,10 +296,17 @@ impl RunFold {
                     None => Ok(()),
                 }
             }
-            Event::StepCompleted { step_id, .. } => {
+            Event::StepCompleted {
+                step_id, violation, ..
+            } => {
                 item_events_allowed()?;
                 match self.open_step() {
-                    Some(open) if open.id == *step_id => Ok(()),
+                    Some(open) if open.id == *step_id => {
+                        if violation.is_some() && open.kind != StepKind::ShieldCall {
+                            return Err(OrderError::ViolationOutsideShieldStep(step_id.clone()));
+                        }
+                        Ok(())
+                    }
                     _ => Err(OrderError::StepNotOpen(step_id.clone())),
                 }
             }
@@ -876,6 +885,7 @@ mod tests {
             Event::StepCompleted {
                 step_id: "step_1".into(),
                 usage: None,
+                violation: None,
             },
             Event::RunCompleted,
         ];
@@ -955,10 +965,45 @@ mod tests {
         events.push(Event::StepCompleted {
             step_id: "step_1".into(),
             usage: Some(usage),
+            violation: None,
         });
         events.push(Event::RunCompleted);
         let fold = RunFold::from_events(&log(events)).unwrap();
         assert_eq!(fold.usage(), Some(&usage));
         assert_eq!(fold.steps()[0].usage, Some(usage));
+    }
+
+    #[test]
+    fn only_a_shield_step_reports_a_violation() {
+        let violation = crate::run::SafetyViolation {
+            violation_level: crate::run::ViolationLevel::Error,
+            user_message: Some("no".into()),
+            metadata: Default::default(),
+        };
+        let completed = |step: &str| Event::StepCompleted {
+            step_id: step.into(),
+            usage: None,
+            violation: Some(violation.clone()),
+        };
+        let mut events = vec![
+            created(),
+            Event::RunStarted,
+            Event::StepStarted {
+                step_id: "step_1".into(),
+                kind: StepKind::Inference,
+            },
+        ];
+        let fold = RunFold::from_events(&log(events.clone())).unwrap();
+        assert_eq!(
+            fold.check(&completed("step_1")),
+            Err(OrderError::ViolationOutsideShieldStep("step_1".into()))
+        );
+        events[2] = Event::StepStarted {
+            step_id: "step_1".into(),
+            kind: StepKind::ShieldCall,
+        };
+        events.push(completed("step_1"));
+        events.push(Event::RunCompleted);
+        assert!(RunFold::from_events(&log(events)).is_ok());
     }
 }

@@ -199,4 +199,29 @@ proptest! {
         prop_assert_eq!(live_wire.iter().filter(|w| terminal.contains(&w.1)).count(), 1);
         prop_assert!(terminal.contains(&live_wire.last().unwrap().1));
     }
+
+    #[test]
+    fn every_dialect_replays_byte_identical_and_dense(
+        background in any::<bool>(),
+        ops in proptest::collection::vec(op(), 0..8),
+        ending in ending(),
+    ) {
+        let live = generate(background, &ops, &ending);
+        let replayed = stored(&live);
+        for dialect in crate::projection::Dialect::ALL {
+            let frames = |log: &[Envelope]| {
+                let mut projection = dialect.projection();
+                let mut out = Vec::new();
+                for e in log {
+                    projection.apply(e, &mut |f| out.push(f)).unwrap();
+                }
+                out
+            };
+            let live_frames = frames(&live);
+            prop_assert_eq!(&live_frames, &frames(&replayed), "{}", dialect.name());
+            for (i, frame) in live_frames.iter().enumerate() {
+                prop_assert_eq!(frame.index, i as u64, "{}", dialect.name());
+            }
+        }
+    }
 }

@@ -41,6 +41,12 @@ pub struct RunHeader {
     /// How the chat-completions dialects show the run.
     #[serde(default, skip_serializing_if = "ChatStreamOptions::is_default")]
     pub chat: ChatStreamOptions,
+    /// The run resumes an agent turn that an earlier run began and left
+    /// waiting for the caller's tool results (llama-stack's turn resume):
+    /// that run's id, which is the turn's id. A turn is the runs from its
+    /// first to the one that ends it without waiting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continues_turn: Option<ResponseId>,
 }
 
 /// How the chat-completions dialects (`chat`, `wxo`) show a run. Fixed when
@@ -318,6 +324,7 @@ pub(crate) mod tests {
             sampling: Sampling::default(),
             responses: ResponsesEcho::default(),
             chat: ChatStreamOptions::default(),
+            continues_turn: None,
         }
     }
 
@@ -351,4 +358,24 @@ pub(crate) mod tests {
             assert_eq!(serde_json::from_value::<RunError>(v).unwrap(), e);
         }
     }
+}
+
+/// What a shield found wrong with a text (llama-stack's `SafetyViolation`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SafetyViolation {
+    pub violation_level: ViolationLevel,
+    /// What the user is told instead of an answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_message: Option<String>,
+    /// Why, e.g. the categories a moderation model flagged.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViolationLevel {
+    Info,
+    Warn,
+    Error,
 }

@@ -53,6 +53,24 @@ impl ToolSet {
 /// `mcp_call` items.
 pub const HOSTED_TOOLS_LABEL: &str = "spool";
 
+/// A shield a run checks text with: a moderation model of the upstream
+/// (its OpenAI-compatible `/v1/moderations`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shield {
+    /// The shield's name, as agents name it.
+    pub id: String,
+    /// The moderation model.
+    pub model: String,
+}
+
+/// The shields a run checks its input with before the model is called,
+/// and its answer with before it ends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunShields {
+    pub input: Vec<Shield>,
+    pub output: Vec<Shield>,
+}
+
 /// An MCP server a run may call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct McpServerSpec {

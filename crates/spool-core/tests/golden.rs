@@ -6,9 +6,12 @@
 //! canonical events were made dialect-neutral, project against the same
 //! snapshots: a stored log replays byte for byte across the upgrade.
 
-use spool_core::event::Envelope;
+use spool_core::event::{Envelope, Event};
+use spool_core::ids::ResponseId;
 use spool_core::projection::roboto::ThreadFold;
-use spool_core::projection::{CodexProjection, Dialect, Projection, ResponsesProjection};
+use spool_core::projection::{
+    CodexProjection, Dialect, LlamaStackProjection, Projection, ResponsesProjection,
+};
 use std::path::{Path, PathBuf};
 
 fn fixtures() -> PathBuf {
@@ -260,4 +263,61 @@ fn a_delta_from_every_point_of_a_thread_gives_exactly_the_rest() {
             assert_eq!(delta.status, whole.status(), "{name}@{point}");
         }
     }
+}
+
+#[test]
+fn fixture_logs_project_to_their_llama_stack_transcripts() {
+    for (name, log) in &logs(&fixtures()) {
+        insta::assert_snapshot!(
+            format!("llama_stack__{name}"),
+            data_only(Dialect::LlamaStack, log)
+        );
+    }
+}
+
+/// Legacy logs have no steps: only the turn's start and its end, whose
+/// output message is the run's answer.
+#[test]
+fn legacy_logs_project_to_llama_stack() {
+    for (name, log) in &logs(&fixtures().join("legacy")) {
+        insta::assert_snapshot!(
+            format!("llama_stack__legacy__{name}"),
+            data_only(Dialect::LlamaStack, log)
+        );
+    }
+}
+
+/// A turn that waited for a client tool and was resumed: the resuming
+/// run's stream opens by closing the client tools' step with the caller's
+/// results and ends with the whole turn.
+#[test]
+fn a_resumed_turn_projects_as_one_turn() {
+    use spool_core::projection::llama_stack::session_turns;
+    let all = logs(&fixtures());
+    let log = |name: &str| {
+        all.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, log)| log.clone())
+            .expect("the fixture exists")
+    };
+    let paused = log("client_tool_call");
+    let mut resumed = log("client_tool_continued");
+    // The fixture continues with previous_response_id; as a llama-stack
+    // resume its header names the turn it continues.
+    if let Event::RunCreated(created) = &mut resumed[0].event {
+        created.run.continues_turn = Some(ResponseId::parse("resp_0001").expect("an id"));
+    }
+    let turns = session_turns([paused.as_slice()]).expect("the paused run folds");
+    let mut projection = LlamaStackProjection::continuing(turns[0].clone());
+    let mut out = String::new();
+    for envelope in &resumed {
+        projection
+            .apply(envelope, &mut |frame| {
+                out.push_str(&format!("id: {}\ndata: {}\n\n", frame.index, frame.data));
+            })
+            .expect("the resuming run projects");
+    }
+    insta::assert_snapshot!("llama_stack__resumed_turn", out);
+    let turns = session_turns([paused.as_slice(), resumed.as_slice()]).expect("the session folds");
+    assert_eq!(turns.len(), 1, "a pause and its resume are one turn");
 }

@@ -192,6 +192,16 @@ pub trait ModelProvider: Send + Sync + 'static {
     /// Starts a call. Errors before the first delta (connection, HTTP
     /// status) come from here; errors mid-stream come through the stream.
     async fn stream(&self, request: ModelRequest) -> Result<DeltaStream, ProviderError>;
+
+    /// Checks `input` with the moderation model `model` and returns the
+    /// categories it flagged (none: the text passed). A provider without a
+    /// moderation endpoint (the built-in `echo`) says so as an error.
+    async fn moderate(&self, model: &str, input: &str) -> Result<Vec<String>, ProviderError> {
+        let _ = input;
+        Err(ProviderError::Upstream(format!(
+            "moderation model '{model}' is not available: this model has no moderation endpoint"
+        )))
+    }
 }
 
 /// A model name that no provider serves.

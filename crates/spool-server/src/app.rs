@@ -133,9 +133,13 @@ impl App {
     ) -> anyhow::Result<Self> {
         let mut allowed_urls: Vec<String> = config.mcp_allowed_urls.clone();
         let mut hosted_tool_servers = Default::default();
+        let mut toolgroups = Default::default();
+        let mut shields = Default::default();
         if let Some(path) = &config.config {
             let file = FileConfig::load(path)?;
             allowed_urls.extend(file.mcp.allowed_urls.iter().cloned());
+            toolgroups = file.toolgroups();
+            shields = file.shields();
             hosted_tool_servers = file.mcp.hosted_tools;
             // The file is the source of truth for the agents it defines.
             let names: Vec<String> = file.agents.iter().map(|a| a.name.clone()).collect();
@@ -231,6 +235,8 @@ impl App {
             hosted_tool_servers: Arc::new(hosted_tool_servers),
             websocket_max_age: Duration::from_secs(config.websocket_max_age_secs),
             roboto: Default::default(),
+            toolgroups: Arc::new(toolgroups),
+            shields: Arc::new(shields),
         };
         let listener = TcpListener::bind(&config.addr)
             .await

@@ -6,6 +6,7 @@ use clap::Args;
 use serde::Deserialize;
 use spool_core::agent_config::AgentDefinition;
 use spool_core::ids::SequentialIds;
+use spool_core::request::llama_stack::MCP_TOOLGROUP_PREFIX;
 use spool_core::request::{CreateResponseBody, HOSTED_TOOL_TYPES, RunRequest};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -151,6 +152,19 @@ pub struct FileConfig {
     pub agents: Vec<AgentDefinition>,
     #[serde(default)]
     pub mcp: McpFileConfig,
+    /// Shields llama-stack agents may name (`input_shields`,
+    /// `output_shields`): `[[shields]]` with an `id` and the upstream's
+    /// `moderation_model` (its `/v1/moderations`).
+    #[serde(default)]
+    pub shields: Vec<ShieldConfig>,
+}
+
+/// `[[shields]]` in the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShieldConfig {
+    pub id: String,
+    pub moderation_model: String,
 }
 
 /// `[mcp]` in the config file.
@@ -167,6 +181,12 @@ pub struct McpFileConfig {
     /// not offered to the model.
     #[serde(default)]
     pub hosted_tools: BTreeMap<String, serde_json::Value>,
+    /// MCP servers of the operator's (`[[mcp.servers]]`, each with the
+    /// fields of an `mcp` tool: `server_label`, `server_url` or `command`,
+    /// `headers`): the llama-stack Agents API offers each as the toolgroup
+    /// `mcp::LABEL`, as it does a named agent's MCP servers.
+    #[serde(default)]
+    pub servers: Vec<serde_json::Value>,
 }
 
 impl FileConfig {
@@ -182,6 +202,31 @@ impl FileConfig {
                 anyhow::anyhow!("{}: [mcp.hosted_tools.{kind}]: {e}", path.display())
             })?;
         }
+        let mut labels = std::collections::HashSet::new();
+        for (i, server) in config.mcp.servers.iter().enumerate() {
+            let label = check_mcp_server(server).map_err(|e| {
+                anyhow::anyhow!("{}: [[mcp.servers]] #{}: {e}", path.display(), i + 1)
+            })?;
+            anyhow::ensure!(
+                labels.insert(label.clone()),
+                "{}: MCP server '{label}' is defined twice",
+                path.display()
+            );
+        }
+        let mut shields = std::collections::HashSet::new();
+        for shield in &config.shields {
+            anyhow::ensure!(
+                !shield.id.trim().is_empty() && !shield.moderation_model.trim().is_empty(),
+                "{}: a shield needs an id and a moderation_model",
+                path.display()
+            );
+            anyhow::ensure!(
+                shields.insert(shield.id.as_str()),
+                "{}: shield '{}' is defined twice",
+                path.display(),
+                shield.id
+            );
+        }
         let mut names = std::collections::HashSet::new();
         for agent in &config.agents {
             agent
@@ -195,6 +240,59 @@ impl FileConfig {
             );
         }
         Ok(config)
+    }
+}
+
+/// Checks that `server` is an MCP tool the operator may configure, by
+/// parsing a request offering it; returns its label.
+fn check_mcp_server(server: &serde_json::Value) -> Result<String, String> {
+    if server.get("type").and_then(serde_json::Value::as_str) != Some("mcp") {
+        return Err("type must be \"mcp\"".to_owned());
+    }
+    let body = CreateResponseBody {
+        model: Some("check".into()),
+        input: Some(serde_json::json!("check")),
+        trusted_tools: vec![server.clone()],
+        ..CreateResponseBody::default()
+    };
+    let request = RunRequest::parse(body, &SequentialIds::default()).map_err(|e| e.message)?;
+    request
+        .mcp_servers
+        .first()
+        .map(|s| s.server_label.clone())
+        .ok_or_else(|| "not an MCP server".to_owned())
+}
+
+impl FileConfig {
+    /// The shields of the llama-stack Agents API: id → moderation model.
+    pub fn shields(&self) -> BTreeMap<String, String> {
+        self.shields
+            .iter()
+            .map(|s| (s.id.clone(), s.moderation_model.clone()))
+            .collect()
+    }
+
+    /// The toolgroups of the llama-stack Agents API, by id (`mcp::LABEL`):
+    /// the `[[mcp.servers]]`, then the named agents' MCP servers whose
+    /// labels those do not take.
+    pub fn toolgroups(&self) -> BTreeMap<String, serde_json::Value> {
+        let agents_servers = self
+            .agents
+            .iter()
+            .flat_map(|a| a.tools.iter())
+            .filter(|t| t.get("type").and_then(serde_json::Value::as_str) == Some("mcp"));
+        let mut toolgroups = BTreeMap::new();
+        for server in self.mcp.servers.iter().chain(agents_servers) {
+            if let Some(label) = server
+                .get("server_label")
+                .and_then(serde_json::Value::as_str)
+            {
+                toolgroups
+                    .entry(format!("{MCP_TOOLGROUP_PREFIX}{label}"))
+                    .or_insert_with(|| server.clone());
+            }
+        }
+        toolgroups
     }
 }
 
@@ -251,5 +349,78 @@ impl ServeConfig {
 
     pub fn sse_keepalive(&self) -> Option<Duration> {
         (self.sse_keepalive_secs > 0).then(|| Duration::from_secs(self.sse_keepalive_secs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes `text` as a config file and loads it.
+    fn load(text: &str) -> anyhow::Result<FileConfig> {
+        let dir = std::env::temp_dir().join(format!(
+            "spool-config-{}-{}",
+            std::process::id(),
+            text.len()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("spool.toml");
+        std::fs::write(&path, text)?;
+        FileConfig::load(&path)
+    }
+
+    #[test]
+    fn mcp_servers_and_agents_mcp_tools_are_toolgroups() {
+        let config = load(
+            r#"
+[[mcp.servers]]
+type = "mcp"
+server_label = "calc"
+server_url = "http://127.0.0.1:9/mcp"
+
+[[agents]]
+name = "helper"
+model = "m"
+tools = [
+  { type = "mcp", server_label = "calc", server_url = "http://127.0.0.1:8/other" },
+  { type = "mcp", server_label = "local", command = ["python", "server.py"] },
+]
+"#,
+        )
+        .unwrap();
+        let toolgroups = config.toolgroups();
+        assert_eq!(
+            toolgroups.keys().collect::<Vec<_>>(),
+            ["mcp::calc", "mcp::local"]
+        );
+        // A top-level server takes its label before an agent's.
+        assert_eq!(
+            toolgroups["mcp::calc"]["server_url"],
+            "http://127.0.0.1:9/mcp"
+        );
+    }
+
+    #[test]
+    fn shields_name_moderation_models() {
+        let config =
+            load("[[shields]]\nid = \"safety\"\nmoderation_model = \"omni-moderation-latest\"\n")
+                .unwrap();
+        assert_eq!(
+            config.shields(),
+            BTreeMap::from([("safety".to_owned(), "omni-moderation-latest".to_owned())])
+        );
+        let twice = "[[shields]]\nid = \"s\"\nmoderation_model = \"m\"\n";
+        let e = load(&format!("{twice}{twice}")).unwrap_err();
+        assert!(e.to_string().contains("defined twice"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_or_repeated_mcp_server_is_refused() {
+        let e = load("[[mcp.servers]]\nserver_label = \"x\"\nserver_url = \"http://h/mcp\"\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("type must be"), "{e}");
+        let twice = "[[mcp.servers]]\ntype = \"mcp\"\nserver_label = \"x\"\nserver_url = \"http://h/mcp\"\n";
+        let e = load(&format!("{twice}{twice}")).unwrap_err();
+        assert!(e.to_string().contains("defined twice"), "{e}");
     }
 }

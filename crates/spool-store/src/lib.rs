@@ -414,6 +414,17 @@ pub trait LogStore: Send + Sync + 'static {
     /// Deletes a response, its items and its log. False if it did not exist.
     async fn delete(&self, id: &ResponseId) -> Result<bool, StoreError>;
 
+    /// Stored responses in the order they were created (`Order::Desc`:
+    /// newest first), after the response `after` in that order, only those
+    /// of `model` when given.
+    async fn list_responses(
+        &self,
+        after: Option<&ResponseId>,
+        limit: u32,
+        model: Option<&str>,
+        order: Order,
+    ) -> Result<ListPage<ResponseId>, PageError>;
+
     /// Responses whose runs have not ended.
     async fn unfinished(&self) -> Result<Vec<ResponseId>, StoreError>;
 }
@@ -466,6 +477,76 @@ pub trait ExecutionLeases: Send + Sync + 'static {
 }
 
 /// Everything spool keeps durably. Implement the three parts; this follows.
-pub trait Store: LogStore + ConversationStore + AgentStore {}
+/// An agent created through the llama-stack Agents API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiAgentRecord {
+    pub id: String,
+    /// The agent config as the caller sent it, JSON.
+    pub config: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
 
-impl<T: LogStore + ConversationStore + AgentStore + ?Sized> Store for T {}
+/// A session of an API agent: a conversation its turns run on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiSessionRecord {
+    pub id: ConversationId,
+    pub agent_id: String,
+    pub name: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+/// Agents created through the llama-stack Agents API and their sessions.
+/// They are kept apart from the named agents of [`AgentStore`], which the
+/// config file owns (and prunes at every start).
+#[async_trait]
+pub trait ApiAgentStore: Send + Sync + 'static {
+    async fn create_api_agent(&self, agent: &ApiAgentRecord) -> Result<(), StoreError>;
+
+    async fn api_agent(&self, id: &str) -> Result<Option<ApiAgentRecord>, StoreError>;
+
+    /// Agents in the order they were created, from `start_index`; all of
+    /// them when `limit` is `None`.
+    async fn list_api_agents(
+        &self,
+        start_index: u32,
+        limit: Option<u32>,
+    ) -> Result<ListPage<ApiAgentRecord>, StoreError>;
+
+    /// Deletes the agent, its sessions, their conversations and every run
+    /// on them, in one transaction: `Done`, `NotFound` if there is no such
+    /// agent, or `Busy` (nothing deleted) while a turn runs on a session.
+    async fn delete_api_agent(&self, id: &str) -> Result<ConversationAccess, StoreError>;
+
+    /// Records a session of `session.agent_id` on a conversation that
+    /// exists.
+    async fn create_api_session(&self, session: &ApiSessionRecord) -> Result<(), StoreError>;
+
+    async fn api_session(
+        &self,
+        agent_id: &str,
+        id: &ConversationId,
+    ) -> Result<Option<ApiSessionRecord>, StoreError>;
+
+    /// An agent's sessions in the order they were created.
+    async fn list_api_sessions(
+        &self,
+        agent_id: &str,
+        start_index: u32,
+        limit: Option<u32>,
+    ) -> Result<ListPage<ApiSessionRecord>, StoreError>;
+
+    /// Deletes the session, its conversation and every run on it, in one
+    /// transaction: `Done`, `NotFound` if the agent has no such session,
+    /// or `Busy` (nothing deleted) while a turn runs on it.
+    async fn delete_api_session(
+        &self,
+        agent_id: &str,
+        id: &ConversationId,
+    ) -> Result<ConversationAccess, StoreError>;
+}
+
+pub trait Store: LogStore + ConversationStore + AgentStore + ApiAgentStore {}
+
+impl<T: LogStore + ConversationStore + AgentStore + ApiAgentStore + ?Sized> Store for T {}

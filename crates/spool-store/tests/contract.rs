@@ -14,8 +14,9 @@ use spool_core::run::RunError;
 use spool_core::status::RunStatus;
 use spool_store::postgres::{Notice, Notices};
 use spool_store::{
-    ConversationAccess, Create, ExecutionLeases, Finish, ItemPageQuery, LogStore, NewConversation,
-    NewResponse, Order, Orphan, PageError, PostgresStore, SqliteStore, Store, WriteOp,
+    ApiAgentRecord, ApiSessionRecord, ConversationAccess, Create, ExecutionLeases, Finish,
+    ItemPageQuery, LogStore, NewConversation, NewResponse, Order, Orphan, PageError, PostgresStore,
+    SqliteStore, Store, WriteOp,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -740,6 +741,181 @@ async fn agents_are_put_read_replaced_and_retained(store: Arc<dyn Store>) {
     assert_eq!(store.agent("a").await.unwrap(), None);
 }
 
+async fn api_agents_and_sessions_page_and_delete_in_cascade(store: Arc<dyn Store>) {
+    let agents: Vec<ApiAgentRecord> = (0..3)
+        .map(|i| ApiAgentRecord {
+            id: Fresh.new_id("agent"),
+            config: json!({"model": "m", "instructions": i.to_string()}).to_string(),
+            created_at: i,
+        })
+        .collect();
+    for a in &agents {
+        store.create_api_agent(a).await.unwrap();
+    }
+    assert_eq!(
+        store.api_agent(&agents[1].id).await.unwrap().as_ref(),
+        Some(&agents[1])
+    );
+    assert_eq!(store.api_agent("agent_nobody").await.unwrap(), None);
+    let first = store.list_api_agents(0, Some(2)).await.unwrap();
+    assert_eq!(
+        (first.data.as_slice(), first.has_more),
+        (&agents[..2], true)
+    );
+    let rest = store.list_api_agents(2, Some(2)).await.unwrap();
+    assert_eq!((rest.data.as_slice(), rest.has_more), (&agents[2..], false));
+    assert_eq!(store.list_api_agents(0, None).await.unwrap().data, agents);
+
+    // Two sessions of agent 0, each a conversation with a run on it.
+    let mut sessions = Vec::new();
+    for name in ["s1", "s2"] {
+        let id = conversation(store.as_ref(), Vec::new()).await;
+        let session = ApiSessionRecord {
+            id: id.clone(),
+            agent_id: agents[0].id.clone(),
+            name: name.into(),
+            created_at: 5,
+        };
+        store.create_api_session(&session).await.unwrap();
+        let run = ResponseId::generate(&Fresh);
+        store
+            .write(&[new_response(&run, Some(&id), messages(1))])
+            .await
+            .unwrap();
+        store.write(&[finish(&run, 1, messages(1))]).await.unwrap();
+        sessions.push((session, run));
+    }
+    let (s1, run1) = &sessions[0];
+    assert_eq!(
+        store
+            .api_session(&agents[0].id, &s1.id)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(s1)
+    );
+    assert_eq!(
+        store.api_session(&agents[1].id, &s1.id).await.unwrap(),
+        None
+    );
+    let listed = store
+        .list_api_sessions(&agents[0].id, 1, Some(5))
+        .await
+        .unwrap();
+    assert_eq!((listed.data.len(), listed.has_more), (1, false));
+    assert_eq!(listed.data[0], sessions[1].0);
+
+    // A session goes with its conversation and its runs.
+    assert_eq!(
+        store
+            .delete_api_session(&agents[1].id, &s1.id)
+            .await
+            .unwrap(),
+        ConversationAccess::NotFound
+    );
+    // Not while a turn runs on it.
+    let running = ResponseId::generate(&Fresh);
+    store
+        .claim_conversation(&s1.id, &running, &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .delete_api_session(&agents[0].id, &s1.id)
+            .await
+            .unwrap(),
+        ConversationAccess::Busy(running.clone())
+    );
+    assert_eq!(
+        store.delete_api_agent(&agents[0].id).await.unwrap(),
+        ConversationAccess::Busy(running.clone())
+    );
+    store.release_conversation(&s1.id, &running).await.unwrap();
+    assert_eq!(
+        store
+            .delete_api_session(&agents[0].id, &s1.id)
+            .await
+            .unwrap(),
+        ConversationAccess::Done
+    );
+    assert_eq!(store.conversation(&s1.id).await.unwrap(), None);
+    assert_eq!(store.response(run1).await.unwrap(), None);
+    assert!(store.events(run1, None).await.unwrap().is_empty());
+    // An agent goes with its sessions.
+    let (s2, run2) = &sessions[1];
+    assert_eq!(
+        store.delete_api_agent(&agents[0].id).await.unwrap(),
+        ConversationAccess::Done
+    );
+    assert_eq!(
+        store.delete_api_agent(&agents[0].id).await.unwrap(),
+        ConversationAccess::NotFound
+    );
+    assert_eq!(store.api_agent(&agents[0].id).await.unwrap(), None);
+    assert_eq!(
+        store.api_session(&agents[0].id, &s2.id).await.unwrap(),
+        None
+    );
+    assert_eq!(store.conversation(&s2.id).await.unwrap(), None);
+    assert_eq!(store.response(run2).await.unwrap(), None);
+    assert_eq!(
+        store.list_api_agents(0, None).await.unwrap().data,
+        agents[1..]
+    );
+}
+
+async fn responses_are_listed_by_order_cursor_and_model(store: Arc<dyn Store>) {
+    let runs: Vec<ResponseId> = (0..3).map(|_| ResponseId::generate(&Fresh)).collect();
+    for run in &runs {
+        store
+            .write(&[new_response(run, None, messages(1))])
+            .await
+            .unwrap();
+    }
+    let page = store
+        .list_responses(None, 2, None, Order::Desc)
+        .await
+        .unwrap();
+    assert_eq!(
+        (page.data.as_slice(), page.has_more),
+        (&[runs[2].clone(), runs[1].clone()][..], true)
+    );
+    let rest = store
+        .list_responses(Some(&runs[1]), 2, None, Order::Desc)
+        .await
+        .unwrap();
+    assert_eq!((rest.data.as_slice(), rest.has_more), (&runs[..1], false));
+    let asc = store
+        .list_responses(Some(&runs[0]), 5, None, Order::Asc)
+        .await
+        .unwrap();
+    assert_eq!(asc.data, runs[1..]);
+    // The fixtures' runs are of model "m".
+    assert_eq!(
+        store
+            .list_responses(None, 5, Some("m"), Order::Asc)
+            .await
+            .unwrap()
+            .data,
+        runs
+    );
+    assert!(
+        store
+            .list_responses(None, 5, Some("other"), Order::Asc)
+            .await
+            .unwrap()
+            .data
+            .is_empty()
+    );
+    let unknown = ResponseId::generate(&Fresh);
+    assert!(matches!(
+        store
+            .list_responses(Some(&unknown), 5, None, Order::Asc)
+            .await,
+        Err(PageError::UnknownCursor { .. })
+    ));
+}
+
 // === backends ===
 
 /// Runs every contract test against the backend `open` returns.
@@ -765,6 +941,8 @@ macro_rules! contract {
                 stale_claims_are_released_and_live_ones_kept,
                 conversations_and_their_responses_are_listed_in_pages,
                 agents_are_put_read_replaced_and_retained,
+                api_agents_and_sessions_page_and_delete_in_cascade,
+                responses_are_listed_by_order_cursor_and_model,
             );
         }
     };

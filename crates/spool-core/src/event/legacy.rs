@@ -99,6 +99,7 @@ impl ResponseHeader {
                 user: self.user,
             },
             chat: Default::default(),
+            continues_turn: None,
         }
     }
 }

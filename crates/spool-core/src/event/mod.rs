@@ -11,6 +11,8 @@
 //!
 //! A run's work comes in **steps**: each model call is an `inference` step
 //! and each batch of server-side tool calls a `tool_execution` step, opened
+//! (and each safety check by shields a `shield_call` step, whose
+//! `step.completed` carries any violation), opened
 //! by `step.started` and closed by `step.completed`; the items written
 //! between the two belong to the step. A server-side tool call is an item
 //! of its own ([`Item::ToolCall`]) opened when the call starts and given
@@ -23,7 +25,7 @@
 pub mod legacy;
 
 use crate::item::{Item, ItemStatus, PartKind};
-use crate::run::{IncompleteReason, RunError, RunHeader, Usage};
+use crate::run::{IncompleteReason, RunError, RunHeader, SafetyViolation, Usage};
 use crate::tool::{AgentStatus, ToolResult};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -54,12 +56,15 @@ pub enum Event {
     /// step is open at a time.
     #[serde(rename = "step.started")]
     StepStarted { step_id: String, kind: StepKind },
-    /// The open step ended; an inference step reports the tokens it used.
+    /// The open step ended; an inference step reports the tokens it used,
+    /// a shield step what it found wrong, if anything.
     #[serde(rename = "step.completed")]
     StepCompleted {
         step_id: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         usage: Option<Usage>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        violation: Option<SafetyViolation>,
     },
     /// An output item opened at `output_index` (the next free index). The
     /// item is in progress and has no content yet. Only server-side tool
@@ -174,6 +179,9 @@ pub enum StepKind {
     Inference,
     /// Server-side tool calls, run concurrently.
     ToolExecution,
+    /// A safety check of the run's input or answer by shields (llama-stack
+    /// agents' `input_shields` / `output_shields`).
+    ShieldCall,
 }
 
 impl Event {

@@ -13,6 +13,7 @@
 pub mod agent_session;
 pub mod chat;
 pub mod codex;
+pub mod llama_stack;
 pub mod responses;
 pub mod roboto;
 pub mod wxo;
@@ -20,6 +21,7 @@ pub mod wxo;
 pub use agent_session::AgentSessionProjection;
 pub use chat::ChatProjection;
 pub use codex::CodexProjection;
+pub use llama_stack::LlamaStackProjection;
 pub use responses::{ResponsesProjection, WireEvent};
 pub use wxo::WxoProjection;
 
@@ -53,6 +55,8 @@ pub enum Dialect {
     Wxo,
     /// roboto's agent-session events (seed 003).
     AgentSession,
+    /// The llama-stack Agents API turn stream (seed 004).
+    LlamaStack,
 }
 
 impl Dialect {
@@ -63,6 +67,7 @@ impl Dialect {
         Dialect::Wxo,
         Dialect::Codex,
         Dialect::AgentSession,
+        Dialect::LlamaStack,
     ];
 
     /// The dialect a client names, if spool speaks it.
@@ -77,10 +82,21 @@ impl Dialect {
             Dialect::Chat => "chat",
             Dialect::Wxo => "wxo",
             Dialect::AgentSession => "agent_session",
+            Dialect::LlamaStack => "llama_stack",
         }
     }
 
-    /// A fresh projection of a log into this dialect.
+    /// Whether a `data: [DONE]` frame follows the stream's end when the
+    /// server is configured to send one: only the Responses stream takes
+    /// it (the chat dialects project their own; Codex and llama-stack
+    /// clients have none).
+    pub fn takes_done_marker(self) -> bool {
+        self == Dialect::Responses
+    }
+
+    /// A fresh projection of a log into this dialect. (A llama-stack run
+    /// that resumes a turn needs the turn's earlier runs:
+    /// [`LlamaStackProjection::continuing`].)
     pub fn projection(self) -> Box<dyn Projection> {
         match self {
             Dialect::Responses => Box::new(ResponsesProjection::new()),
@@ -88,6 +104,7 @@ impl Dialect {
             Dialect::Chat => Box::new(ChatProjection::new()),
             Dialect::Wxo => Box::new(WxoProjection::new()),
             Dialect::AgentSession => Box::new(AgentSessionProjection::new()),
+            Dialect::LlamaStack => Box::new(LlamaStackProjection::new()),
         }
     }
 }

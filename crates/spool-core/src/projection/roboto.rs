@@ -321,6 +321,9 @@ impl ThreadFold {
                     self.assistant = Some(self.push(AgentRole::Assistant, ts));
                 }
                 StepKind::ToolExecution => self.results = None,
+                // A llama-stack agent's safety check: roboto has no form
+                // for it (a violation's message is written as text).
+                StepKind::ShieldCall => {}
             },
             Event::PartDelta {
                 output_index,

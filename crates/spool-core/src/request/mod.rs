@@ -16,6 +16,7 @@
 pub mod chat;
 mod deserialize;
 mod input;
+pub mod llama_stack;
 mod mcp;
 mod params;
 pub mod roboto;
@@ -32,7 +33,7 @@ pub use tools::{
 use crate::ids::{ConversationId, IdSource, ResponseId};
 use crate::item::Item;
 use crate::run::{ChatStreamOptions, ResponsesEcho, RunHeader, Sampling};
-use crate::tool::McpServerSpec;
+use crate::tool::{McpServerSpec, RunShields};
 use params::{
     Echo, MAX_INFER_ITERS, MIN_MAX_OUTPUT_TOKENS, check_range, parse_reasoning, parse_text,
 };
@@ -200,6 +201,12 @@ pub struct RunRequest {
     /// `compaction` item standing for the whole conversation, not an
     /// answer. The trigger itself is not an input item.
     pub compaction_trigger: bool,
+    /// The agent turn this run resumes (set by the llama-stack turn resume;
+    /// never read from a body).
+    pub continues_turn: Option<ResponseId>,
+    /// Shields checking the input and the answer (set by the llama-stack
+    /// Agents API from an agent's config; never read from a body).
+    pub shields: RunShields,
     /// Parameters echoed back unchanged in the response object.
     echo: Echo,
 }
@@ -382,6 +389,8 @@ impl RunRequest {
             },
             metadata,
             chat: ChatStreamOptions::default(),
+            continues_turn: None,
+            shields: RunShields::default(),
             echo: Echo {
                 truncation,
                 text,
@@ -435,6 +444,7 @@ impl RunRequest {
                 user: self.echo.user.clone(),
             },
             chat: self.chat,
+            continues_turn: self.continues_turn.clone(),
         }
     }
 }

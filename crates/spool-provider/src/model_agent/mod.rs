@@ -23,14 +23,15 @@ pub use tools::{McpConnector, SystemClock};
 use crate::{FinishReason, ModelDelta, ModelProvider, ModelRequest};
 use async_trait::async_trait;
 use futures::StreamExt;
+use serde_json::Value;
 use spool_core::agent::{Agent, RunContext, RunOutcome};
 use spool_core::clock::Clock;
 use spool_core::emit::{EmitError, RunWriter};
 use spool_core::event::StepKind;
-use spool_core::item::{Item, ItemStatus, McpApprovalRequestItem, PartKind};
+use spool_core::item::{Item, ItemStatus, McpApprovalRequestItem, PartKind, Role};
 use spool_core::request::ToolChoice;
-use spool_core::run::{IncompleteReason, RunError, Usage};
-use spool_core::tool::{AgentStatus, DepthReached, DetectedCall, DetectedCalls, ToolSet};
+use spool_core::run::{IncompleteReason, RunError, SafetyViolation, Usage, ViolationLevel};
+use spool_core::tool::{AgentStatus, DepthReached, DetectedCall, DetectedCalls, Shield, ToolSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tools::{PlannedCall, Route, RunTools, ToolRunner};
@@ -295,6 +296,79 @@ fn emit_failed(e: EmitError) -> RunError {
     )
 }
 
+impl ModelAgent {
+    /// Checks `text` with `shields` in one shield step, the first flagging
+    /// shield deciding. On a violation its message is written as the
+    /// answer, and true is returned: the run ends there.
+    async fn violated(
+        &self,
+        shields: &[Shield],
+        text: &str,
+        out: &mut RunWriter<'_>,
+    ) -> Result<bool, RunError> {
+        let step = out
+            .start_step(StepKind::ShieldCall)
+            .await
+            .map_err(emit_failed)?;
+        let mut violation = None;
+        for shield in shields {
+            let flagged = self.provider.moderate(&shield.model, text).await?;
+            if !flagged.is_empty() {
+                let categories = flagged.join(", ");
+                violation = Some(SafetyViolation {
+                    violation_level: ViolationLevel::Error,
+                    user_message: Some(format!(
+                        "I can't answer that: the shield '{}' flagged it ({categories}).",
+                        shield.id
+                    )),
+                    metadata: [
+                        ("shield".to_owned(), Value::String(shield.id.clone())),
+                        ("violation_type".to_owned(), Value::String(categories)),
+                    ]
+                    .into(),
+                });
+                break;
+            }
+        }
+        let message = violation.as_ref().and_then(|v| v.user_message.clone());
+        out.complete_shield_step(step, violation)
+            .await
+            .map_err(emit_failed)?;
+        match message {
+            Some(message) => {
+                out.message_text(&message).await.map_err(emit_failed)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}
+
+/// What the user said in a run's input: its user messages' text.
+fn user_text(input: &[Item]) -> String {
+    input
+        .iter()
+        .filter_map(|item| match item {
+            Item::Message(m) if m.role == Role::User => Some(m.text()),
+            _ => None,
+        })
+        .filter(|t| !t.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The model's answer among `items`: its assistant messages' text.
+fn answer_text(items: &[Item]) -> String {
+    items
+        .iter()
+        .filter_map(|item| match item {
+            Item::Message(m) if m.role == Role::Assistant => Some(m.text()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[async_trait]
 impl Agent for ModelAgent {
     async fn run(&self, ctx: RunContext, out: &mut RunWriter<'_>) -> Result<RunOutcome, RunError> {
@@ -304,6 +378,16 @@ impl Agent for ModelAgent {
             .unwrap_or(self.limits.max_infer_iters)
             .max(1);
         let max_tool_calls = ctx.request.max_tool_calls;
+        // Input shields check what the user said before anything else.
+        let said = user_text(&ctx.request.input);
+        if !ctx.request.shields.input.is_empty()
+            && !said.is_empty()
+            && self
+                .violated(&ctx.request.shields.input, &said, out)
+                .await?
+        {
+            return Ok(RunOutcome::Completed);
+        }
         let tools = RunTools::gather(&ctx, &self.tools, self.mcp.as_deref(), out).await?;
         let runner = self.runner(&tools);
         let looping = !tools.routes.is_empty();
@@ -345,7 +429,13 @@ impl Agent for ModelAgent {
                 )
             });
             if server_calls.is_empty() {
-                // Answered, or the caller's functions are needed.
+                // Answered, or the caller's functions are needed. Output
+                // shields check an answer before the run ends with it.
+                let answer = answer_text(&out.fold().output()[first_new..]);
+                if !client_calls && !ctx.request.shields.output.is_empty() && !answer.is_empty() {
+                    self.violated(&ctx.request.shields.output, &answer, out)
+                        .await?;
+                }
                 return Ok(RunOutcome::Completed);
             }
             let detected = DetectedCalls {

@@ -454,6 +454,7 @@ mod tests {
             sampling: Sampling::default(),
             responses: ResponsesEcho::default(),
             chat: Default::default(),
+            continues_turn: None,
         };
         e.created(run, Vec::new()).await.unwrap();
         e.started().await.unwrap();

@@ -37,6 +37,8 @@ pub struct OpenAiChatConfig {
 pub struct OpenAiChat {
     client: reqwest::Client,
     url: String,
+    /// `/v1/moderations` beside the chat completions, for shields.
+    moderations_url: String,
     api_key: Option<String>,
     idle_timeout: Duration,
 }
@@ -53,6 +55,7 @@ impl OpenAiChat {
         Ok(Self {
             client,
             url: format!("{}/chat/completions", config.base_url.trim_end_matches('/')),
+            moderations_url: format!("{}/moderations", config.base_url.trim_end_matches('/')),
             api_key: config.api_key,
             idle_timeout: config.idle_timeout,
         })
@@ -64,6 +67,54 @@ const MAX_ERROR_BODY: usize = 2000;
 
 #[async_trait]
 impl ModelProvider for OpenAiChat {
+    async fn moderate(&self, model: &str, input: &str) -> Result<Vec<String>, ProviderError> {
+        let body = serde_json::json!({"model": model, "input": input});
+        let mut req = self.client.post(&self.moderations_url).json(&body);
+        if let Some(key) = &self.api_key {
+            req = req.bearer_auth(key);
+        }
+        let idle = self.idle_timeout;
+        let response = tokio::time::timeout(idle, req.send())
+            .await
+            .map_err(|_| ProviderError::Timeout(idle.as_secs()))?
+            .map_err(|e| ProviderError::Unreachable(format!("{}: {e}", self.moderations_url)))?;
+        let status = response.status();
+        let text = tokio::time::timeout(idle, response.text())
+            .await
+            .map_err(|_| ProviderError::Timeout(idle.as_secs()))?
+            .map_err(|e| ProviderError::Disconnected(e.to_string()))?;
+        if !status.is_success() {
+            return Err(ProviderError::Http {
+                status: status.as_u16(),
+                message: error_message(&text),
+            });
+        }
+        let answer: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            ProviderError::Protocol(format!("a moderation answer is not JSON: {e}"))
+        })?;
+        let Some(result) = answer["results"].get(0) else {
+            return Err(ProviderError::Protocol(
+                "a moderation answer has no results".into(),
+            ));
+        };
+        if result["flagged"].as_bool() != Some(true) {
+            return Ok(Vec::new());
+        }
+        let mut flagged: Vec<String> = result["categories"]
+            .as_object()
+            .map(|c| {
+                c.iter()
+                    .filter(|(_, on)| on.as_bool() == Some(true))
+                    .map(|(name, _)| name.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if flagged.is_empty() {
+            flagged.push("flagged".into());
+        }
+        Ok(flagged)
+    }
+
     async fn stream(&self, request: ModelRequest) -> Result<DeltaStream, ProviderError> {
         let body = serde_json::to_vec(&chat_body(&request))
             .map_err(|e| ProviderError::Protocol(format!("cannot encode request: {e}")))?;

@@ -15,7 +15,10 @@
 //! - [`roboto`]: one file per `/v1/ai/threads` action (roboto's agent
 //!   threads), and the thread's agent-session event stream.
 //! - [`health`]: `GET /healthz` and `GET /readyz`.
+//! - [`agents`]: one file per llama-stack Agents API action (`/v1/agents…`
+//!   and `/v1alpha/agents…`).
 
+pub mod agents;
 pub mod chat;
 pub mod conversations;
 pub mod error;
@@ -45,4 +48,9 @@ pub struct AppState {
     pub websocket_max_age: std::time::Duration,
     /// What the roboto routes share (the bell long polls wait on).
     pub roboto: roboto::RobotoState,
+    /// The llama-stack toolgroups (`mcp::LABEL`): MCP servers of the
+    /// config file, as `mcp` tools.
+    pub toolgroups: Arc<BTreeMap<String, serde_json::Value>>,
+    /// The llama-stack shields: id → the upstream's moderation model.
+    pub shields: Arc<BTreeMap<String, String>>,
 }

@@ -1,13 +1,14 @@
 //! Every route spool serves, in one list.
 
 use super::AppState;
+use super::agents;
 use super::chat;
 use super::conversations as conv;
 use super::error::ApiError;
 use super::extract::BodyLimit;
 use super::framing::check_framing;
 use super::health::{healthz, readyz};
-use super::responses::{cancel, compact, create, delete, input_items, retrieve, ws};
+use super::responses::{self, cancel, compact, create, delete, input_items, retrieve};
 use super::roboto;
 use super::runs;
 use super::threads;
@@ -27,7 +28,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/readyz", get(readyz))
         .route(
             "/v1/responses",
-            post(create::create_response).get(ws::responses_socket),
+            post(create::create_response).get(responses::get_responses),
         )
         .route(
             "/v1/responses/{id}",
@@ -103,6 +104,31 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
             "/v1/ai/threads/{id}/events",
             get(roboto::events::thread_events),
         )
+        .route(
+            "/v1/toolgroups",
+            get(agents::toolgroups_list::list_toolgroups),
+        )
+        .route(
+            "/v1/toolgroups/{toolgroup_id}",
+            get(agents::toolgroup_retrieve::retrieve_toolgroup),
+        )
+        .route("/v1/tools", get(agents::tools_list::list_tools))
+        .route("/v1/shields", get(agents::shields_list::list_shields))
+        // llama-stack clients reach the Responses API under this prefix.
+        .route(
+            "/v1/openai/v1/responses",
+            post(create::create_response).get(responses::list::list_responses),
+        )
+        .route(
+            "/v1/openai/v1/responses/{id}",
+            get(retrieve::retrieve_response).delete(delete::delete_response),
+        )
+        .route(
+            "/v1/openai/v1/responses/{id}/input_items",
+            get(input_items::list_input_items),
+        )
+        .merge(llama_stack_agents("/v1"))
+        .merge(llama_stack_agents("/v1alpha"))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(check_framing))
@@ -110,6 +136,48 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .layer(Extension(BodyLimit(body_limit)))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
+}
+
+/// The llama-stack Agents API under `prefix`: `/v1` for
+/// llama-stack-client 0.2.x, `/v1alpha` for 0.3.x.
+fn llama_stack_agents(prefix: &str) -> Router<AppState> {
+    let session = format!("{prefix}/agents/{{agent_id}}/session/{{session_id}}");
+    let turn = format!("{session}/turn/{{turn_id}}");
+    Router::new()
+        .route(
+            &format!("{prefix}/agents"),
+            post(agents::create::create_agent).get(agents::list::list_agents),
+        )
+        .route(
+            &format!("{prefix}/agents/{{agent_id}}"),
+            get(agents::retrieve::retrieve_agent).delete(agents::delete::delete_agent),
+        )
+        .route(
+            &format!("{prefix}/agents/{{agent_id}}/session"),
+            post(agents::session_create::create_session),
+        )
+        .route(
+            &format!("{prefix}/agents/{{agent_id}}/sessions"),
+            get(agents::session_list::list_sessions),
+        )
+        .route(
+            &session,
+            get(agents::session_retrieve::retrieve_session)
+                .delete(agents::session_delete::delete_session),
+        )
+        .route(
+            &format!("{session}/turn"),
+            post(agents::turn_create::create_turn),
+        )
+        .route(&turn, get(agents::turn_retrieve::retrieve_turn))
+        .route(
+            &format!("{turn}/resume"),
+            post(agents::turn_resume::resume_turn),
+        )
+        .route(
+            &format!("{turn}/step/{{step_id}}"),
+            get(agents::step_retrieve::retrieve_step),
+        )
 }
 
 async fn unknown_route(uri: Uri) -> ApiError {

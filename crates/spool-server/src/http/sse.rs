@@ -280,11 +280,32 @@ pub fn framed_stream(
     mut options: SseOptions,
     guard: Option<CancelOnDrop>,
 ) -> Response {
-    // The chat dialects end with their own projected `[DONE]`.
-    options.done_marker &= dialect == Dialect::Responses;
+    options.done_marker &= dialect.takes_done_marker();
+    projected_stream(
+        dialect.projection(),
+        framing,
+        events,
+        starting_after,
+        options,
+        guard,
+    )
+}
+
+/// A response streaming `events` through `projection` (a dialect whose
+/// stream needs more than the run's own log, such as a llama-stack turn
+/// resumed by a second run), skipping the frames at or below
+/// `starting_after`.
+pub fn projected_stream(
+    projection: Box<dyn Projection>,
+    framing: Framing,
+    events: Subscription,
+    starting_after: Option<u64>,
+    options: SseOptions,
+    guard: Option<CancelOnDrop>,
+) -> Response {
     let state = StreamState {
         events,
-        projection: dialect.projection(),
+        projection,
         framing,
         pending: BytesMut::new(),
         starting_after,

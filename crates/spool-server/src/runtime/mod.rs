@@ -236,6 +236,11 @@ impl Runtime {
         &self.store
     }
 
+    /// The MCP client sessions runs use (for listing a server's tools).
+    pub fn mcp_clients(&self) -> &McpClients {
+        &self.mcp.clients
+    }
+
     /// The source of fresh ids, for whatever a request creates.
     pub fn ids(&self) -> &dyn IdSource {
         self.ids.as_ref()

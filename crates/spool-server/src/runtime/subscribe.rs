@@ -459,6 +459,18 @@ mod tests {
         async fn unfinished(&self) -> Result<Vec<ResponseId>, StoreError> {
             Ok(vec![])
         }
+        async fn list_responses(
+            &self,
+            _: Option<&ResponseId>,
+            _: u32,
+            _: Option<&str>,
+            _: spool_store::Order,
+        ) -> Result<spool_store::ListPage<ResponseId>, spool_store::PageError> {
+            Ok(spool_store::ListPage {
+                data: Vec::new(),
+                has_more: false,
+            })
+        }
     }
 
     #[async_trait]
@@ -477,6 +489,69 @@ mod tests {
         }
         async fn retain_agents(&self, _: &[String]) -> Result<(), StoreError> {
             Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl spool_store::ApiAgentStore for MemoryLog {
+        async fn create_api_agent(
+            &self,
+            _: &spool_store::ApiAgentRecord,
+        ) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn api_agent(
+            &self,
+            _: &str,
+        ) -> Result<Option<spool_store::ApiAgentRecord>, StoreError> {
+            Ok(None)
+        }
+        async fn list_api_agents(
+            &self,
+            _: u32,
+            _: Option<u32>,
+        ) -> Result<spool_store::ListPage<spool_store::ApiAgentRecord>, StoreError> {
+            Ok(spool_store::ListPage {
+                data: Vec::new(),
+                has_more: false,
+            })
+        }
+        async fn delete_api_agent(
+            &self,
+            _: &str,
+        ) -> Result<spool_store::ConversationAccess, StoreError> {
+            Ok(spool_store::ConversationAccess::NotFound)
+        }
+        async fn create_api_session(
+            &self,
+            _: &spool_store::ApiSessionRecord,
+        ) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn api_session(
+            &self,
+            _: &str,
+            _: &spool_core::ids::ConversationId,
+        ) -> Result<Option<spool_store::ApiSessionRecord>, StoreError> {
+            Ok(None)
+        }
+        async fn list_api_sessions(
+            &self,
+            _: &str,
+            _: u32,
+            _: Option<u32>,
+        ) -> Result<spool_store::ListPage<spool_store::ApiSessionRecord>, StoreError> {
+            Ok(spool_store::ListPage {
+                data: Vec::new(),
+                has_more: false,
+            })
+        }
+        async fn delete_api_session(
+            &self,
+            _: &str,
+            _: &spool_core::ids::ConversationId,
+        ) -> Result<spool_store::ConversationAccess, StoreError> {
+            Ok(spool_store::ConversationAccess::NotFound)
         }
     }
 

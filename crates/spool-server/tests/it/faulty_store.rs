@@ -6,9 +6,9 @@ use spool_core::event::Envelope;
 use spool_core::ids::{ConversationId, ResponseId};
 use spool_core::item::Item;
 use spool_store::{
-    AgentStore, ConversationAccess, ConversationRecord, ConversationStore, ItemPage, ItemPageQuery,
-    ListPage, LogStore, NewConversation, PageError, ResponseRecord, SqliteStore, StoreError,
-    WriteOp,
+    AgentStore, ApiAgentRecord, ApiAgentStore, ApiSessionRecord, ConversationAccess,
+    ConversationRecord, ConversationStore, ItemPage, ItemPageQuery, ListPage, LogStore,
+    NewConversation, PageError, ResponseRecord, SqliteStore, StoreError, WriteOp,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -103,6 +103,15 @@ impl LogStore for FaultyStore {
     async fn unfinished(&self) -> Result<Vec<ResponseId>, StoreError> {
         self.inner.unfinished().await
     }
+    async fn list_responses(
+        &self,
+        after: Option<&ResponseId>,
+        limit: u32,
+        model: Option<&str>,
+        order: spool_store::Order,
+    ) -> Result<ListPage<ResponseId>, PageError> {
+        self.inner.list_responses(after, limit, model, order).await
+    }
 }
 
 #[async_trait]
@@ -121,6 +130,51 @@ impl AgentStore for FaultyStore {
     }
     async fn retain_agents(&self, names: &[String]) -> Result<(), StoreError> {
         self.inner.retain_agents(names).await
+    }
+}
+
+#[async_trait]
+impl ApiAgentStore for FaultyStore {
+    async fn create_api_agent(&self, a: &ApiAgentRecord) -> Result<(), StoreError> {
+        self.inner.create_api_agent(a).await
+    }
+    async fn api_agent(&self, id: &str) -> Result<Option<ApiAgentRecord>, StoreError> {
+        self.inner.api_agent(id).await
+    }
+    async fn list_api_agents(
+        &self,
+        start: u32,
+        limit: Option<u32>,
+    ) -> Result<ListPage<ApiAgentRecord>, StoreError> {
+        self.inner.list_api_agents(start, limit).await
+    }
+    async fn delete_api_agent(&self, id: &str) -> Result<ConversationAccess, StoreError> {
+        self.inner.delete_api_agent(id).await
+    }
+    async fn create_api_session(&self, s: &ApiSessionRecord) -> Result<(), StoreError> {
+        self.inner.create_api_session(s).await
+    }
+    async fn api_session(
+        &self,
+        agent: &str,
+        id: &ConversationId,
+    ) -> Result<Option<ApiSessionRecord>, StoreError> {
+        self.inner.api_session(agent, id).await
+    }
+    async fn list_api_sessions(
+        &self,
+        agent: &str,
+        start: u32,
+        limit: Option<u32>,
+    ) -> Result<ListPage<ApiSessionRecord>, StoreError> {
+        self.inner.list_api_sessions(agent, start, limit).await
+    }
+    async fn delete_api_session(
+        &self,
+        agent: &str,
+        id: &ConversationId,
+    ) -> Result<ConversationAccess, StoreError> {
+        self.inner.delete_api_session(agent, id).await
     }
 }
 

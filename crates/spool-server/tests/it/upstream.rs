@@ -39,6 +39,7 @@ pub enum Script {
 struct Shared {
     scripts: Mutex<VecDeque<Script>>,
     requests: Mutex<Vec<Value>>,
+    moderations: Mutex<Vec<Value>>,
     open_streams: std::sync::atomic::AtomicUsize,
 }
 
@@ -176,11 +177,30 @@ async fn chat(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     }
 }
 
+/// The word the scripted moderation model flags (as `violence`).
+pub const FLAGGED_WORD: &str = "FORBIDDEN";
+
+/// `POST /v1/moderations`: flags an input holding [`FLAGGED_WORD`].
+async fn moderations(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let flagged = request["input"]
+        .as_str()
+        .is_some_and(|i| i.contains(FLAGGED_WORD));
+    shared.moderations.lock().unwrap().push(request);
+    axum::Json(json!({
+        "id": "modr-1",
+        "model": "moderation",
+        "results": [{"flagged": flagged, "categories": {"violence": flagged, "hate": false}}],
+    }))
+    .into_response()
+}
+
 impl Upstream {
     pub async fn start() -> Self {
         let shared = Arc::new(Shared::default());
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
+            .route("/v1/moderations", post(moderations))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -203,6 +223,11 @@ impl Upstream {
     /// Every request body received so far.
     pub fn requests(&self) -> Vec<Value> {
         self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// Every moderation request body received so far.
+    pub fn moderations(&self) -> Vec<Value> {
+        self.shared.moderations.lock().unwrap().clone()
     }
 
     /// Streams currently being sent.

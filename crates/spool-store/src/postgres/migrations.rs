@@ -11,7 +11,10 @@ use crate::StoreError;
 
 /// Schema migrations, applied in order. Append only: never edit or reorder
 /// one that has shipped.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_init.sql"),
+    include_str!("../../migrations/postgres/0002_api_agents.sql"),
+];
 
 /// Applies the migrations `client`'s schema lacks.
 pub(super) async fn migrate_client(client: &mut tokio_postgres::Client) -> Result<(), Error> {

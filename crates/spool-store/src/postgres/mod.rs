@@ -23,6 +23,7 @@
 //! one place the driver's errors become [`StoreError`]s.
 
 mod agents;
+mod api_agents;
 mod conversations;
 mod error;
 mod leases;

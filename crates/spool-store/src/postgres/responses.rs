@@ -9,8 +9,8 @@ use super::{PostgresStore, neutral};
 use crate::codec::{corrupt, parse_id, parse_item, parse_status};
 use crate::prepared::{prepare, prepare_runs};
 use crate::{
-    BatchOutcome, ChainLink, ItemPage, ItemPageQuery, LogStore, PageError, ResponseRecord,
-    StoreError, WriteOp,
+    BatchOutcome, ChainLink, ItemPage, ItemPageQuery, ListPage, LogStore, Order, PageError,
+    ResponseRecord, StoreError, WriteOp,
 };
 use async_trait::async_trait;
 use spool_core::event::{Envelope, Event};
@@ -212,6 +212,56 @@ impl LogStore for PostgresStore {
             Ok(deleted > 0)
         })
         .await
+    }
+
+    async fn list_responses(
+        &self,
+        after: Option<&ResponseId>,
+        limit: u32,
+        model: Option<&str>,
+        order: Order,
+    ) -> Result<ListPage<ResponseId>, PageError> {
+        let client = self.client().await.map_err(|e| PageError::Store(e.into()))?;
+        let after_ord = match after {
+            None => None,
+            Some(after) => Some(
+                client
+                    .query_opt("SELECT ord FROM responses WHERE id = $1", &[&after.as_str()])
+                    .await
+                    .map_err(|e| PageError::Store(Error::from(e).into()))?
+                    .ok_or_else(|| PageError::UnknownCursor {
+                        param: "after",
+                        id: after.as_str().to_owned(),
+                    })?
+                    .get::<_, i64>(0),
+            ),
+        };
+        // The model is the run header's, in the log's first event
+        // (`response` in the header of older logs).
+        let (compare, direction) = match order {
+            Order::Asc => (">", "ASC"),
+            Order::Desc => ("<", "DESC"),
+        };
+        let sql = format!(
+            "SELECT r.id FROM responses r WHERE ($1::int8 IS NULL OR r.ord {compare} $1) \
+             AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM events e \
+             WHERE e.response_id = r.id AND e.seq = 0 AND COALESCE(\
+             e.payload::jsonb -> 'run' ->> 'model', \
+             e.payload::jsonb -> 'response' ->> 'model') = $2)) \
+             ORDER BY r.ord {direction} LIMIT $3"
+        );
+        let rows = client
+            .query(&sql, &[&after_ord, &model, &(i64::from(limit) + 1)])
+            .await
+            .map_err(|e| PageError::Store(Error::from(e).into()))?;
+        let mut data = rows
+            .iter()
+            .map(|r| Ok(parse_id(r.get::<_, &str>(0))?))
+            .collect::<Result<Vec<_>, StoreError>>()
+            .map_err(PageError::Store)?;
+        let has_more = data.len() > limit as usize;
+        data.truncate(limit as usize);
+        Ok(ListPage { data, has_more })
     }
 
     async fn unfinished(&self) -> Result<Vec<ResponseId>, StoreError> {

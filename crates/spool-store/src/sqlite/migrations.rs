@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0002_conversations.sql"),
     include_str!("../../migrations/sqlite/0003_agents.sql"),
     include_str!("../../migrations/sqlite/0004_conversation_responses.sql"),
+    include_str!("../../migrations/sqlite/0005_api_agents.sql"),
 ];
 
 /// How many migrations a database has applied.

@@ -14,6 +14,7 @@
 //! errors become [`StoreError`]s.
 
 mod agents;
+mod api_agents;
 mod checkpoint;
 mod connection;
 mod conversations;

@@ -1,14 +1,16 @@
 //! The log and its records: batched writes (handed to the writer thread),
-//! responses, events, input and turn items, deletion and unfinished runs.
+//! responses (one, or a listing), events, input and turn items, deletion
+//! and unfinished runs.
 
 use super::SqliteStore;
 use super::error::Error;
-use super::paging::page_items;
+use super::paging::{finish_page, page_items};
 use super::writer::Job;
 use crate::codec::{corrupt, parse_id, parse_item, parse_status};
 use crate::prepared::{prepare, prepare_runs};
 use crate::{
-    BatchOutcome, ChainLink, ItemPage, ItemPageQuery, LogStore, PageError, ResponseRecord,
+    BatchOutcome, ChainLink, ItemPage, ItemPageQuery, ListPage, LogStore, Order, PageError,
+    ResponseRecord,
     StoreError, WriteOp,
 };
 use async_trait::async_trait;
@@ -197,6 +199,66 @@ impl LogStore for SqliteStore {
     async fn delete(&self, id: &ResponseId) -> Result<bool, StoreError> {
         let id = id.as_str().to_owned();
         self.on_writer(move |conn| delete_response(conn, &id)).await
+    }
+
+    async fn list_responses(
+        &self,
+        after: Option<&ResponseId>,
+        limit: u32,
+        model: Option<&str>,
+        order: Order,
+    ) -> Result<ListPage<ResponseId>, PageError> {
+        let after = after.map(|a| a.as_str().to_owned());
+        let cursor = after.clone();
+        let model = model.map(str::to_owned);
+        let rows = self
+            .read(move |conn| {
+                let after_rowid = match &cursor {
+                    Some(response) => match conn
+                        .prepare_cached("SELECT rowid FROM responses WHERE id = ?")?
+                        .query_row([response], |r| r.get::<_, i64>(0))
+                        .optional()?
+                    {
+                        Some(rowid) => Some(rowid),
+                        None => return Ok(None),
+                    },
+                    None => None,
+                };
+                // The model is the run header's, in the log's first event
+                // (`response` in the header of older logs).
+                let sql = match order {
+                    Order::Asc => {
+                        "SELECT r.id FROM responses r WHERE (?1 IS NULL OR r.rowid > ?1) \
+                         AND (?2 IS NULL OR EXISTS (SELECT 1 FROM events e \
+                         WHERE e.response_id = r.id AND e.seq = 0 AND COALESCE(\
+                         json_extract(e.payload, '$.run.model'), \
+                         json_extract(e.payload, '$.response.model')) = ?2)) \
+                         ORDER BY r.rowid ASC LIMIT ?3"
+                    }
+                    Order::Desc => {
+                        "SELECT r.id FROM responses r WHERE (?1 IS NULL OR r.rowid < ?1) \
+                         AND (?2 IS NULL OR EXISTS (SELECT 1 FROM events e \
+                         WHERE e.response_id = r.id AND e.seq = 0 AND COALESCE(\
+                         json_extract(e.payload, '$.run.model'), \
+                         json_extract(e.payload, '$.response.model')) = ?2)) \
+                         ORDER BY r.rowid DESC LIMIT ?3"
+                    }
+                };
+                let rows = conn
+                    .prepare_cached(sql)?
+                    .query_map(params![after_rowid, model, i64::from(limit) + 1], |r| {
+                        r.get::<_, String>(0)
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Some(rows))
+            })
+            .await?;
+        let (rows, has_more) = finish_page(rows, after, limit)?;
+        let data = rows
+            .iter()
+            .map(|id| parse_id(id))
+            .collect::<Result<_, StoreError>>()?;
+        Ok(ListPage { data, has_more })
     }
 
     async fn unfinished(&self) -> Result<Vec<ResponseId>, StoreError> {

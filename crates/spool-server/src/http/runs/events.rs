@@ -1,5 +1,6 @@
 //! `GET /v1/runs/{run_id}/events`: any stored run's log as an SSE stream
-//! in any dialect (`?dialect=responses|chat|wxo`, `responses` if unset).
+//! in any dialect (`?dialect=responses|chat|wxo|codex|llama_stack`,
+//! `responses` if unset).
 //!
 //! The stored log is projected from its start; frames at or below the
 //! cursor (`Last-Event-ID`, or the `after` query parameter) are skipped, and
@@ -7,10 +8,11 @@
 //! one dialect can be watched in another.
 
 use crate::http::AppState;
+use crate::http::agents;
 use crate::http::error::ApiError;
 use crate::http::extract::QueryPairs;
 use crate::http::responses::parse_response_id;
-use crate::http::sse::dialect_stream;
+use crate::http::sse::{Framing, dialect_stream, projected_stream};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -42,6 +44,22 @@ pub async fn run_events(
     // A run just started may not be committed yet, but it is running.
     if !runtime.is_running(&id) && runtime.store().response(&id).await?.is_none() {
         return Err(ApiError::response_not_found(id.as_str()));
+    }
+    if dialect == Dialect::LlamaStack {
+        // A llama-stack turn may span runs: a run that resumes one is read
+        // on from the turn as its earlier runs left it.
+        let projection = agents::run_projection(runtime.store().as_ref(), &id).await?;
+        let mut options = state.sse;
+        options.done_marker &= dialect.takes_done_marker();
+        let events = runtime.subscribe(&id);
+        return Ok(projected_stream(
+            Box::new(projection),
+            Framing::Sse,
+            events,
+            after,
+            options,
+            None,
+        ));
     }
     let events = runtime.subscribe(&id);
     Ok(dialect_stream(dialect, events, after, state.sse, None))
