@@ -221,12 +221,18 @@ impl LogStore for PostgresStore {
         model: Option<&str>,
         order: Order,
     ) -> Result<ListPage<ResponseId>, PageError> {
-        let client = self.client().await.map_err(|e| PageError::Store(e.into()))?;
+        let client = self
+            .client()
+            .await
+            .map_err(|e| PageError::Store(e.into()))?;
         let after_ord = match after {
             None => None,
             Some(after) => Some(
                 client
-                    .query_opt("SELECT ord FROM responses WHERE id = $1", &[&after.as_str()])
+                    .query_opt(
+                        "SELECT ord FROM responses WHERE id = $1",
+                        &[&after.as_str()],
+                    )
                     .await
                     .map_err(|e| PageError::Store(Error::from(e).into()))?
                     .ok_or_else(|| PageError::UnknownCursor {
@@ -256,7 +262,7 @@ impl LogStore for PostgresStore {
             .map_err(|e| PageError::Store(Error::from(e).into()))?;
         let mut data = rows
             .iter()
-            .map(|r| Ok(parse_id(r.get::<_, &str>(0))?))
+            .map(|r| parse_id(r.get::<_, &str>(0)))
             .collect::<Result<Vec<_>, StoreError>>()
             .map_err(PageError::Store)?;
         let has_more = data.len() > limit as usize;

@@ -6,8 +6,8 @@
 //! turn runs on one of them.
 
 use super::SqliteStore;
-use crate::codec::{corrupt, parse_id};
 use super::error::Error;
+use crate::codec::{corrupt, parse_id};
 use crate::{
     ApiAgentRecord, ApiAgentStore, ApiSessionRecord, ConversationAccess, ListPage, StoreError,
 };

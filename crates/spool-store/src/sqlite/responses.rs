@@ -10,8 +10,7 @@ use crate::codec::{corrupt, parse_id, parse_item, parse_status};
 use crate::prepared::{prepare, prepare_runs};
 use crate::{
     BatchOutcome, ChainLink, ItemPage, ItemPageQuery, ListPage, LogStore, Order, PageError,
-    ResponseRecord,
-    StoreError, WriteOp,
+    ResponseRecord, StoreError, WriteOp,
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
