@@ -5,7 +5,7 @@ use crate::config::{FileConfig, ServeConfig};
 use crate::http::AppState;
 use crate::http::router::router;
 use crate::http::sse::SseOptions;
-use crate::runtime::{Agents, McpAccess, Runtime, recovery};
+use crate::runtime::{Agents, McpAccess, RunLimits, Runtime, recovery};
 use spool_provider::mcp::{McpClients, check_allowed_url};
 use std::time::Duration;
 
@@ -66,10 +66,15 @@ impl App {
     ) -> anyhow::Result<Self> {
         let mut allowed_urls: Vec<String> = config.mcp_allowed_urls.clone();
         let mut hosted_tool_servers = Default::default();
+        let file = match &config.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let limits = config.limits(&file)?;
         if let Some(path) = &config.config {
-            let file = FileConfig::load(path)?;
+            let file = &file;
             allowed_urls.extend(file.mcp.allowed_urls.iter().cloned());
-            hosted_tool_servers = file.mcp.hosted_tools;
+            hosted_tool_servers = file.mcp.hosted_tools.clone();
             // The file is the source of truth for the agents it defines.
             let names: Vec<String> = file.agents.iter().map(|a| a.name.clone()).collect();
             store
@@ -121,7 +126,7 @@ impl App {
                     base_url: url.to_owned(),
                     api_key: config.upstream_api_key.clone(),
                     connect_timeout: config.upstream_connect_timeout(),
-                    idle_timeout: config.upstream_timeout(),
+                    idle_timeout: limits.upstream_timeout,
                 })?;
                 Some(Arc::new(chat))
             }
@@ -152,6 +157,13 @@ impl App {
                 allowed_urls,
             },
             compaction,
+            RunLimits {
+                deadline: limits.run_deadline,
+                max_concurrent_runs: limits.max_concurrent_runs,
+                max_input_items: limits.max_input_items,
+                max_tools: limits.max_tools,
+                max_model_name_bytes: limits.max_model_name_bytes,
+            },
         );
         let state = AppState {
             runtime: runtime.clone(),

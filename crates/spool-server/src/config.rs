@@ -1,5 +1,7 @@
 //! `spool serve` settings, from flags and `SPOOL_*` environment variables,
-//! and the config file (`--config`) that defines named agents.
+//! and the config file (`--config`) that defines named agents, run
+//! deadlines and request limits (`[limits]`) and browser access (`[cors]`).
+//! A flag or variable wins over the file; the file over the default.
 
 use anyhow::Context;
 use clap::Args;
@@ -39,10 +41,13 @@ pub struct ServeConfig {
     #[arg(long, env = "SPOOL_UPSTREAM_API_KEY", hide_env_values = true)]
     pub upstream_api_key: Option<String>,
 
-    /// Seconds to wait for the upstream's answer to begin and between its
-    /// chunks before the run fails with `upstream_timeout`.
-    #[arg(long, env = "SPOOL_UPSTREAM_TIMEOUT_SECS", default_value_t = 300)]
-    pub upstream_timeout_secs: u64,
+    /// The no-progress timeout: seconds the upstream may go without sending
+    /// output (its answer's start, then any delta with text, reasoning, a
+    /// tool call, usage or a finish; keep-alive comments and empty chunks
+    /// do not count) before the run fails with `upstream_timeout`.
+    /// Default 300, or `[limits] upstream_timeout_secs`.
+    #[arg(long, env = "SPOOL_UPSTREAM_TIMEOUT_SECS")]
+    pub upstream_timeout_secs: Option<u64>,
 
     /// Seconds to wait for a TCP/TLS connection to the upstream.
     #[arg(
@@ -74,7 +79,87 @@ pub struct ServeConfig {
     /// (0 turns them off).
     #[arg(long, env = "SPOOL_SSE_KEEPALIVE_SECS", default_value_t = 15)]
     pub sse_keepalive_secs: u64,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
+
+/// Run deadlines, request limits and browser access, as flags and
+/// variables; each unset one comes from the config file, else its default.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LimitArgs {
+    /// Longest a run may last, in seconds, however its upstream behaves;
+    /// past it the run fails with `run_deadline_exceeded`. Default 3600.
+    #[arg(long, env = "SPOOL_RUN_DEADLINE_SECS")]
+    pub run_deadline_secs: Option<u64>,
+
+    /// Most runs executing at once; more are refused with a 429 and
+    /// `Retry-After`. Default 256.
+    #[arg(long, env = "SPOOL_MAX_CONCURRENT_RUNS")]
+    pub max_concurrent_runs: Option<usize>,
+
+    /// Most input items one request may carry. Default 10000.
+    #[arg(long, env = "SPOOL_MAX_INPUT_ITEMS")]
+    pub max_input_items: Option<usize>,
+
+    /// Most tools (functions, MCP servers, hosted tools) one request may
+    /// offer. Default 512.
+    #[arg(long, env = "SPOOL_MAX_TOOLS")]
+    pub max_tools: Option<usize>,
+
+    /// Longest model name accepted, in bytes. Default 256.
+    #[arg(long, env = "SPOOL_MAX_MODEL_NAME_BYTES")]
+    pub max_model_name_bytes: Option<usize>,
+
+    /// Browser origins allowed to call the API (CORS), comma-separated,
+    /// e.g. `https://app.example.com`; `*` allows any. Without any, no CORS
+    /// headers are sent and requests from other origins are refused.
+    #[arg(long, env = "SPOOL_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<String>,
+}
+
+/// `[limits]` in the config file: the same settings as [`LimitArgs`]
+/// (and the upstream's no-progress timeout), under the same names.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFileConfig {
+    pub run_deadline_secs: Option<u64>,
+    pub upstream_timeout_secs: Option<u64>,
+    pub max_concurrent_runs: Option<usize>,
+    pub max_input_items: Option<usize>,
+    pub max_tools: Option<usize>,
+    pub max_model_name_bytes: Option<usize>,
+}
+
+/// `[cors]` in the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsFileConfig {
+    /// Origins allowed beside SPOOL_CORS_ALLOWED_ORIGINS.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+}
+
+/// The settings of [`LimitArgs`] and `[limits]`, resolved.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub run_deadline: Duration,
+    pub upstream_timeout: Duration,
+    pub max_concurrent_runs: usize,
+    pub max_input_items: usize,
+    pub max_tools: usize,
+    pub max_model_name_bytes: usize,
+    /// Allowed browser origins, normalised (no trailing `/`); empty: CORS off.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+/// Defaults of the limits.
+pub const DEFAULT_RUN_DEADLINE_SECS: u64 = 3600;
+pub const DEFAULT_UPSTREAM_TIMEOUT_SECS: u64 = 300;
+pub const DEFAULT_MAX_CONCURRENT_RUNS: usize = 256;
+pub const DEFAULT_MAX_INPUT_ITEMS: usize = 10_000;
+pub const DEFAULT_MAX_TOOLS: usize = 512;
+pub const DEFAULT_MAX_MODEL_NAME_BYTES: usize = 256;
 
 /// The config file.
 #[derive(Debug, Default, Deserialize)]
@@ -86,6 +171,10 @@ pub struct FileConfig {
     pub agents: Vec<AgentDefinition>,
     #[serde(default)]
     pub mcp: McpFileConfig,
+    #[serde(default)]
+    pub limits: LimitsFileConfig,
+    #[serde(default)]
+    pub cors: CorsFileConfig,
 }
 
 /// `[mcp]` in the config file.
@@ -176,8 +265,72 @@ impl ServeConfig {
         dir.join("compaction.key")
     }
 
+    /// The upstream's no-progress timeout, as the flag or variable says
+    /// (the config file is read by [`ServeConfig::limits`]).
     pub fn upstream_timeout(&self) -> Duration {
-        Duration::from_secs(self.upstream_timeout_secs.max(1))
+        let secs = self
+            .upstream_timeout_secs
+            .unwrap_or(DEFAULT_UPSTREAM_TIMEOUT_SECS);
+        Duration::from_secs(secs.max(1))
+    }
+
+    /// Deadlines, limits and origins: each flag or variable, else the
+    /// config file's `[limits]`/`[cors]`, else the default. A limit of 0
+    /// counts as 1, so nothing is configured into refusing everything.
+    pub fn limits(&self, file: &FileConfig) -> anyhow::Result<Limits> {
+        let args = &self.limits;
+        let f = &file.limits;
+        let mut origins = Vec::new();
+        for origin in args
+            .cors_allowed_origins
+            .iter()
+            .chain(&file.cors.allowed_origins)
+        {
+            let origin = origin.trim().trim_end_matches('/');
+            if origin.is_empty() {
+                continue;
+            }
+            anyhow::ensure!(
+                origin == "*" || origin.starts_with("http://") || origin.starts_with("https://"),
+                "a CORS origin is * or an http(s):// origin such as https://app.example.com, got '{origin}'"
+            );
+            origins.push(origin.to_ascii_lowercase());
+        }
+        Ok(Limits {
+            run_deadline: Duration::from_secs(
+                args.run_deadline_secs
+                    .or(f.run_deadline_secs)
+                    .unwrap_or(DEFAULT_RUN_DEADLINE_SECS)
+                    .max(1),
+            ),
+            upstream_timeout: Duration::from_secs(
+                self.upstream_timeout_secs
+                    .or(f.upstream_timeout_secs)
+                    .unwrap_or(DEFAULT_UPSTREAM_TIMEOUT_SECS)
+                    .max(1),
+            ),
+            max_concurrent_runs: args
+                .max_concurrent_runs
+                .or(f.max_concurrent_runs)
+                .unwrap_or(DEFAULT_MAX_CONCURRENT_RUNS)
+                .max(1),
+            max_input_items: args
+                .max_input_items
+                .or(f.max_input_items)
+                .unwrap_or(DEFAULT_MAX_INPUT_ITEMS)
+                .max(1),
+            max_tools: args
+                .max_tools
+                .or(f.max_tools)
+                .unwrap_or(DEFAULT_MAX_TOOLS)
+                .max(1),
+            max_model_name_bytes: args
+                .max_model_name_bytes
+                .or(f.max_model_name_bytes)
+                .unwrap_or(DEFAULT_MAX_MODEL_NAME_BYTES)
+                .max(1),
+            cors_allowed_origins: origins,
+        })
     }
 
     pub fn upstream_connect_timeout(&self) -> Duration {

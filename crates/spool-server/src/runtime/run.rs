@@ -20,13 +20,13 @@ use spool_core::event::Envelope;
 use spool_core::fold::RunFold;
 use spool_core::ids::ResponseId;
 use spool_core::projection::responses;
-use spool_core::run::{RunError, RunHeader};
+use spool_core::run::{ErrorCode, RunError, RunHeader};
 use spool_store::{Finish, WriteOp};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio_util::sync::CancellationToken;
 
 /// Attempts at ending a run whose log failed.
@@ -59,6 +59,8 @@ struct RunClose {
     runtime: Arc<Runtime>,
     id: ResponseId,
     done: watch::Sender<bool>,
+    /// The run's place among those executing, given back when it closes.
+    _slot: OwnedSemaphorePermit,
 }
 
 impl Drop for RunClose {
@@ -94,13 +96,19 @@ impl RunOwner {
         stored: bool,
         claim: Option<ClaimGuard>,
         done: watch::Sender<bool>,
+        slot: OwnedSemaphorePermit,
     ) -> Self {
         Self {
             runtime: runtime.clone(),
             id: id.clone(),
             stored,
             claim,
-            close: Some(RunClose { runtime, id, done }),
+            close: Some(RunClose {
+                runtime,
+                id,
+                done,
+                _slot: slot,
+            }),
             end_written: false,
             ended: false,
         }
@@ -209,7 +217,9 @@ impl Runtime {
             Agent(Result<RunOutcome, RunError>),
             Cancelled,
             Shutdown,
+            DeadlinePassed,
         }
+        let deadline = self.limits.deadline;
         let end = match emitter.started().await {
             Err(e) => End::Agent(Err(RunError::new("server_error", e.to_string()))),
             Ok(()) => {
@@ -219,6 +229,9 @@ impl Runtime {
                     biased;
                     () = cancel.cancelled() => End::Cancelled,
                     () = self.shutdown.cancelled() => End::Shutdown,
+                    // Whatever the agent waits on (an upstream streaming
+                    // forever, a tool that never returns), the run ends.
+                    () = tokio::time::sleep(deadline) => End::DeadlinePassed,
                     result = run => End::Agent(result.unwrap_or_else(|_| {
                         tracing::error!(response_id = %id, "the agent panicked");
                         Err(RunError::new("server_error", "An internal server error occurred."))
@@ -236,6 +249,18 @@ impl Runtime {
                     .fail(RunError::new(
                         "server_shutdown",
                         "The server shut down while this response was running.",
+                    ))
+                    .await
+            }
+            End::DeadlinePassed => {
+                tracing::warn!(response_id = %id, secs = deadline.as_secs(), "a run passed its deadline");
+                emitter
+                    .fail(RunError::new(
+                        ErrorCode::RunDeadlineExceeded,
+                        format!(
+                            "The response ran longer than this server's run deadline of {} seconds (SPOOL_RUN_DEADLINE_SECS).",
+                            deadline.as_secs()
+                        ),
                     ))
                     .await
             }

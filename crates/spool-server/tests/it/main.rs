@@ -18,6 +18,7 @@ mod recovery;
 mod replay;
 mod request_fields;
 mod restart;
+mod run_bounds;
 mod shutdown;
 mod storage_failure;
 mod streaming;
