@@ -3,6 +3,7 @@
 use crate::compaction::CompactionSeal;
 use crate::config::{FileConfig, ServeConfig};
 use crate::http::AppState;
+use crate::http::access::AccessPolicy;
 use crate::http::router::router;
 use crate::http::sse::SseOptions;
 use crate::runtime::{Agents, McpAccess, RunLimits, Runtime, recovery};
@@ -176,11 +177,29 @@ impl App {
         let listener = TcpListener::bind(&config.addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.addr))?;
+        let local = listener.local_addr()?;
+        let loopback = local.ip().is_loopback();
+        if !loopback {
+            tracing::warn!(
+                "spool listens on {local}, reachable beyond this machine, and has NO API KEYS: \
+                 anyone who can connect can start runs on your model upstream and read every \
+                 stored response and conversation. Listen on 127.0.0.1 (SPOOL_ADDR) or put an \
+                 authenticating proxy in front."
+            );
+        }
+        let access = AccessPolicy {
+            loopback_hosts_only: loopback,
+            allowed_hosts: limits.allowed_hosts.clone(),
+            allowed_origins: limits.cors_allowed_origins.clone(),
+        };
+        if !access.allowed_origins.is_empty() {
+            tracing::info!(origins = ?access.allowed_origins, "CORS is on for these browser origins");
+        }
         Ok(Self {
             listener,
             runtime,
             writer_task,
-            router: router(state, config.max_body_bytes),
+            router: router(state, config.max_body_bytes, access),
         })
     }
 

@@ -1,6 +1,6 @@
 //! `spool serve` settings, from flags and `SPOOL_*` environment variables,
 //! and the config file (`--config`) that defines named agents, run
-//! deadlines and request limits (`[limits]`) and browser access (`[cors]`).
+//! deadlines and request limits (`[limits]`) and browser access (`[http]`).
 //! A flag or variable wins over the file; the file over the default.
 
 use anyhow::Context;
@@ -116,6 +116,12 @@ pub struct LimitArgs {
     /// headers are sent and requests from other origins are refused.
     #[arg(long, env = "SPOOL_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub cors_allowed_origins: Vec<String>,
+
+    /// Host names accepted beside loopback ones while spool listens on a
+    /// loopback address (e.g. the name a reverse proxy forwards),
+    /// comma-separated. Any other `Host` is refused, against DNS rebinding.
+    #[arg(long, env = "SPOOL_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
 }
 
 /// `[limits]` in the config file: the same settings as [`LimitArgs`]
@@ -131,13 +137,16 @@ pub struct LimitsFileConfig {
     pub max_model_name_bytes: Option<usize>,
 }
 
-/// `[cors]` in the config file.
+/// `[http]` in the config file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CorsFileConfig {
-    /// Origins allowed beside SPOOL_CORS_ALLOWED_ORIGINS.
+pub struct HttpFileConfig {
+    /// Browser origins allowed beside SPOOL_CORS_ALLOWED_ORIGINS.
     #[serde(default)]
-    pub allowed_origins: Vec<String>,
+    pub cors_allowed_origins: Vec<String>,
+    /// Host names accepted beside SPOOL_ALLOWED_HOSTS.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 /// The settings of [`LimitArgs`] and `[limits]`, resolved.
@@ -151,6 +160,8 @@ pub struct Limits {
     pub max_model_name_bytes: usize,
     /// Allowed browser origins, normalised (no trailing `/`); empty: CORS off.
     pub cors_allowed_origins: Vec<String>,
+    /// Host names accepted beside loopback ones, lower-case, without port.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Defaults of the limits.
@@ -174,7 +185,7 @@ pub struct FileConfig {
     #[serde(default)]
     pub limits: LimitsFileConfig,
     #[serde(default)]
-    pub cors: CorsFileConfig,
+    pub http: HttpFileConfig,
 }
 
 /// `[mcp]` in the config file.
@@ -274,8 +285,8 @@ impl ServeConfig {
         Duration::from_secs(secs.max(1))
     }
 
-    /// Deadlines, limits and origins: each flag or variable, else the
-    /// config file's `[limits]`/`[cors]`, else the default. A limit of 0
+    /// Deadlines, limits, origins and hosts: each flag or variable, else
+    /// the config file's `[limits]`/`[http]`, else the default. A limit of 0
     /// counts as 1, so nothing is configured into refusing everything.
     pub fn limits(&self, file: &FileConfig) -> anyhow::Result<Limits> {
         let args = &self.limits;
@@ -284,7 +295,7 @@ impl ServeConfig {
         for origin in args
             .cors_allowed_origins
             .iter()
-            .chain(&file.cors.allowed_origins)
+            .chain(&file.http.cors_allowed_origins)
         {
             let origin = origin.trim().trim_end_matches('/');
             if origin.is_empty() {
@@ -330,6 +341,13 @@ impl ServeConfig {
                 .unwrap_or(DEFAULT_MAX_MODEL_NAME_BYTES)
                 .max(1),
             cors_allowed_origins: origins,
+            allowed_hosts: args
+                .allowed_hosts
+                .iter()
+                .chain(&file.http.allowed_hosts)
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect(),
         })
     }
 

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`router`]: the one list of every route.
+//! - [`access`]: Host, Origin and CORS checks against hostile web pages.
 //! - [`error`]: the OpenAI error shape and which status each failure gets.
 //! - [`extract`]: JSON body and query extractors with clear errors.
 //! - [`framing`]: URI and header size, and path encoding, checked first.
@@ -14,6 +15,7 @@
 //! - [`runs`]: `GET /v1/runs/{id}/events`, any run in any dialect.
 //! - [`health`]: `GET /healthz`.
 
+pub mod access;
 pub mod chat;
 pub mod conversations;
 pub mod error;

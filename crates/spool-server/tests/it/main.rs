@@ -2,6 +2,7 @@
 //! OpenAI-compatible upstream, so the real provider code runs.
 
 mod agents;
+mod browser_access;
 mod cancel;
 mod chaining;
 mod chat;
@@ -13,6 +14,7 @@ mod errors;
 mod exec;
 mod faulty_store;
 mod helpers;
+mod limits;
 mod mcp;
 mod recovery;
 mod replay;
