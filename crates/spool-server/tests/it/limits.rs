@@ -97,3 +97,88 @@ async fn more_concurrent_runs_than_allowed_are_429s_with_retry_after() {
     })
     .await;
 }
+
+/// A spool process whose file descriptors are limited to `fds`, killed
+/// when dropped.
+struct LimitedSpool(std::process::Child);
+
+impl Drop for LimitedSpool {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn running_out_of_file_descriptors_refuses_connections_not_runs() {
+    let upstream = Upstream::start().await;
+    upstream.push(slow_script(20, Duration::from_millis(100)));
+    let db = temp_db();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    // `ulimit` in a shell, so the test needs no unsafe setrlimit.
+    let _spool = LimitedSpool(
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -n 96 && exec \"$0\" serve")
+            .arg(env!("CARGO_BIN_EXE_spool"))
+            .env("SPOOL_ADDR", format!("127.0.0.1:{port}"))
+            .env("SPOOL_DATABASE_URL", format!("sqlite://{}", db.display()))
+            .env("SPOOL_UPSTREAM_URL", &upstream.base_url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let client = crate::helpers::http_client();
+    crate::helpers::eventually("spool answers", || async {
+        client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    let created: serde_json::Value = client
+        .post(format!("{base}/v1/responses"))
+        .header("content-type", "application/json")
+        .body(json!({"model": "up", "input": "x", "background": true}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    // Hold far more connections than the process has descriptors for.
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        if let Ok(Ok(socket)) = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(("127.0.0.1", port)),
+        )
+        .await
+        {
+            held.push(socket);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(held);
+    // The accept loop survived, and the run went on to its end.
+    let fresh = crate::helpers::http_client();
+    let ended = crate::helpers::poll_for("the run ends", || async {
+        let r = fresh
+            .get(format!("{base}/v1/responses/{id}"))
+            .send()
+            .await
+            .ok()?;
+        let body: serde_json::Value = r.json().await.ok()?;
+        (body["status"] != "queued" && body["status"] != "in_progress").then_some(body)
+    })
+    .await;
+    assert_eq!(ended["status"], "completed", "{ended}");
+}
