@@ -206,7 +206,21 @@ impl From<StoreError> for ApiError {
 
 impl From<SubscribeError> for ApiError {
     fn from(e: SubscribeError) -> Self {
-        Self::internal(e)
+        match e {
+            // Written for clients (`storage_error`, …): shown as it is.
+            SubscribeError::RunAborted(error) => {
+                tracing::error!(code = %error.code, "a run ended before it could be answered");
+                Self {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    message: error.message,
+                    kind: "server_error",
+                    param: None,
+                    code: Some(error.code.as_str().to_owned()),
+                    retry_after: None,
+                }
+            }
+            SubscribeError::Store(e) => Self::internal(e),
+        }
     }
 }
 

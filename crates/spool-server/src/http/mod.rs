@@ -13,7 +13,7 @@
 //! - [`threads`]: one file per `/v1/threads` action (the Codex dialect),
 //!   and the thread-event stream (SSE or NDJSON).
 //! - [`runs`]: `GET /v1/runs/{id}/events`, any run in any dialect.
-//! - [`health`]: `GET /healthz`.
+//! - [`health`]: `GET /healthz` (alive) and `GET /readyz` (the store takes writes).
 
 pub mod access;
 pub mod chat;

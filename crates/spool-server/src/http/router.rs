@@ -7,7 +7,7 @@ use super::conversations as conv;
 use super::error::ApiError;
 use super::extract::BodyLimit;
 use super::framing::check_framing;
-use super::health::healthz;
+use super::health::{healthz, readyz};
 use super::responses::{cancel, compact, create, delete, input_items, retrieve, ws};
 use super::runs;
 use super::threads;
@@ -25,6 +25,7 @@ pub fn router(state: AppState, body_limit: usize, access: AccessPolicy) -> Route
     let cors = cors_layer(&access);
     let routes = Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route(
             "/v1/responses",
             post(create::create_response).get(ws::responses_socket),

@@ -12,6 +12,7 @@
 //! - [`sink`]: the durable and the direct log a run writes to.
 //! - [`subscribe`]: reading a run's log from the store and then live.
 //! - [`recovery`]: ending runs a previous process left unfinished.
+//! - [`store_health`]: whether the store takes writes, for `/readyz`.
 //! - [`ids`]: the ids the server hands out.
 //!
 //! # One run
@@ -29,6 +30,7 @@ pub mod ids;
 pub mod recovery;
 mod run;
 pub mod sink;
+pub mod store_health;
 pub mod subscribe;
 pub mod writer;
 
@@ -61,6 +63,7 @@ use spool_store::{ConversationAccess, NewResponse, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
+use store_health::StoreHealth;
 use subscribe::{SubscribeError, Subscription};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -202,6 +205,8 @@ pub struct Runtime {
     limits: RunLimits,
     /// One permit per executing run, up to `limits.max_concurrent_runs`.
     run_slots: Arc<Semaphore>,
+    /// Whether the store took the latest write.
+    store_health: Arc<StoreHealth>,
 }
 
 impl Runtime {
@@ -215,7 +220,8 @@ impl Runtime {
     ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
         let bus = Arc::new(Bus::default());
         let run_slots = Arc::new(Semaphore::new(limits.max_concurrent_runs));
-        let (writer, writer_task) = Writer::spawn(store.clone(), bus.clone());
+        let store_health = Arc::new(StoreHealth::default());
+        let (writer, writer_task) = Writer::spawn(store.clone(), bus.clone(), store_health.clone());
         let runtime = Arc::new(Self {
             store,
             writer,
@@ -230,12 +236,18 @@ impl Runtime {
             compaction,
             limits,
             run_slots,
+            store_health,
         });
         (runtime, writer_task)
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// `Ok` while the store takes writes; why the latest write failed else.
+    pub fn store_writable(&self) -> Result<(), String> {
+        self.store_health.status()
     }
 
     /// The source of fresh ids, for whatever a request creates.

@@ -29,8 +29,12 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio_util::sync::CancellationToken;
 
-/// Attempts at ending a run whose log failed.
-const END_ATTEMPTS: u32 = 5;
+/// The first wait before ending a run whose log failed is tried again;
+/// doubled after each failure up to [`END_BACKOFF_MAX`].
+const END_BACKOFF_FIRST: Duration = Duration::from_millis(100);
+/// The longest wait between tries: how late a run may be ended after the
+/// store takes writes again.
+const END_BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// What a stored run shares with its durable sink.
 pub(super) struct StoredLog {
@@ -304,27 +308,44 @@ impl Runtime {
 
     /// Ends a stored run that has no stored end (its log failed, or its
     /// task stopped early): after its last stored event, directly in the
-    /// store. If the store is still failing, recovery at the next start
-    /// ends it.
+    /// store. A store that fails is tried again, with backoff, until it
+    /// takes the end, so a run (and its conversation) is ended as soon as
+    /// writes succeed again, without a restart. Only a shutdown stops the
+    /// tries; recovery at the next start ends the run then.
     async fn end_unfinished(&self, id: &ResponseId, error: RunError) {
         // What the run queued is committed (or dropped, if its log failed)
         // first, so the end goes after the run's last stored event.
         let _ = self.writer.flush_run(id).await;
-        // A failing store often recovers quickly (a busy or full disk being
-        // cleared); try for a few seconds before leaving it to recovery.
-        for attempt in 1..=END_ATTEMPTS {
+        let mut backoff = END_BACKOFF_FIRST;
+        let mut waiting = None;
+        loop {
             match recovery::end_run(self.store.as_ref(), id, error.clone()).await {
                 Ok(ended) => {
+                    if ended != recovery::Ended::AlreadyEnded {
+                        // Something was written.
+                        self.store_health.wrote();
+                    }
                     if ended == recovery::Ended::Logged {
                         tracing::warn!(response_id = %id, code = %error.code, "ended a run that had no stored end");
                     }
                     break;
                 }
-                Err(e) if attempt == END_ATTEMPTS => tracing::error!(
-                    response_id = %id, error = %e,
-                    "cannot end a run; it is ended at the next start"
-                ),
-                Err(_) => tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await,
+                Err(e) => {
+                    self.store_health.failed(&e);
+                    waiting.get_or_insert_with(|| self.store_health.end_waiting());
+                    tracing::error!(
+                        response_id = %id, error = %e, retry_in_ms = backoff.as_millis() as u64,
+                        "cannot end a run; trying again"
+                    );
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = self.shutdown.cancelled() => {
+                            tracing::error!(response_id = %id, "stopping: the run is ended at the next start");
+                            break;
+                        }
+                    }
+                    backoff = (backoff * 2).min(END_BACKOFF_MAX);
+                }
             }
         }
         self.writer.release(id.clone()).await;
