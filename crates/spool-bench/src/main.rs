@@ -41,7 +41,7 @@ struct Args {
     /// Scenarios to run, comma-separated.
     #[arg(
         long,
-        default_value = "store,latency,paced,chat,throughput,replay,open,websocket",
+        default_value = "store,latency,paced,chat,throughput,replay,open,websocket,fsync",
         value_delimiter = ','
     )]
     only: Vec<String>,
@@ -135,6 +135,49 @@ async fn main() -> anyhow::Result<()> {
     if run("websocket") {
         eprintln!("websocket…");
         bench.websocket(&mut rows, args.conversations).await?;
+    }
+    if run("fsync") {
+        // The same latency and throughput with SPOOL_DURABILITY=fsync: one
+        // disk sync per group-commit batch before clients see its events.
+        eprintln!("fsync durability…");
+        let fsync = Bench {
+            client: bench.client.clone(),
+            spool: process::Spool::start_with(
+                &bin,
+                &bench.upstream,
+                &[("SPOOL_DURABILITY", "fsync")],
+            )
+            .await?,
+            upstream: bench.upstream.clone(),
+        };
+        fsync.warm_up().await?;
+        let mut measured = Vec::new();
+        fsync
+            .latency(
+                &mut measured,
+                args.sequential,
+                args.requests,
+                args.concurrency,
+            )
+            .await?;
+        fsync.paced_latency(&mut measured, args.rate, 3.0).await?;
+        fsync
+            .throughput(
+                &mut measured,
+                args.requests / 4,
+                200,
+                &[args.concurrency, 256],
+            )
+            .await?;
+        rows.extend(measured.into_iter().map(|mut row| {
+            row.scenario = match row.scenario {
+                "latency" => "fsync latency",
+                "paced" => "fsync paced",
+                "throughput" => "fsync throughput",
+                other => other,
+            };
+            row
+        }));
     }
 
     println!(

@@ -639,7 +639,7 @@ pub async fn store(rows: &mut Vec<Row>, events: usize, producers: usize) -> anyh
     std::fs::create_dir_all(&dir)?;
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&format!("sqlite://{}", dir.join("s.db").display())).await?);
-    let (writer, task) = Writer::spawn(store, Arc::new(Bus::default()));
+    let (writer, task) = Writer::spawn(store, Arc::new(Bus::default()), Default::default());
     let per_producer = events / producers;
     let start = Instant::now();
     let handles: Vec<_> = (0..producers)

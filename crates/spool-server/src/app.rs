@@ -16,7 +16,7 @@ use anyhow::Context;
 use axum::serve::ListenerExt;
 use spool_provider::openai_chat::{OpenAiChat, OpenAiChatConfig};
 use spool_provider::{ModelProvider, ModelRouter};
-use spool_store::{SqliteStore, Store};
+use spool_store::{Durability, SqliteStore, Store};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,10 +30,11 @@ pub struct App {
     router: axum::Router,
 }
 
-/// Opens the store named by a database URL.
-pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+/// Opens the store named by a database URL, its commits as durable as
+/// `durability` says.
+pub async fn open_store(url: &str, durability: Durability) -> anyhow::Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
-        let store = SqliteStore::open(url)
+        let store = SqliteStore::open_with_durability(url, durability)
             .await
             .with_context(|| format!("cannot open the SQLite database {url}"))?;
         return Ok(Arc::new(store));
@@ -54,7 +55,12 @@ impl App {
     /// Like [`App::build`], also hosting `agents`: a request whose `model`
     /// is an agent's name runs that agent.
     pub async fn build_with_agents(config: &ServeConfig, agents: Agents) -> anyhow::Result<Self> {
-        let store = open_store(&config.database_url).await?;
+        let store = open_store(&config.database_url, config.durability.into()).await?;
+        if config.durability == crate::config::DurabilityMode::Fsync {
+            tracing::info!(
+                "durability: fsync (each commit is synced to disk before clients see it)"
+            );
+        }
         Self::build_with_store(config, store, agents).await
     }
 

@@ -80,8 +80,31 @@ pub struct ServeConfig {
     #[arg(long, env = "SPOOL_SSE_KEEPALIVE_SECS", default_value_t = 15)]
     pub sse_keepalive_secs: u64,
 
+    /// What a stored event survives once a client has seen it: `process`
+    /// (the default: a killed process, not an OS crash or power loss) or
+    /// `fsync` (also an OS crash: one disk sync per group-commit batch).
+    #[arg(long, env = "SPOOL_DURABILITY", value_enum, default_value_t = DurabilityMode::Process)]
+    pub durability: DurabilityMode,
+
     #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+/// `SPOOL_DURABILITY`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DurabilityMode {
+    #[default]
+    Process,
+    Fsync,
+}
+
+impl From<DurabilityMode> for spool_store::Durability {
+    fn from(mode: DurabilityMode) -> Self {
+        match mode {
+            DurabilityMode::Process => Self::Process,
+            DurabilityMode::Fsync => Self::Fsync,
+        }
+    }
 }
 
 /// Run deadlines, request limits and browser access, as flags and

@@ -44,6 +44,7 @@ pub fn config(db: &std::path::Path, upstream: Option<&str>) -> ServeConfig {
         sse_done: true,
         sse_keepalive_secs: 0,
         compaction_key_file: None,
+        durability: Default::default(),
         limits: Default::default(),
     }
 }

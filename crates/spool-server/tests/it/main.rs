@@ -14,6 +14,7 @@ mod errors;
 mod exec;
 mod faulty_store;
 mod helpers;
+mod hostile_corpus;
 mod limits;
 mod mcp;
 mod recovery;
