@@ -402,6 +402,72 @@ mod tests {
         assert_eq!(deltas.len(), 2, "{deltas:?}");
     }
 
+    /// A chunk of a generated answer: text, reasoning, a tool-call
+    /// fragment, or an empty delta, as servers send them.
+    fn chunk() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        // No quote, backslash or control: the text sits in a JSON string.
+        let text = r#"[^\\"\p{Cc}]{0,8}"#;
+        prop_oneof![
+            text.prop_map(|t| format!(r#"{{"choices":[{{"index":0,"delta":{{"content":"{t}"}}}}]}}"#)),
+            text.prop_map(|t| format!(r#"{{"choices":[{{"index":0,"delta":{{"reasoning_content":"{t}"}}}}]}}"#)),
+            text.prop_map(|t| format!(r#"{{"choices":[{{"index":0,"delta":{{"tool_calls":[{{"index":0,"function":{{"arguments":"{t}"}}}}]}}}}]}}"#)),
+            Just(r#"{"choices":[{"index":0,"delta":{}}]}"#.to_owned()),
+            Just(r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#.to_owned()),
+        ]
+    }
+
+    proptest::proptest! {
+        /// However the body is cut into pieces, and whatever comments the
+        /// upstream interleaves, the same deltas come out.
+        #[test]
+        fn any_chunking_of_a_stream_yields_the_same_deltas(
+            chunks in proptest::collection::vec(chunk(), 0..12),
+            comments in proptest::collection::vec(proptest::bool::ANY, 12),
+            cuts in proptest::collection::vec(proptest::prelude::any::<proptest::sample::Index>(), 0..8),
+        ) {
+            let mut body = String::new();
+            for (i, c) in chunks.iter().enumerate() {
+                if comments[i] {
+                    body.push_str(": keep-alive\n\n");
+                }
+                body.push_str(&format!("data: {c}\n\n"));
+            }
+            body.push_str(&format!("data: {STOP}\n\ndata: [DONE]\n\n"));
+            let mut cuts: Vec<usize> = cuts
+                .iter()
+                .map(|c| c.index(body.len() + 1))
+                .filter(|&i| body.is_char_boundary(i))
+                .collect();
+            cuts.sort_unstable();
+            let mut pieces = Vec::new();
+            let mut start = 0;
+            for cut in cuts {
+                pieces.push(&body[start..cut]);
+                start = cut;
+            }
+            pieces.push(&body[start..]);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap();
+            let (whole, whole_error) = runtime.block_on(decode_body(&[&body], 1 << 20));
+            let (cut, cut_error) = runtime.block_on(decode_body(&pieces, 1 << 20));
+            proptest::prop_assert!(whole_error.is_none(), "{whole_error:?}");
+            proptest::prop_assert!(cut_error.is_none(), "{cut_error:?}");
+            proptest::prop_assert_eq!(whole, cut);
+        }
+
+        /// Any bytes as a chunk: decoded or refused, never a panic.
+        #[test]
+        fn any_bytes_as_a_chunk_are_decoded_or_refused(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+        ) {
+            let mut out = Vec::new();
+            let _ = decode_chunk(&bytes, &mut out);
+        }
+    }
+
     #[test]
     fn error_bodies_yield_their_message() {
         assert_eq!(
