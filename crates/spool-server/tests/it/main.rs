@@ -9,6 +9,7 @@ mod chat;
 mod client_tools;
 mod compaction;
 mod conversations;
+mod crash_matrix;
 mod custom_agent;
 mod errors;
 mod exec;
