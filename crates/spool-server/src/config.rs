@@ -117,7 +117,7 @@ pub struct LimitArgs {
     pub run_deadline_secs: Option<u64>,
 
     /// Most runs executing at once; more are refused with a 429 and
-    /// `Retry-After`. Default 256.
+    /// `Retry-After`. Default 10000 (the ~1 GiB of 10,000 open streams).
     #[arg(long, env = "SPOOL_MAX_CONCURRENT_RUNS")]
     pub max_concurrent_runs: Option<usize>,
 
@@ -190,7 +190,7 @@ pub struct Limits {
 /// Defaults of the limits.
 pub const DEFAULT_RUN_DEADLINE_SECS: u64 = 3600;
 pub const DEFAULT_UPSTREAM_TIMEOUT_SECS: u64 = 300;
-pub const DEFAULT_MAX_CONCURRENT_RUNS: usize = 256;
+pub const DEFAULT_MAX_CONCURRENT_RUNS: usize = 10_000;
 pub const DEFAULT_MAX_INPUT_ITEMS: usize = 10_000;
 pub const DEFAULT_MAX_TOOLS: usize = 512;
 pub const DEFAULT_MAX_MODEL_NAME_BYTES: usize = 256;
