@@ -382,3 +382,70 @@ impl ServeConfig {
         (self.sse_keepalive_secs > 0).then(|| Duration::from_secs(self.sse_keepalive_secs))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeConfig,
+    }
+
+    fn serve(args: &[&str]) -> ServeConfig {
+        Cli::try_parse_from(std::iter::once("spool").chain(args.iter().copied()))
+            .unwrap()
+            .serve
+    }
+
+    fn file(text: &str) -> FileConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn a_flag_wins_over_the_file_and_the_file_over_the_default() {
+        let file = file(
+            "[limits]\nrun_deadline_secs = 5\nupstream_timeout_secs = 7\nmax_tools = 3\n\
+             [http]\ncors_allowed_origins = [\"https://a.example/\"]\nallowed_hosts = [\"Proxy.Internal\"]\n",
+        );
+        let limits = serve(&["--run-deadline-secs", "9"]).limits(&file).unwrap();
+        assert_eq!(limits.run_deadline, Duration::from_secs(9));
+        assert_eq!(limits.upstream_timeout, Duration::from_secs(7));
+        assert_eq!(limits.max_tools, 3);
+        assert_eq!(limits.max_input_items, DEFAULT_MAX_INPUT_ITEMS);
+        assert_eq!(limits.cors_allowed_origins, ["https://a.example"]);
+        assert_eq!(limits.allowed_hosts, ["proxy.internal"]);
+        let defaults = serve(&[]).limits(&FileConfig::default()).unwrap();
+        assert_eq!(
+            defaults.run_deadline,
+            Duration::from_secs(DEFAULT_RUN_DEADLINE_SECS)
+        );
+        assert!(defaults.cors_allowed_origins.is_empty());
+    }
+
+    #[test]
+    fn a_zero_limit_counts_as_one_and_a_bad_origin_is_refused() {
+        let limits = serve(&["--max-concurrent-runs", "0"])
+            .limits(&FileConfig::default())
+            .unwrap();
+        assert_eq!(limits.max_concurrent_runs, 1);
+        let bad = serve(&["--cors-allowed-origins", "evil.example"]);
+        assert!(bad.limits(&FileConfig::default()).is_err());
+        assert!(
+            toml::from_str::<FileConfig>("[limits]\nmax_tool = 1\n").is_err(),
+            "unknown keys are refused"
+        );
+    }
+
+    #[test]
+    fn durability_is_process_unless_fsync_is_asked_for() {
+        assert_eq!(serve(&[]).durability, DurabilityMode::Process);
+        assert_eq!(
+            serve(&["--durability", "fsync"]).durability,
+            DurabilityMode::Fsync
+        );
+        assert!(Cli::try_parse_from(["spool", "--durability", "sometimes"]).is_err());
+    }
+}
