@@ -46,7 +46,7 @@ struct Args {
     /// Scenarios to run, comma-separated.
     #[arg(
         long,
-        default_value = "store,latency,paced,chat,throughput,replay,open,websocket,postgres",
+        default_value = "store,latency,paced,chat,throughput,replay,open,websocket,fsync,postgres",
         value_delimiter = ','
     )]
     only: Vec<String>,
@@ -169,6 +169,50 @@ async fn main() -> anyhow::Result<()> {
                 eprintln!("postgres: skipped (give --postgres URL or SPOOL_BENCH_DATABASE_URL)")
             }
         }
+    }
+    if run("fsync") {
+        // The same latency and throughput with SPOOL_DURABILITY=fsync: one
+        // disk sync per group-commit batch before clients see its events.
+        eprintln!("fsync durability…");
+        let fsync = Bench {
+            client: bench.client.clone(),
+            spool: process::Spool::start_with(
+                &bin,
+                &bench.upstream,
+                &process::Database::Sqlite,
+                &[("SPOOL_DURABILITY", "fsync")],
+            )
+            .await?,
+            upstream: bench.upstream.clone(),
+        };
+        fsync.warm_up().await?;
+        let mut measured = Vec::new();
+        fsync
+            .latency(
+                &mut measured,
+                args.sequential,
+                args.requests,
+                args.concurrency,
+            )
+            .await?;
+        fsync.paced_latency(&mut measured, args.rate, 3.0).await?;
+        fsync
+            .throughput(
+                &mut measured,
+                args.requests / 4,
+                200,
+                &[args.concurrency, 256],
+            )
+            .await?;
+        rows.extend(measured.into_iter().map(|mut row| {
+            row.scenario = match row.scenario {
+                "latency" => "fsync latency",
+                "paced" => "fsync paced",
+                "throughput" => "fsync throughput",
+                other => other,
+            };
+            row
+        }));
     }
 
     println!(

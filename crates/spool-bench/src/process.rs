@@ -49,6 +49,16 @@ enum Stored {
 
 impl Spool {
     pub async fn start(bin: &Path, upstream: &str, database: &Database) -> anyhow::Result<Self> {
+        Self::start_with(bin, upstream, database, &[]).await
+    }
+
+    /// Like [`Spool::start`], with more `SPOOL_*` settings in `env`.
+    pub async fn start_with(
+        bin: &Path,
+        upstream: &str,
+        database: &Database,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -75,6 +85,7 @@ impl Spool {
             .env("SPOOL_UPSTREAM_URL", upstream)
             .env("SPOOL_SSE_KEEPALIVE_SECS", "0")
             .env("SPOOL_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

@@ -657,7 +657,7 @@ pub async fn appends_per_second(
     events: usize,
     producers: usize,
 ) -> anyhow::Result<f64> {
-    let (writer, task) = Writer::spawn(store, Arc::new(LocalBus::default()));
+    let (writer, task) = Writer::spawn(store, Arc::new(LocalBus::default()), Default::default());
     let per_producer = events / producers;
     let start = Instant::now();
     let handles: Vec<_> = (0..producers)

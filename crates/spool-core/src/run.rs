@@ -267,6 +267,8 @@ string_enum! {
         ServerShutdown = "server_shutdown",
         /// The run's log could not be stored.
         StorageError = "storage_error",
+        /// The run lasted longer than the server's run deadline.
+        RunDeadlineExceeded = "run_deadline_exceeded",
         UpstreamUnreachable = "upstream_unreachable",
         UpstreamHttpError = "upstream_http_error",
         RateLimitExceeded = "rate_limit_exceeded",

@@ -102,6 +102,25 @@ pub enum ModelDelta {
     Finish(FinishReason),
 }
 
+impl ModelDelta {
+    /// Whether the delta carries output (or ends the answer): what the
+    /// no-progress timeout waits for. A tool-call fragment with no id, name
+    /// or arguments is an empty chunk, as a keep-alive is.
+    pub fn is_progress(&self) -> bool {
+        match self {
+            Self::TextLogprobs(_) => false,
+            Self::Text(t) | Self::Refusal(t) | Self::Reasoning(t) => !t.is_empty(),
+            Self::ToolCall {
+                id,
+                name,
+                arguments,
+                ..
+            } => id.is_some() || name.is_some() || !arguments.is_empty(),
+            Self::Usage(_) | Self::Finish(_) => true,
+        }
+    }
+}
+
 /// Why the model stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FinishReason {
@@ -132,7 +151,9 @@ pub enum ProviderError {
     Unreachable(String),
     #[error("the model upstream answered HTTP {status}: {message}")]
     Http { status: u16, message: String },
-    #[error("the model upstream sent nothing for {0} seconds")]
+    #[error(
+        "the model upstream sent no output for {0} seconds (keep-alive comments and empty chunks do not count)"
+    )]
     Timeout(u64),
     #[error("the model upstream sent a malformed stream: {0}")]
     Protocol(String),

@@ -3,11 +3,12 @@
 use crate::compaction::CompactionSeal;
 use crate::config::{ClusterConfig, FileConfig, ServeConfig};
 use crate::http::AppState;
+use crate::http::access::AccessPolicy;
 use crate::http::router::router;
 use crate::http::sse::SseOptions;
 use crate::runtime::bus::PostgresBus;
 use crate::runtime::ids::Uuid7Ids;
-use crate::runtime::{Agents, Deployment, LeaseSettings, McpAccess, Runtime, recovery};
+use crate::runtime::{Agents, Deployment, LeaseSettings, McpAccess, RunLimits, Runtime, recovery};
 use spool_core::ids::IdSource;
 use spool_provider::mcp::{McpClients, check_allowed_url};
 use std::time::Duration;
@@ -18,7 +19,7 @@ use anyhow::Context;
 use axum::serve::ListenerExt;
 use spool_provider::openai_chat::{OpenAiChat, OpenAiChatConfig};
 use spool_provider::{ModelProvider, ModelRouter};
-use spool_store::{PostgresStore, SqliteStore, Store};
+use spool_store::{Durability, PostgresStore, SqliteStore, Store};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,9 +39,10 @@ fn is_postgres(url: &str) -> bool {
 }
 
 /// Opens the store named by a database URL (bringing its schema up to
-/// date), as one instance alone on it.
-pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
-    let (store, _) = open_backend(url, &ClusterConfig::default()).await?;
+/// date), its commits as durable as `durability` says, as one instance
+/// alone on it.
+pub async fn open_store(url: &str, durability: Durability) -> anyhow::Result<Arc<dyn Store>> {
+    let (store, _) = open_backend(url, durability, &ClusterConfig::default()).await?;
     Ok(store)
 }
 
@@ -49,10 +51,11 @@ pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
 /// on SQLite the in-process bus alone.
 pub async fn open_backend(
     url: &str,
+    durability: Durability,
     cluster: &ClusterConfig,
 ) -> anyhow::Result<(Arc<dyn Store>, Deployment)> {
     if url.starts_with("sqlite:") {
-        let store = SqliteStore::open(url)
+        let store = SqliteStore::open_with_durability(url, durability)
             .await
             .with_context(|| format!("cannot open the SQLite database {url}"))?;
         let deployment = Deployment {
@@ -97,7 +100,7 @@ pub async fn migrate(url: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     // Opening a SQLite database applies its migrations.
-    open_store(url).await.map(drop)
+    open_store(url, Durability::Process).await.map(drop)
 }
 
 impl App {
@@ -111,7 +114,14 @@ impl App {
     /// Like [`App::build`], also hosting `agents`: a request whose `model`
     /// is an agent's name runs that agent.
     pub async fn build_with_agents(config: &ServeConfig, agents: Agents) -> anyhow::Result<Self> {
-        let (store, deployment) = open_backend(&config.database_url, &config.cluster).await?;
+        let durability = config.durability.into();
+        let (store, deployment) =
+            open_backend(&config.database_url, durability, &config.cluster).await?;
+        if config.durability == crate::config::DurabilityMode::Fsync {
+            tracing::info!(
+                "durability: fsync (each commit is synced to disk before clients see it)"
+            );
+        }
         Self::build_with_deployment(config, store, deployment, agents).await
     }
 
@@ -135,12 +145,17 @@ impl App {
         let mut hosted_tool_servers = Default::default();
         let mut toolgroups = Default::default();
         let mut shields = Default::default();
+        let file = match &config.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let limits = config.limits(&file)?;
         if let Some(path) = &config.config {
-            let file = FileConfig::load(path)?;
+            let file = &file;
             allowed_urls.extend(file.mcp.allowed_urls.iter().cloned());
             toolgroups = file.toolgroups();
             shields = file.shields();
-            hosted_tool_servers = file.mcp.hosted_tools;
+            hosted_tool_servers = file.mcp.hosted_tools.clone();
             // The file is the source of truth for the agents it defines.
             let names: Vec<String> = file.agents.iter().map(|a| a.name.clone()).collect();
             store
@@ -193,7 +208,7 @@ impl App {
                     base_url: url.to_owned(),
                     api_key: config.upstream_api_key.clone(),
                     connect_timeout: config.upstream_connect_timeout(),
-                    idle_timeout: config.upstream_timeout(),
+                    idle_timeout: limits.upstream_timeout,
                 })?;
                 Some(Arc::new(chat))
             }
@@ -225,6 +240,13 @@ impl App {
                 allowed_urls,
             },
             compaction,
+            RunLimits {
+                deadline: limits.run_deadline,
+                max_concurrent_runs: limits.max_concurrent_runs,
+                max_input_items: limits.max_input_items,
+                max_tools: limits.max_tools,
+                max_model_name_bytes: limits.max_model_name_bytes,
+            },
         );
         let state = AppState {
             runtime: runtime.clone(),
@@ -241,11 +263,29 @@ impl App {
         let listener = TcpListener::bind(&config.addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.addr))?;
+        let local = listener.local_addr()?;
+        let loopback = local.ip().is_loopback();
+        if !loopback {
+            tracing::warn!(
+                "spool listens on {local}, reachable beyond this machine, and has NO API KEYS: \
+                 anyone who can connect can start runs on your model upstream and read every \
+                 stored response and conversation. Listen on 127.0.0.1 (SPOOL_ADDR) or put an \
+                 authenticating proxy in front."
+            );
+        }
+        let access = AccessPolicy {
+            loopback_hosts_only: loopback,
+            allowed_hosts: limits.allowed_hosts.clone(),
+            allowed_origins: limits.cors_allowed_origins.clone(),
+        };
+        if !access.allowed_origins.is_empty() {
+            tracing::info!(origins = ?access.allowed_origins, "CORS is on for these browser origins");
+        }
         Ok(Self {
             listener,
             runtime,
             writer_task,
-            router: router(state, config.max_body_bytes),
+            router: router(state, config.max_body_bytes, access),
         })
     }
 

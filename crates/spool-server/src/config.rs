@@ -1,5 +1,7 @@
 //! `spool serve` settings, from flags and `SPOOL_*` environment variables,
-//! and the config file (`--config`) that defines named agents.
+//! and the config file (`--config`) that defines named agents, run
+//! deadlines and request limits (`[limits]`) and browser access (`[http]`).
+//! A flag or variable wins over the file; the file over the default.
 
 use anyhow::Context;
 use clap::Args;
@@ -42,10 +44,13 @@ pub struct ServeConfig {
     #[arg(long, env = "SPOOL_UPSTREAM_API_KEY", hide_env_values = true)]
     pub upstream_api_key: Option<String>,
 
-    /// Seconds to wait for the upstream's answer to begin and between its
-    /// chunks before the run fails with `upstream_timeout`.
-    #[arg(long, env = "SPOOL_UPSTREAM_TIMEOUT_SECS", default_value_t = 300)]
-    pub upstream_timeout_secs: u64,
+    /// The no-progress timeout: seconds the upstream may go without sending
+    /// output (its answer's start, then any delta with text, reasoning, a
+    /// tool call, usage or a finish; keep-alive comments and empty chunks
+    /// do not count) before the run fails with `upstream_timeout`.
+    /// Default 300, or `[limits] upstream_timeout_secs`.
+    #[arg(long, env = "SPOOL_UPSTREAM_TIMEOUT_SECS")]
+    pub upstream_timeout_secs: Option<u64>,
 
     /// Seconds to wait for a TCP/TLS connection to the upstream.
     #[arg(
@@ -82,6 +87,15 @@ pub struct ServeConfig {
     /// limit is 60 minutes); then it is closed with an error frame.
     #[arg(long, env = "SPOOL_WEBSOCKET_MAX_AGE_SECS", default_value_t = 3600)]
     pub websocket_max_age_secs: u64,
+
+    /// What a stored event survives once a client has seen it: `process`
+    /// (the default: a killed process, not an OS crash or power loss) or
+    /// `fsync` (also an OS crash: one disk sync per group-commit batch).
+    #[arg(long, env = "SPOOL_DURABILITY", value_enum, default_value_t = DurabilityMode::Process)]
+    pub durability: DurabilityMode,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
 
     #[command(flatten)]
     pub cluster: ClusterConfig,
@@ -142,6 +156,111 @@ pub struct MigrateConfig {
     pub database_url: String,
 }
 
+/// `SPOOL_DURABILITY`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DurabilityMode {
+    #[default]
+    Process,
+    Fsync,
+}
+
+impl From<DurabilityMode> for spool_store::Durability {
+    fn from(mode: DurabilityMode) -> Self {
+        match mode {
+            DurabilityMode::Process => Self::Process,
+            DurabilityMode::Fsync => Self::Fsync,
+        }
+    }
+}
+
+/// Run deadlines, request limits and browser access, as flags and
+/// variables; each unset one comes from the config file, else its default.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LimitArgs {
+    /// Longest a run may last, in seconds, however its upstream behaves;
+    /// past it the run fails with `run_deadline_exceeded`. Default 3600.
+    #[arg(long, env = "SPOOL_RUN_DEADLINE_SECS")]
+    pub run_deadline_secs: Option<u64>,
+
+    /// Most runs executing at once; more are refused with a 429 and
+    /// `Retry-After`. Default 10000 (the ~1 GiB of 10,000 open streams).
+    #[arg(long, env = "SPOOL_MAX_CONCURRENT_RUNS")]
+    pub max_concurrent_runs: Option<usize>,
+
+    /// Most input items one request may carry. Default 10000.
+    #[arg(long, env = "SPOOL_MAX_INPUT_ITEMS")]
+    pub max_input_items: Option<usize>,
+
+    /// Most tools (functions, MCP servers, hosted tools) one request may
+    /// offer. Default 512.
+    #[arg(long, env = "SPOOL_MAX_TOOLS")]
+    pub max_tools: Option<usize>,
+
+    /// Longest model name accepted, in bytes. Default 256.
+    #[arg(long, env = "SPOOL_MAX_MODEL_NAME_BYTES")]
+    pub max_model_name_bytes: Option<usize>,
+
+    /// Browser origins allowed to call the API (CORS), comma-separated,
+    /// e.g. `https://app.example.com`; `*` allows any. Without any, no CORS
+    /// headers are sent and requests from other origins are refused.
+    #[arg(long, env = "SPOOL_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<String>,
+
+    /// Host names accepted beside loopback ones while spool listens on a
+    /// loopback address (e.g. the name a reverse proxy forwards),
+    /// comma-separated. Any other `Host` is refused, against DNS rebinding.
+    #[arg(long, env = "SPOOL_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+}
+
+/// `[limits]` in the config file: the same settings as [`LimitArgs`]
+/// (and the upstream's no-progress timeout), under the same names.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFileConfig {
+    pub run_deadline_secs: Option<u64>,
+    pub upstream_timeout_secs: Option<u64>,
+    pub max_concurrent_runs: Option<usize>,
+    pub max_input_items: Option<usize>,
+    pub max_tools: Option<usize>,
+    pub max_model_name_bytes: Option<usize>,
+}
+
+/// `[http]` in the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpFileConfig {
+    /// Browser origins allowed beside SPOOL_CORS_ALLOWED_ORIGINS.
+    #[serde(default)]
+    pub cors_allowed_origins: Vec<String>,
+    /// Host names accepted beside SPOOL_ALLOWED_HOSTS.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+}
+
+/// The settings of [`LimitArgs`] and `[limits]`, resolved.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub run_deadline: Duration,
+    pub upstream_timeout: Duration,
+    pub max_concurrent_runs: usize,
+    pub max_input_items: usize,
+    pub max_tools: usize,
+    pub max_model_name_bytes: usize,
+    /// Allowed browser origins, normalised (no trailing `/`); empty: CORS off.
+    pub cors_allowed_origins: Vec<String>,
+    /// Host names accepted beside loopback ones, lower-case, without port.
+    pub allowed_hosts: Vec<String>,
+}
+
+/// Defaults of the limits.
+pub const DEFAULT_RUN_DEADLINE_SECS: u64 = 3600;
+pub const DEFAULT_UPSTREAM_TIMEOUT_SECS: u64 = 300;
+pub const DEFAULT_MAX_CONCURRENT_RUNS: usize = 10_000;
+pub const DEFAULT_MAX_INPUT_ITEMS: usize = 10_000;
+pub const DEFAULT_MAX_TOOLS: usize = 512;
+pub const DEFAULT_MAX_MODEL_NAME_BYTES: usize = 256;
+
 /// The config file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -152,6 +271,10 @@ pub struct FileConfig {
     pub agents: Vec<AgentDefinition>,
     #[serde(default)]
     pub mcp: McpFileConfig,
+    #[serde(default)]
+    pub limits: LimitsFileConfig,
+    #[serde(default)]
+    pub http: HttpFileConfig,
     /// Shields llama-stack agents may name (`input_shields`,
     /// `output_shields`): `[[shields]]` with an `id` and the upstream's
     /// `moderation_model` (its `/v1/moderations`).
@@ -339,8 +462,79 @@ impl ServeConfig {
         dir.join("compaction.key")
     }
 
+    /// The upstream's no-progress timeout, as the flag or variable says
+    /// (the config file is read by [`ServeConfig::limits`]).
     pub fn upstream_timeout(&self) -> Duration {
-        Duration::from_secs(self.upstream_timeout_secs.max(1))
+        let secs = self
+            .upstream_timeout_secs
+            .unwrap_or(DEFAULT_UPSTREAM_TIMEOUT_SECS);
+        Duration::from_secs(secs.max(1))
+    }
+
+    /// Deadlines, limits, origins and hosts: each flag or variable, else
+    /// the config file's `[limits]`/`[http]`, else the default. A limit of 0
+    /// counts as 1, so nothing is configured into refusing everything.
+    pub fn limits(&self, file: &FileConfig) -> anyhow::Result<Limits> {
+        let args = &self.limits;
+        let f = &file.limits;
+        let mut origins = Vec::new();
+        for origin in args
+            .cors_allowed_origins
+            .iter()
+            .chain(&file.http.cors_allowed_origins)
+        {
+            let origin = origin.trim().trim_end_matches('/');
+            if origin.is_empty() {
+                continue;
+            }
+            anyhow::ensure!(
+                origin == "*" || origin.starts_with("http://") || origin.starts_with("https://"),
+                "a CORS origin is * or an http(s):// origin such as https://app.example.com, got '{origin}'"
+            );
+            origins.push(origin.to_ascii_lowercase());
+        }
+        Ok(Limits {
+            run_deadline: Duration::from_secs(
+                args.run_deadline_secs
+                    .or(f.run_deadline_secs)
+                    .unwrap_or(DEFAULT_RUN_DEADLINE_SECS)
+                    .max(1),
+            ),
+            upstream_timeout: Duration::from_secs(
+                self.upstream_timeout_secs
+                    .or(f.upstream_timeout_secs)
+                    .unwrap_or(DEFAULT_UPSTREAM_TIMEOUT_SECS)
+                    .max(1),
+            ),
+            max_concurrent_runs: args
+                .max_concurrent_runs
+                .or(f.max_concurrent_runs)
+                .unwrap_or(DEFAULT_MAX_CONCURRENT_RUNS)
+                .max(1),
+            max_input_items: args
+                .max_input_items
+                .or(f.max_input_items)
+                .unwrap_or(DEFAULT_MAX_INPUT_ITEMS)
+                .max(1),
+            max_tools: args
+                .max_tools
+                .or(f.max_tools)
+                .unwrap_or(DEFAULT_MAX_TOOLS)
+                .max(1),
+            max_model_name_bytes: args
+                .max_model_name_bytes
+                .or(f.max_model_name_bytes)
+                .unwrap_or(DEFAULT_MAX_MODEL_NAME_BYTES)
+                .max(1),
+            cors_allowed_origins: origins,
+            allowed_hosts: args
+                .allowed_hosts
+                .iter()
+                .chain(&file.http.allowed_hosts)
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect(),
+        })
     }
 
     pub fn upstream_connect_timeout(&self) -> Duration {
@@ -422,5 +616,72 @@ tools = [
         let twice = "[[mcp.servers]]\ntype = \"mcp\"\nserver_label = \"x\"\nserver_url = \"http://h/mcp\"\n";
         let e = load(&format!("{twice}{twice}")).unwrap_err();
         assert!(e.to_string().contains("defined twice"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeConfig,
+    }
+
+    fn serve(args: &[&str]) -> ServeConfig {
+        Cli::try_parse_from(std::iter::once("spool").chain(args.iter().copied()))
+            .unwrap()
+            .serve
+    }
+
+    fn file(text: &str) -> FileConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn a_flag_wins_over_the_file_and_the_file_over_the_default() {
+        let file = file(
+            "[limits]\nrun_deadline_secs = 5\nupstream_timeout_secs = 7\nmax_tools = 3\n\
+             [http]\ncors_allowed_origins = [\"https://a.example/\"]\nallowed_hosts = [\"Proxy.Internal\"]\n",
+        );
+        let limits = serve(&["--run-deadline-secs", "9"]).limits(&file).unwrap();
+        assert_eq!(limits.run_deadline, Duration::from_secs(9));
+        assert_eq!(limits.upstream_timeout, Duration::from_secs(7));
+        assert_eq!(limits.max_tools, 3);
+        assert_eq!(limits.max_input_items, DEFAULT_MAX_INPUT_ITEMS);
+        assert_eq!(limits.cors_allowed_origins, ["https://a.example"]);
+        assert_eq!(limits.allowed_hosts, ["proxy.internal"]);
+        let defaults = serve(&[]).limits(&FileConfig::default()).unwrap();
+        assert_eq!(
+            defaults.run_deadline,
+            Duration::from_secs(DEFAULT_RUN_DEADLINE_SECS)
+        );
+        assert!(defaults.cors_allowed_origins.is_empty());
+    }
+
+    #[test]
+    fn a_zero_limit_counts_as_one_and_a_bad_origin_is_refused() {
+        let limits = serve(&["--max-concurrent-runs", "0"])
+            .limits(&FileConfig::default())
+            .unwrap();
+        assert_eq!(limits.max_concurrent_runs, 1);
+        let bad = serve(&["--cors-allowed-origins", "evil.example"]);
+        assert!(bad.limits(&FileConfig::default()).is_err());
+        assert!(
+            toml::from_str::<FileConfig>("[limits]\nmax_tool = 1\n").is_err(),
+            "unknown keys are refused"
+        );
+    }
+
+    #[test]
+    fn durability_is_process_unless_fsync_is_asked_for() {
+        assert_eq!(serve(&[]).durability, DurabilityMode::Process);
+        assert_eq!(
+            serve(&["--durability", "fsync"]).durability,
+            DurabilityMode::Fsync
+        );
+        assert!(Cli::try_parse_from(["spool", "--durability", "sometimes"]).is_err());
     }
 }

@@ -24,7 +24,7 @@ use spool_core::status::RunStatus;
 use std::collections::BTreeMap;
 
 pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{Durability, SqliteStore};
 
 /// A storage failure, in terms any backend can report: callers decide on
 /// retries and responses from these variants, never from a driver's codes.

@@ -13,6 +13,15 @@
 //! conversation does not fit the context is tried once more without the
 //! oldest half of it.
 //!
+//! `max_output_tokens` bounds the whole run, and spool enforces it itself
+//! rather than trusting the upstream to: each call is asked for what is
+//! left of it, and a call whose streamed output goes past what is left is
+//! cut off there, ending the run `incomplete` (`max_output_tokens`).
+//! Without a tokenizer the output is counted as one token per delta that
+//! carries output (a delta holds at least one token), or as the upstream's
+//! own usage when it reports more, so a well-behaved upstream is never cut
+//! short.
+//!
 //! [`Tool`]: spool_core::tool::Tool
 
 mod tools;
@@ -128,8 +137,9 @@ impl ModelAgent {
     }
 
     /// One model call, as an inference step: streams its answer into items;
-    /// returns how it ended and the calls of server-side tools it made.
-    /// `offer_tools` is false once the run may make no more tool calls.
+    /// returns how it ended, the calls of server-side tools it made and the
+    /// output tokens it spent. `offer_tools` is false once the run may make
+    /// no more tool calls; `budget` is what is left of `max_output_tokens`.
     async fn infer(
         &self,
         ctx: &RunContext,
@@ -137,8 +147,12 @@ impl ModelAgent {
         out: &mut RunWriter<'_>,
         after_tools: bool,
         offer_tools: bool,
-    ) -> Result<(Option<FinishReason>, Vec<ServerCall>), RunError> {
+        budget: Option<u64>,
+    ) -> Result<Inference, RunError> {
         let mut request = ModelRequest::from_context(ctx);
+        if budget.is_some() {
+            request.max_output_tokens = budget;
+        }
         // The run's own output so far (earlier steps' calls and results).
         request.items.extend(out.fold().output().iter().cloned());
         if offer_tools {
@@ -199,8 +213,20 @@ impl ModelAgent {
         let mut mapper = TurnMapper::new(server_tools, ctx.request.call_shapes.clone());
         let mut finish = None;
         let mut usage: Option<Usage> = None;
+        // Output tokens streamed so far, at least one per delta with output.
+        let mut streamed: u64 = 0;
         while let Some(delta) = stream.next().await {
-            match delta? {
+            let delta = delta?;
+            if output_counts(&delta) {
+                streamed += 1;
+                if budget.is_some_and(|budget| streamed > budget) {
+                    // The upstream went past the limit: its answer is cut
+                    // here, and the connection dropped with the stream.
+                    finish = Some(FinishReason::Length);
+                    break;
+                }
+            }
+            match delta {
                 // Shown only when asked for, as the Responses API does.
                 ModelDelta::TextLogprobs(l) if ctx.request.logprobs.is_some() => {
                     mapper.logprobs(l);
@@ -229,8 +255,32 @@ impl ModelAgent {
             ItemStatus::Completed
         };
         let server_calls = mapper.finish(out, last_item).await?;
+        let spent = usage.map_or(0, |u| u.output_tokens).max(streamed);
         out.complete_step(step, usage).await.map_err(emit_failed)?;
-        Ok((finish, server_calls))
+        Ok(Inference {
+            finish,
+            server_calls,
+            spent,
+        })
+    }
+}
+
+/// How one model call ended.
+struct Inference {
+    finish: Option<FinishReason>,
+    server_calls: Vec<ServerCall>,
+    /// Output tokens the call spent: its usage, or at least one per delta
+    /// with output.
+    spent: u64,
+}
+
+/// Whether a delta is output that `max_output_tokens` counts: text,
+/// refusal, reasoning and tool-call arguments.
+fn output_counts(delta: &ModelDelta) -> bool {
+    match delta {
+        ModelDelta::Text(t) | ModelDelta::Refusal(t) | ModelDelta::Reasoning(t) => !t.is_empty(),
+        ModelDelta::ToolCall { arguments, .. } => !arguments.is_empty(),
+        ModelDelta::TextLogprobs(_) | ModelDelta::Usage(_) | ModelDelta::Finish(_) => false,
     }
 }
 
@@ -395,7 +445,17 @@ impl Agent for ModelAgent {
         let mut tool_calls = runner
             .run(approved_calls(&ctx, &tools), max_tool_calls, out)
             .await?;
+        let mut output_spent: u64 = 0;
         for iteration in 1..=max_iters {
+            let budget = ctx
+                .request
+                .max_output_tokens
+                .map(|limit| limit.saturating_sub(output_spent));
+            if budget == Some(0) {
+                return Ok(RunOutcome::Incomplete {
+                    reason: IncompleteReason::MaxOutputTokens,
+                });
+            }
             if looping {
                 let status = if iteration == 1 {
                     AgentStatus::StartingGeneration
@@ -406,9 +466,14 @@ impl Agent for ModelAgent {
             }
             let first_new = out.next_output_index() as usize;
             let offer_tools = remaining(max_tool_calls, tool_calls) != Some(0);
-            let (finish, server_calls) = self
-                .infer(&ctx, &tools, out, iteration > 1, offer_tools)
+            let Inference {
+                finish,
+                server_calls,
+                spent,
+            } = self
+                .infer(&ctx, &tools, out, iteration > 1, offer_tools, budget)
                 .await?;
+            output_spent += spent;
             match finish {
                 Some(FinishReason::Length) => {
                     return Ok(RunOutcome::Incomplete {

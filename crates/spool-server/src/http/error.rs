@@ -27,6 +27,8 @@ pub struct ApiError {
     pub kind: &'static str,
     pub param: Option<String>,
     pub code: Option<String>,
+    /// Seconds after which a retry may succeed: the `Retry-After` header.
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -56,6 +58,7 @@ impl ApiError {
             kind: "invalid_request_error",
             param: param.map(str::to_owned),
             code: code.map(str::to_owned),
+            retry_after: None,
         }
     }
 
@@ -67,6 +70,7 @@ impl ApiError {
             kind: "invalid_request_error",
             param: None,
             code: None,
+            retry_after: None,
         }
     }
 
@@ -82,6 +86,7 @@ impl ApiError {
             kind: "invalid_request_error",
             param: None,
             code: Some(code.to_owned()),
+            retry_after: None,
         }
     }
 
@@ -93,6 +98,7 @@ impl ApiError {
             kind: "invalid_request_error",
             param: None,
             code: Some("request_too_large".into()),
+            retry_after: None,
         }
     }
 
@@ -105,6 +111,51 @@ impl ApiError {
             kind: "server_error",
             param: None,
             code: Some("server_error".into()),
+            retry_after: None,
+        }
+    }
+
+    /// 429 when the server is at capacity: clients retry after
+    /// `retry_after` seconds (the OpenAI SDKs honour `Retry-After`).
+    pub fn too_many_requests(message: impl Into<String>, retry_after: u64) -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: message.into(),
+            kind: "requests",
+            param: None,
+            code: Some("rate_limit_exceeded".into()),
+            retry_after: Some(retry_after),
+        }
+    }
+
+    /// 415 for a body that is not JSON by its `Content-Type`.
+    pub fn unsupported_media_type(content_type: Option<&str>) -> Self {
+        let sent = content_type.map_or_else(
+            || "no Content-Type".to_owned(),
+            |t| format!("Content-Type '{t}'"),
+        );
+        Self {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message: format!(
+                "The request body must be JSON sent with Content-Type: application/json; got {sent}."
+            ),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("unsupported_media_type".into()),
+            retry_after: None,
+        }
+    }
+
+    /// 403 for a request this server does not take from where it came
+    /// (a browser origin, a Host name).
+    pub fn forbidden(message: impl Into<String>, code: &str) -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            message: message.into(),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some(code.to_owned()),
+            retry_after: None,
         }
     }
 
@@ -116,6 +167,7 @@ impl ApiError {
             kind: "server_error",
             param: None,
             code: Some("service_unavailable".into()),
+            retry_after: None,
         }
     }
 }
@@ -130,7 +182,13 @@ impl IntoResponse for ApiError {
                 code: self.code.as_deref(),
             },
         };
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 
@@ -148,7 +206,21 @@ impl From<StoreError> for ApiError {
 
 impl From<SubscribeError> for ApiError {
     fn from(e: SubscribeError) -> Self {
-        Self::internal(e)
+        match e {
+            // Written for clients (`storage_error`, …): shown as it is.
+            SubscribeError::RunAborted(error) => {
+                tracing::error!(code = %error.code, "a run ended before it could be answered");
+                Self {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    message: error.message,
+                    kind: "server_error",
+                    param: None,
+                    code: Some(error.code.as_str().to_owned()),
+                    retry_after: None,
+                }
+            }
+            SubscribeError::Store(e) => Self::internal(e),
+        }
     }
 }
 
@@ -201,6 +273,10 @@ impl From<StartError> for ApiError {
             ),
             StartError::Store(e) => Self::internal(e),
             StartError::ShuttingDown => Self::unavailable("The server is shutting down."),
+            StartError::OverLimit { param, code, .. } => {
+                Self::bad_request(e.to_string(), Some(param), Some(code))
+            }
+            StartError::TooManyRuns(_) => Self::too_many_requests(e.to_string(), 1),
         }
     }
 }

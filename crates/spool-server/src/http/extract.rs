@@ -1,14 +1,18 @@
 //! Request extractors that fail with [`ApiError`]s instead of plain text.
 //!
-//! [`JsonBody`] reads the body under the configured size limit (413 past it)
+//! [`JsonBody`] takes bodies sent as `application/json` only (415 else: a
+//! browser page cannot send that cross-origin without a CORS preflight, so
+//! a form post or a `text/plain` fetch never starts a run), reads the body
+//! under the configured size limit (413 past it)
 //! and names the offending field of a type error by its path, e.g.
 //! `input[0].content`. [`QueryPairs`] hands handlers the raw query pairs so
 //! each parameter is parsed with its own clear error.
 
 use super::error::ApiError;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
-use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
@@ -24,6 +28,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let content_type = req.headers().get(CONTENT_TYPE);
+        if !content_type.is_some_and(is_json) {
+            let shown = content_type.map(|t| t.to_str().unwrap_or("(not text)"));
+            return Err(ApiError::unsupported_media_type(shown));
+        }
         let limit = req.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -94,6 +103,28 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// Whether a `Content-Type` is JSON: `application/json` or a
+/// `application/…+json` type, with any parameters (`charset=utf-8`).
+fn is_json(content_type: &HeaderValue) -> bool {
+    let Ok(text) = content_type.to_str() else {
+        return false;
+    };
+    let essence = text.split(';').next().unwrap_or("").trim();
+    let Some(subtype) = essence
+        .get(..12)
+        .filter(|t| t.eq_ignore_ascii_case("application/"))
+        .map(|_| &essence[12..])
+    else {
+        return false;
+    };
+    subtype.eq_ignore_ascii_case("json")
+        || subtype
+            .len()
+            .checked_sub(5)
+            .and_then(|i| subtype.get(i..))
+            .is_some_and(|suffix| suffix.eq_ignore_ascii_case("+json"))
+}
+
 /// The field a serde "missing field `x`" message names.
 fn missing_field(message: &str) -> Option<&str> {
     let rest = message.strip_prefix("missing field `")?;
@@ -137,5 +168,35 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
             .await
             .map(|Query(pairs)| Self(pairs))
             .map_err(|e| ApiError::bad_request(e.body_text(), None, Some("invalid_query")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn json_content_types() {
+        for t in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON;charset=UTF-8",
+            "application/merge-patch+json",
+        ] {
+            assert!(is_json(&HeaderValue::from_static(t)), "{t}");
+        }
+        for t in [
+            "text/plain",
+            "text/plain;charset=UTF-8",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/jsonx",
+            "application/",
+            "json",
+            "",
+        ] {
+            assert!(!is_json(&HeaderValue::from_static(t)), "{t}");
+        }
     }
 }

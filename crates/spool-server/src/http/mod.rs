@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`router`]: the one list of every route.
+//! - [`access`]: Host, Origin and CORS checks against hostile web pages.
 //! - [`error`]: the OpenAI error shape and which status each failure gets.
 //! - [`extract`]: JSON body and query extractors with clear errors.
 //! - [`framing`]: URI and header size, and path encoding, checked first.
@@ -18,6 +19,7 @@
 //! - [`agents`]: one file per llama-stack Agents API action (`/v1/agents…`
 //!   and `/v1alpha/agents…`).
 
+pub mod access;
 pub mod agents;
 pub mod chat;
 pub mod conversations;

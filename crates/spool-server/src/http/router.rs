@@ -1,6 +1,7 @@
 //! Every route spool serves, in one list.
 
 use super::AppState;
+use super::access::{AccessPolicy, check_access, cors_layer};
 use super::agents;
 use super::chat;
 use super::conversations as conv;
@@ -22,8 +23,9 @@ use axum::routing::{get, post};
 use std::any::Any;
 use tower_http::catch_panic::CatchPanicLayer;
 
-pub fn router(state: AppState, body_limit: usize) -> Router {
-    Router::new()
+pub fn router(state: AppState, body_limit: usize, access: AccessPolicy) -> Router {
+    let cors = cors_layer(&access);
+    let routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route(
@@ -135,7 +137,17 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(Extension(BodyLimit(body_limit)))
         .layer(CatchPanicLayer::custom(panic_response))
-        .with_state(state)
+        .with_state(state);
+    // Outermost: a request a browser was tricked into sending is refused
+    // before anything else; CORS answers preflights after that check.
+    let routes = match cors {
+        Some(cors) => routes.layer(cors),
+        None => routes,
+    };
+    routes.layer(middleware::from_fn_with_state(
+        std::sync::Arc::new(access),
+        check_access,
+    ))
 }
 
 /// The llama-stack Agents API under `prefix`: `/v1` for

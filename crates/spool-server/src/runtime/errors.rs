@@ -52,6 +52,16 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// A request over one of the server's limits (`param` names it).
+    #[error("{message}")]
+    OverLimit {
+        param: &'static str,
+        code: &'static str,
+        message: String,
+    },
+    /// The server already runs as many runs as it may.
+    #[error("This server is running as many responses as it may at once ({0}); retry shortly.")]
+    TooManyRuns(usize),
 }
 
 /// Why a cancel was refused.

@@ -16,6 +16,7 @@
 //! - [`sink`]: the durable and the direct log a run writes to.
 //! - [`subscribe`]: reading a run's log from the store and then live.
 //! - [`recovery`]: ending runs a previous process left unfinished.
+//! - [`store_health`]: whether the store takes writes, for `/readyz`.
 //! - [`ids`]: the ids the server hands out.
 //!
 //! # One run
@@ -35,6 +36,7 @@ mod leases;
 pub mod recovery;
 mod run;
 pub mod sink;
+pub mod store_health;
 pub mod subscribe;
 pub mod writer;
 
@@ -67,8 +69,9 @@ use spool_store::{ConversationAccess, ExecutionLeases, NewResponse, Store, Store
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
+use store_health::StoreHealth;
 use subscribe::{SubscribeError, Subscription};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use writer::Writer;
@@ -94,11 +97,74 @@ pub struct StartedRun {
     pub events: Subscription,
 }
 
-/// Runtime settings.
+/// What the run manager bounds, so no request and no upstream can hold
+/// more than its share of the server.
 #[derive(Debug, Clone)]
-pub struct RuntimeConfig {
-    /// Longest a run may wait for its log to be stored at its end.
-    pub finish_timeout: Duration,
+pub struct RunLimits {
+    /// Longest a run may last; past it the run fails
+    /// (`run_deadline_exceeded`), whatever its agent or upstream is doing.
+    pub deadline: Duration,
+    /// Most runs executing at once; more are refused (429).
+    pub max_concurrent_runs: usize,
+    /// Most input items one request may carry.
+    pub max_input_items: usize,
+    /// Most tools one request may offer (functions and MCP servers).
+    pub max_tools: usize,
+    /// Longest model name, in bytes.
+    pub max_model_name_bytes: usize,
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        use crate::config::*;
+        Self {
+            deadline: Duration::from_secs(DEFAULT_RUN_DEADLINE_SECS),
+            max_concurrent_runs: DEFAULT_MAX_CONCURRENT_RUNS,
+            max_input_items: DEFAULT_MAX_INPUT_ITEMS,
+            max_tools: DEFAULT_MAX_TOOLS,
+            max_model_name_bytes: DEFAULT_MAX_MODEL_NAME_BYTES,
+        }
+    }
+}
+
+impl RunLimits {
+    /// Refuses a request over a limit before anything is done for it.
+    fn check(&self, request: &RunRequest) -> Result<(), StartError> {
+        let model_len = request.model.len();
+        if model_len > self.max_model_name_bytes {
+            return Err(StartError::OverLimit {
+                param: "model",
+                code: "string_above_max_length",
+                message: format!(
+                    "Invalid 'model': string too long. Expected a string with maximum length {}, but got a string with length {model_len} instead.",
+                    self.max_model_name_bytes
+                ),
+            });
+        }
+        let items = request.input.len();
+        if items > self.max_input_items {
+            return Err(StartError::OverLimit {
+                param: "input",
+                code: "array_above_max_length",
+                message: format!(
+                    "Invalid 'input': array too long. Expected an array with maximum length {}, but got an array with length {items} instead.",
+                    self.max_input_items
+                ),
+            });
+        }
+        let tools = request.tools.len() + request.mcp_servers.len();
+        if tools > self.max_tools {
+            return Err(StartError::OverLimit {
+                param: "tools",
+                code: "array_above_max_length",
+                message: format!(
+                    "Invalid 'tools': array too long. Expected an array with maximum length {}, but got an array with length {tools} instead.",
+                    self.max_tools
+                ),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Agents hosted by name: a request whose `model` names one runs it
@@ -184,6 +250,11 @@ pub struct Runtime {
     ids: Arc<dyn IdSource>,
     /// Seals and opens the summaries of compacted conversations.
     compaction: Arc<CompactionSeal>,
+    limits: RunLimits,
+    /// One permit per executing run, up to `limits.max_concurrent_runs`.
+    run_slots: Arc<Semaphore>,
+    /// Whether the store took the latest write.
+    store_health: Arc<StoreHealth>,
 }
 
 impl Runtime {
@@ -194,13 +265,16 @@ impl Runtime {
         agents: Agents,
         mcp: McpAccess,
         compaction: Arc<CompactionSeal>,
+        limits: RunLimits,
     ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
         let Deployment {
             bus,
             leases,
             drain_grace,
         } = deployment;
-        let (writer, writer_task) = Writer::spawn(store.clone(), bus.clone());
+        let run_slots = Arc::new(Semaphore::new(limits.max_concurrent_runs));
+        let store_health = Arc::new(StoreHealth::default());
+        let (writer, writer_task) = Writer::spawn(store.clone(), bus.clone(), store_health.clone());
         let runtime = Arc::new(Self {
             store,
             writer,
@@ -217,6 +291,9 @@ impl Runtime {
             stopped: CancellationToken::new(),
             ids: Arc::new(Uuid7Ids),
             compaction,
+            limits,
+            run_slots,
+            store_health,
         });
         if let Some(requests) = runtime.bus.cancel_requests() {
             tokio::spawn(serve_cancel_requests(Arc::downgrade(&runtime), requests));
@@ -239,6 +316,11 @@ impl Runtime {
     /// The MCP client sessions runs use (for listing a server's tools).
     pub fn mcp_clients(&self) -> &McpClients {
         &self.mcp.clients
+    }
+
+    /// `Ok` while the store takes writes; why the latest write failed else.
+    pub fn store_writable(&self) -> Result<(), String> {
+        self.store_health.status()
     }
 
     /// The source of fresh ids, for whatever a request creates.
@@ -368,6 +450,7 @@ impl Runtime {
         request: RunRequest,
         known_history: Option<Vec<Item>>,
     ) -> Result<StartedRun, StartError> {
+        self.limits.check(&request)?;
         // Checked before anything is written or any server is contacted,
         // so a request cannot make spool call arbitrary hosts.
         for spec in request.mcp_servers.iter().filter(|s| !s.trusted) {
@@ -406,7 +489,7 @@ impl Runtime {
         // Counted by the tracker from here on: a shutdown that begins while
         // this run is being admitted waits until it is refused or running
         // (and then ends it `server_shutdown`), so no run slips past it.
-        let admission = self.admit()?;
+        let (admission, slot) = self.admit()?;
         let id = ResponseId::generate(self.ids());
         // Armed before the claim is asked for: if this request is dropped
         // while waiting, whatever was claimed is released.
@@ -505,7 +588,7 @@ impl Runtime {
             },
         );
         // From here the owner ends the run on every path, even a panic.
-        let owner = RunOwner::new(self.clone(), id.clone(), modes.store, claim, done_tx);
+        let owner = RunOwner::new(self.clone(), id.clone(), modes.store, claim, done_tx, slot);
         let parts = RunParts {
             emitter: RunEmitter::new(sink, self.ids.clone()),
             header,
@@ -528,15 +611,29 @@ impl Runtime {
         })
     }
 
-    /// Lets a run in unless the server is stopping. The check and the
-    /// tracker's count change together under the active-set lock, which
-    /// [`Runtime::shutdown`] also takes to begin stopping.
-    fn admit(&self) -> Result<tokio_util::task::task_tracker::TaskTrackerToken, StartError> {
+    /// Lets a run in unless the server is stopping or already runs as many
+    /// as it may. The shutdown check and the tracker's count change
+    /// together under the active-set lock, which [`Runtime::shutdown`] also
+    /// takes to begin stopping. The slot is held until the run is closed.
+    fn admit(
+        &self,
+    ) -> Result<
+        (
+            tokio_util::task::task_tracker::TaskTrackerToken,
+            OwnedSemaphorePermit,
+        ),
+        StartError,
+    > {
         let _active = self.active();
         if self.draining.is_cancelled() {
             return Err(StartError::ShuttingDown);
         }
-        Ok(self.tracker.token())
+        let slot = self
+            .run_slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| StartError::TooManyRuns(self.limits.max_concurrent_runs))?;
+        Ok((self.tracker.token(), slot))
     }
 
     /// Claims a conversation for the response `id` and returns its items,

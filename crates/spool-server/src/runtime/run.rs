@@ -20,17 +20,21 @@ use spool_core::event::Envelope;
 use spool_core::fold::RunFold;
 use spool_core::ids::ResponseId;
 use spool_core::projection::responses;
-use spool_core::run::{RunError, RunHeader};
+use spool_core::run::{ErrorCode, RunError, RunHeader};
 use spool_store::{Finish, WriteOp};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio_util::sync::CancellationToken;
 
-/// Attempts at ending a run whose log failed.
-const END_ATTEMPTS: u32 = 5;
+/// The first wait before ending a run whose log failed is tried again;
+/// doubled after each failure up to [`END_BACKOFF_MAX`].
+const END_BACKOFF_FIRST: Duration = Duration::from_millis(100);
+/// The longest wait between tries: how late a run may be ended after the
+/// store takes writes again.
+const END_BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// What a stored run shares with its durable sink.
 pub(super) struct StoredLog {
@@ -59,6 +63,8 @@ struct RunClose {
     runtime: Arc<Runtime>,
     id: ResponseId,
     done: watch::Sender<bool>,
+    /// The run's place among those executing, given back when it closes.
+    _slot: OwnedSemaphorePermit,
 }
 
 impl Drop for RunClose {
@@ -94,13 +100,19 @@ impl RunOwner {
         stored: bool,
         claim: Option<ClaimGuard>,
         done: watch::Sender<bool>,
+        slot: OwnedSemaphorePermit,
     ) -> Self {
         Self {
             runtime: runtime.clone(),
             id: id.clone(),
             stored,
             claim,
-            close: Some(RunClose { runtime, id, done }),
+            close: Some(RunClose {
+                runtime,
+                id,
+                done,
+                _slot: slot,
+            }),
             end_written: false,
             ended: false,
         }
@@ -209,7 +221,9 @@ impl Runtime {
             Agent(Result<RunOutcome, RunError>),
             Cancelled,
             Shutdown,
+            DeadlinePassed,
         }
+        let deadline = self.limits.deadline;
         let end = match emitter.started().await {
             Err(e) => End::Agent(Err(RunError::new("server_error", e.to_string()))),
             Ok(()) => {
@@ -219,6 +233,9 @@ impl Runtime {
                     biased;
                     () = cancel.cancelled() => End::Cancelled,
                     () = self.shutdown.cancelled() => End::Shutdown,
+                    // Whatever the agent waits on (an upstream streaming
+                    // forever, a tool that never returns), the run ends.
+                    () = tokio::time::sleep(deadline) => End::DeadlinePassed,
                     result = run => End::Agent(result.unwrap_or_else(|_| {
                         tracing::error!(response_id = %id, "the agent panicked");
                         Err(RunError::new("server_error", "An internal server error occurred."))
@@ -236,6 +253,18 @@ impl Runtime {
                     .fail(RunError::new(
                         "server_shutdown",
                         "The server shut down while this response was running.",
+                    ))
+                    .await
+            }
+            End::DeadlinePassed => {
+                tracing::warn!(response_id = %id, secs = deadline.as_secs(), "a run passed its deadline");
+                emitter
+                    .fail(RunError::new(
+                        ErrorCode::RunDeadlineExceeded,
+                        format!(
+                            "The response ran longer than this server's run deadline of {} seconds (SPOOL_RUN_DEADLINE_SECS).",
+                            deadline.as_secs()
+                        ),
                     ))
                     .await
             }
@@ -279,27 +308,44 @@ impl Runtime {
 
     /// Ends a stored run that has no stored end (its log failed, or its
     /// task stopped early): after its last stored event, directly in the
-    /// store. If the store is still failing, recovery at the next start
-    /// ends it.
+    /// store. A store that fails is tried again, with backoff, until it
+    /// takes the end, so a run (and its conversation) is ended as soon as
+    /// writes succeed again, without a restart. Only a shutdown stops the
+    /// tries; recovery at the next start ends the run then.
     async fn end_unfinished(&self, id: &ResponseId, error: RunError) {
         // What the run queued is committed (or dropped, if its log failed)
         // first, so the end goes after the run's last stored event.
         let _ = self.writer.flush_run(id).await;
-        // A failing store often recovers quickly (a busy or full disk being
-        // cleared); try for a few seconds before leaving it to recovery.
-        for attempt in 1..=END_ATTEMPTS {
+        let mut backoff = END_BACKOFF_FIRST;
+        let mut waiting = None;
+        loop {
             match recovery::end_run(self.store.as_ref(), id, error.clone()).await {
                 Ok(ended) => {
+                    if ended != recovery::Ended::AlreadyEnded {
+                        // Something was written.
+                        self.store_health.wrote();
+                    }
                     if ended == recovery::Ended::Logged {
                         tracing::warn!(response_id = %id, code = %error.code, "ended a run that had no stored end");
                     }
                     break;
                 }
-                Err(e) if attempt == END_ATTEMPTS => tracing::error!(
-                    response_id = %id, error = %e,
-                    "cannot end a run; it is ended at the next start"
-                ),
-                Err(_) => tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await,
+                Err(e) => {
+                    self.store_health.failed(&e);
+                    waiting.get_or_insert_with(|| self.store_health.end_waiting());
+                    tracing::error!(
+                        response_id = %id, error = %e, retry_in_ms = backoff.as_millis() as u64,
+                        "cannot end a run; trying again"
+                    );
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = self.shutdown.cancelled() => {
+                            tracing::error!(response_id = %id, "stopping: the run is ended at the next start");
+                            break;
+                        }
+                    }
+                    backoff = (backoff * 2).min(END_BACKOFF_MAX);
+                }
             }
         }
         self.writer.release(id.clone()).await;

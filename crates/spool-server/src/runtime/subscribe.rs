@@ -123,6 +123,17 @@ impl Subscription {
         }
     }
 
+    /// Waits until the first envelope is here (it is still handed out by
+    /// [`Subscription::next`]). A creator calls it before answering: a run
+    /// whose creation could not be stored is an error answer then, not a
+    /// stream that begins and has nothing to say.
+    pub async fn wait_first(&mut self) -> Result<(), SubscribeError> {
+        if !self.buffer.is_empty() || self.done {
+            return Ok(());
+        }
+        self.fill().await.inspect_err(|_| self.done = true)
+    }
+
     /// The next envelope if one is already here, without waiting; lets a
     /// reader batch what arrived together into one write.
     pub fn next_ready(&mut self) -> Option<Result<Arc<Envelope>, SubscribeError>> {

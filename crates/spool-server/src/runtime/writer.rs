@@ -14,6 +14,7 @@
 //! If the batch as a whole cannot be committed, every run in it is failed.
 
 use super::bus::Bus;
+use super::store_health::StoreHealth;
 use spool_core::event::Envelope;
 use spool_core::ids::ResponseId;
 use spool_core::run::RunError;
@@ -60,9 +61,13 @@ pub struct WriterClosed;
 impl Writer {
     /// Starts the writer task; it ends when every handle is dropped and the
     /// queue is drained.
-    pub fn spawn(store: Arc<dyn Store>, bus: Arc<dyn Bus>) -> (Self, tokio::task::JoinHandle<()>) {
+    pub fn spawn(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        health: Arc<StoreHealth>,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        let task = tokio::spawn(run(store, bus, rx));
+        let task = tokio::spawn(run(store, bus, health, rx));
         (Self { tx }, task)
     }
 
@@ -119,7 +124,12 @@ fn storage_error() -> RunError {
     )
 }
 
-async fn run(store: Arc<dyn Store>, bus: Arc<dyn Bus>, mut rx: mpsc::Receiver<WriterMessage>) {
+async fn run(
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    health: Arc<StoreHealth>,
+    mut rx: mpsc::Receiver<WriterMessage>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut acks = Vec::new();
     let mut run_acks = Vec::new();
@@ -156,6 +166,7 @@ async fn run(store: Arc<dyn Store>, bus: Arc<dyn Bus>, mut rx: mpsc::Receiver<Wr
             HashSet::new()
         } else {
             let outcome = write_with_retries(store.as_ref(), &batch).await;
+            record_health(&health, &batch, &outcome);
             settle(
                 bus.as_ref(),
                 std::mem::take(&mut batch),
@@ -222,6 +233,26 @@ fn settle(
         }
     }
     newly
+}
+
+/// Records whether the store took the batch: it did if any run's ops
+/// were committed; one run's op refused says nothing about the store.
+fn record_health(
+    health: &StoreHealth,
+    batch: &[WriteOp],
+    outcome: &Result<BatchOutcome, StoreError>,
+) {
+    match outcome {
+        Err(e) => health.failed(e),
+        Ok(outcome) if outcome.failed.is_empty() => health.wrote(),
+        Ok(outcome) => {
+            let committed = batch.iter().any(|op| outcome.failure(op_id(op)).is_none());
+            match (committed, outcome.failed.first()) {
+                (false, Some((_, e))) => health.failed(e),
+                _ => health.wrote(),
+            }
+        }
+    }
 }
 
 /// Writes a batch, trying again while it fails transiently.
@@ -372,7 +403,7 @@ mod tests {
     async fn a_refused_op_fails_only_its_run_and_the_others_are_stored_and_acknowledged() {
         let store = sqlite().await;
         let bus = Arc::new(LocalBus::default());
-        let (writer, _task) = Writer::spawn(store.clone(), bus.clone());
+        let (writer, _task) = Writer::spawn(store.clone(), bus.clone(), Default::default());
         let (good, bad) = (
             ResponseId::generate(&crate::runtime::ids::Uuid7Ids),
             ResponseId::generate(&crate::runtime::ids::Uuid7Ids),
@@ -404,7 +435,7 @@ mod tests {
     async fn a_failed_runs_later_ops_are_refused_not_acknowledged_until_it_is_released() {
         let store = sqlite().await;
         let bus = Arc::new(LocalBus::default());
-        let (writer, _task) = Writer::spawn(store.clone(), bus.clone());
+        let (writer, _task) = Writer::spawn(store.clone(), bus.clone(), Default::default());
         let (bad, other) = (
             ResponseId::generate(&crate::runtime::ids::Uuid7Ids),
             ResponseId::generate(&crate::runtime::ids::Uuid7Ids),

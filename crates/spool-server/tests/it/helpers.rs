@@ -37,7 +37,7 @@ pub fn config(db: &std::path::Path, upstream: Option<&str>) -> ServeConfig {
         database_url: format!("sqlite://{}", db.display()),
         upstream_url: upstream.map(str::to_owned),
         upstream_api_key: Some("sk-test".into()),
-        upstream_timeout_secs: 2,
+        upstream_timeout_secs: Some(2),
         upstream_connect_timeout_secs: 2,
         max_body_bytes: 64 * 1024,
         mcp_allowed_urls: vec![],
@@ -46,6 +46,8 @@ pub fn config(db: &std::path::Path, upstream: Option<&str>) -> ServeConfig {
         cluster: Default::default(),
         compaction_key_file: None,
         websocket_max_age_secs: 3600,
+        durability: Default::default(),
+        limits: Default::default(),
     }
 }
 

@@ -2,12 +2,14 @@
 //! OpenAI-compatible upstream, so the real provider code runs.
 
 mod agents;
+mod browser_access;
 mod cancel;
 mod chaining;
 mod chat;
 mod client_tools;
 mod compaction;
 mod conversations;
+mod crash_matrix;
 mod custom_agent;
 mod drain;
 mod errors;
@@ -16,6 +18,8 @@ mod faulty_store;
 mod helpers;
 mod instances;
 mod llama_stack;
+mod hostile_corpus;
+mod limits;
 mod mcp;
 mod recovery;
 mod replay;
@@ -23,6 +27,7 @@ mod request_fields;
 mod responses_list;
 mod restart;
 mod roboto;
+mod run_bounds;
 mod shutdown;
 mod storage_failure;
 mod streaming;

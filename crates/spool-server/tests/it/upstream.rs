@@ -27,12 +27,18 @@ pub enum Step {
     Sleep(Duration),
     /// Ends the body with an error: the connection is cut mid-stream.
     Drop,
+    /// Sends these bytes, then again after each pause, until the client
+    /// goes away.
+    Forever(String, Duration),
 }
 
 #[derive(Debug, Clone)]
 pub enum Script {
     Stream(Vec<Step>),
     Error(u16, &'static str),
+    /// An error status whose body is this many bytes, streamed in pieces
+    /// as long as the client reads them.
+    HugeError(u16, usize),
 }
 
 #[derive(Default)]
@@ -41,6 +47,8 @@ struct Shared {
     requests: Mutex<Vec<Value>>,
     moderations: Mutex<Vec<Value>>,
     open_streams: std::sync::atomic::AtomicUsize,
+    /// Bytes of bodies handed to the HTTP stack so far.
+    body_bytes_sent: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Clone)]
@@ -140,6 +148,30 @@ async fn chat(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
         Script::Error(status, body) => {
             (StatusCode::from_u16(status).unwrap(), body.to_owned()).into_response()
         }
+        Script::HugeError(status, len) => {
+            const PIECE: usize = 64 * 1024;
+            let sent = shared.clone();
+            let pieces = futures::stream::unfold(0usize, move |done| {
+                let sent = sent.clone();
+                async move {
+                    if done >= len {
+                        return None;
+                    }
+                    let n = PIECE.min(len - done);
+                    sent.body_bytes_sent
+                        .fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+                    Some((
+                        Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; n])),
+                        done + n,
+                    ))
+                }
+            });
+            Response::builder()
+                .status(status)
+                .header("content-type", "text/plain")
+                .body(Body::from_stream(pieces))
+                .unwrap()
+        }
         Script::Stream(steps) => {
             shared
                 .open_streams
@@ -164,6 +196,12 @@ async fn chat(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
                             Step::Drop => {
                                 let err = std::io::Error::other("scripted drop");
                                 return Some((Err(err), (VecDeque::new(), guard)));
+                            }
+                            Step::Forever(bytes, pause) => {
+                                // Next: the pause, then the same again.
+                                steps.push_front(Step::Forever(bytes.clone(), pause));
+                                steps.push_front(Step::Sleep(pause));
+                                return Some((Ok(Bytes::from(bytes)), (steps, guard)));
                             }
                         }
                     }
@@ -228,6 +266,13 @@ impl Upstream {
     /// Every moderation request body received so far.
     pub fn moderations(&self) -> Vec<Value> {
         self.shared.moderations.lock().unwrap().clone()
+    }
+
+    /// Bytes of bodies the upstream has handed to its HTTP stack.
+    pub fn body_bytes_sent(&self) -> usize {
+        self.shared
+            .body_bytes_sent
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Streams currently being sent.

@@ -62,9 +62,51 @@ pub(super) fn open_connection(path: &Path, role: Role) -> Result<Connection, Err
     Ok(conn)
 }
 
+/// What a commit survives: the promise made to a client that has seen an
+/// event (clients see events only after their batch commits).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// WAL with `synchronous=NORMAL`: a commit survives the process being
+    /// killed, not an OS crash or power loss (the WAL is synced at
+    /// checkpoints, not at each commit).
+    #[default]
+    Process,
+    /// WAL with `synchronous=FULL`: each commit (one per group-commit
+    /// batch) syncs the WAL to disk before it returns, so it survives an OS
+    /// crash or power loss too, at the cost of one fsync per batch.
+    Fsync,
+}
+
+/// Sets the writing connection's `synchronous` for `durability`.
+pub(super) fn apply_durability(conn: &Connection, durability: Durability) -> Result<(), Error> {
+    let synchronous = match durability {
+        Durability::Process => "NORMAL",
+        Durability::Fsync => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fsync_durability_is_synchronous_full() {
+        let dir = std::env::temp_dir().join(format!("spool-durability-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conn = open_connection(&dir.join("d.db"), Role::Writer).unwrap();
+        let synchronous = |conn: &Connection| -> i64 {
+            conn.query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .unwrap()
+        };
+        // 1 is NORMAL, 2 is FULL.
+        assert_eq!(synchronous(&conn), 1);
+        apply_durability(&conn, Durability::Fsync).unwrap();
+        assert_eq!(synchronous(&conn), 2);
+        apply_durability(&conn, Durability::Process).unwrap();
+        assert_eq!(synchronous(&conn), 1);
+    }
 
     #[test]
     fn urls_name_a_file() {

@@ -5,9 +5,11 @@
 //! one transaction with cached prepared statements (`writer.rs`); reads run
 //! on a bounded pool of read-only connections on tokio's blocking threads
 //! (`pool.rs`); a checkpointer thread copies the WAL into the database file
-//! (`checkpoint.rs`). WAL mode with `synchronous=NORMAL`: a commit survives a
-//! killed process (only power loss can take the last commits), readers
-//! never block the writer, and a batch costs one commit, not one per event.
+//! (`checkpoint.rs`). WAL mode with `synchronous=NORMAL` by default: a commit
+//! survives a killed process (an OS crash or power loss can take the last
+//! commits), readers never block the writer, and a batch costs one commit,
+//! not one per event. [`Durability::Fsync`] makes it `synchronous=FULL`:
+//! one WAL sync per commit, so per group-commit batch.
 //!
 //! What each table holds is served from its own file: `responses.rs` (the
 //! log), `conversations.rs`, `agents.rs`; `error.rs` is the one place SQLite's
@@ -26,7 +28,8 @@ mod responses;
 mod writer;
 
 use crate::StoreError;
-use connection::{Role, database_path, open_connection};
+pub use connection::Durability;
+use connection::{Role, apply_durability, database_path, open_connection};
 use error::Error;
 use pool::{MAX_READERS, ReaderPool};
 use rusqlite::Connection;
@@ -51,10 +54,20 @@ impl SqliteStore {
     /// Opens (creating if missing) the database at `url`, e.g.
     /// `sqlite://./spool.db`, and brings its schema up to date.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with_durability(url, Durability::default()).await
+    }
+
+    /// Like [`SqliteStore::open`], with commits as durable as `durability`
+    /// says.
+    pub async fn open_with_durability(
+        url: &str,
+        durability: Durability,
+    ) -> Result<Self, StoreError> {
         let path = database_path(url)?;
         let opened = path.clone();
         let (writer, checkpointer) = tokio::task::spawn_blocking(move || {
             let mut writer = open_connection(&opened, Role::Writer)?;
+            apply_durability(&writer, durability)?;
             migrations::migrate(&mut writer)?;
             let checkpointer = open_connection(&opened, Role::Checkpointer)?;
             Ok::<_, Error>((writer, checkpointer))

@@ -419,6 +419,7 @@ async fn finished_turn(
             kind: "server_error",
             param: None,
             code: Some("turn_failed".into()),
+            retry_after: None,
         }),
         TurnOutcome::Cancelled | TurnOutcome::Running => Err(ApiError::unavailable(
             "The turn was cancelled before it ended.",

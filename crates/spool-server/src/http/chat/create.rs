@@ -146,7 +146,7 @@ pub async fn create_chat_completion(
             return Err(e.into());
         }
     }
-    let started = match state.runtime.start(request).await {
+    let mut started = match state.runtime.start(request).await {
         Ok(started) => started,
         Err(e) => {
             if let Some(id) = opened_here {
@@ -159,6 +159,9 @@ pub async fn create_chat_completion(
     let guard =
         (!started.background).then(|| CancelOnDrop::new(state.runtime.clone(), started.id.clone()));
     let response = if chat.stream {
+        // Begun once the run exists in the log: a store that cannot write
+        // is an error answer, not an empty 200.
+        started.events.wait_first().await?;
         dialect_stream(dialect, started.events, None, state.sse, guard)
     } else {
         let fold = collect(started.events, false).await?;

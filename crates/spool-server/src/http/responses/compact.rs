@@ -126,6 +126,7 @@ fn summarize_failed(e: SummarizeError) -> ApiError {
             kind: "server_error",
             param: None,
             code: Some(e.code().as_str().to_owned()),
+            retry_after: None,
         },
         SummarizeError::Empty => ApiError {
             status: StatusCode::BAD_GATEWAY,
@@ -133,6 +134,7 @@ fn summarize_failed(e: SummarizeError) -> ApiError {
             kind: "server_error",
             param: None,
             code: Some("upstream_error".into()),
+            retry_after: None,
         },
     }
 }

@@ -52,9 +52,14 @@ pub async fn create_response(
     }
     let request = RunRequest::parse(body, state.runtime.ids())?;
     let modes = request.modes;
-    let started = state.runtime.start(request).await?;
+    let mut started = state.runtime.start(request).await?;
     let guard =
         (!started.background).then(|| CancelOnDrop::new(state.runtime.clone(), started.id.clone()));
+    if modes.stream {
+        // The answer begins once the run exists in the log: a store that
+        // cannot write is an error answer, not a 200 with nothing in it.
+        started.events.wait_first().await?;
+    }
     let run_id = started.id.clone();
     if modes.stream {
         let stream = responses_stream(started.events, None, state.sse, guard);

@@ -28,10 +28,9 @@ pub async fn get_responses(State(state): State<AppState>, request: Request) -> R
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if upgrade {
-        return match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
-            Ok(socket) => ws::responses_socket(State(state), parts.headers, socket).await,
-            Err(rejection) => rejection.into_response(),
-        };
+        // A broken handshake is answered in the error shape there.
+        let socket = WebSocketUpgrade::from_request_parts(&mut parts, &state).await;
+        return ws::responses_socket(State(state), parts.headers, socket).await;
     }
     match QueryPairs::from_request_parts(&mut parts, &state).await {
         Ok(query) => list::list_responses(State(state), query)

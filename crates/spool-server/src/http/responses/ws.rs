@@ -35,8 +35,10 @@ use crate::http::sse::CancelOnDrop;
 use crate::runtime::sink::now_ms;
 use crate::runtime::subscribe::SubscribeError;
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
+use axum::response::IntoResponse;
 use axum::response::Response;
 use futures::SinkExt;
 use serde_json::{Value, json};
@@ -66,8 +68,27 @@ const CACHED_RESPONSES: usize = 8;
 pub async fn responses_socket(
     State(state): State<AppState>,
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    // A plain GET (or a broken handshake) is answered in the error shape,
+    // like every other error, not by axum's plain-text rejection.
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            return ApiError {
+                status: rejection.status(),
+                ..ApiError::bad_request(
+                    format!(
+                        "GET /v1/responses is the WebSocket mode of the Responses API: {}.",
+                        rejection.body_text()
+                    ),
+                    None,
+                    Some("websocket_upgrade_required"),
+                )
+            }
+            .into_response();
+        }
+    };
     let offered = headers
         .get_all("sec-websocket-protocol")
         .iter()

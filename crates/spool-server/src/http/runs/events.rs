@@ -101,3 +101,48 @@ fn bad_cursor(param: &str, raw: &str) -> ApiError {
         Some("invalid_value"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+    use proptest::prelude::*;
+
+    /// Cursors as clients send them, and as nobody should.
+    fn cursor() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<u64>().prop_map(|n| n.to_string()),
+            any::<u64>().prop_map(|n| format!(" {n}\t")),
+            "[ -~]{0,24}",
+            Just("18446744073709551616".to_owned()),
+            Just("-1".to_owned()),
+            Just("+7".to_owned()),
+            Just(String::new()),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn a_cursor_is_a_frame_position_or_a_400_naming_it(raw in cursor(), in_header in any::<bool>()) {
+            let mut headers = HeaderMap::new();
+            let mut query = QueryPairs(Vec::new());
+            let param = if in_header {
+                headers.insert("last-event-id", HeaderValue::from_str(&raw).unwrap());
+                "Last-Event-ID"
+            } else {
+                query.0.push(("after".to_owned(), raw.clone()));
+                "after"
+            };
+            let trimmed = raw.trim();
+            match last_event_id(&headers, &query) {
+                Ok(None) => prop_assert!(trimmed.is_empty()),
+                Ok(Some(n)) => prop_assert_eq!(trimmed.parse::<u64>(), Ok(n)),
+                Err(e) => {
+                    prop_assert!(trimmed.parse::<u64>().is_err());
+                    prop_assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+                    prop_assert_eq!(e.param.as_deref(), Some(param));
+                }
+            }
+        }
+    }
+}

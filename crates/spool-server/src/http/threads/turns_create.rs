@@ -45,9 +45,12 @@ pub async fn create_turn(
         agent.apply(&mut request);
     }
     let request = RunRequest::parse(request, state.runtime.ids())?;
-    let started = state.runtime.start(request).await?;
+    let mut started = state.runtime.start(request).await?;
     let mut guard = CancelOnDrop::new(state.runtime.clone(), started.id.clone());
     if streams {
+        // Begun once the turn exists in the log: a store that cannot write
+        // is an error answer, not an empty stream.
+        started.events.wait_first().await?;
         return Ok(framed_stream(
             Dialect::Codex,
             Framing::from_headers(&headers),
