@@ -765,6 +765,9 @@ async fn api_agents_and_sessions_page_and_delete_in_cascade(store: Arc<dyn Store
     let rest = store.list_api_agents(2, Some(2)).await.unwrap();
     assert_eq!((rest.data.as_slice(), rest.has_more), (&agents[2..], false));
     assert_eq!(store.list_api_agents(0, None).await.unwrap().data, agents);
+    // The largest limit a client can ask for is "all of them", not none.
+    let all = store.list_api_agents(0, Some(u32::MAX)).await.unwrap();
+    assert_eq!((all.data, all.has_more), (agents.clone(), false));
 
     // Two sessions of agent 0, each a conversation with a run on it.
     let mut sessions = Vec::new();

@@ -71,6 +71,9 @@ impl OpenAiChat {
 /// never read, so a huge error body costs no memory.
 pub const MAX_ERROR_BODY: usize = 4 * 1024;
 
+/// The most of a moderation answer that is read.
+const MAX_MODERATION_BODY: usize = 1024 * 1024;
+
 /// Most bytes of a body kept to show when it turns out not to be an event
 /// stream.
 const SHOWN_PREFIX: usize = 200;
@@ -89,17 +92,21 @@ impl ModelProvider for OpenAiChat {
             .map_err(|_| ProviderError::Timeout(idle.as_secs()))?
             .map_err(|e| ProviderError::Unreachable(format!("{}: {e}", self.moderations_url)))?;
         let status = response.status();
-        let text = tokio::time::timeout(idle, response.text())
-            .await
-            .map_err(|_| ProviderError::Timeout(idle.as_secs()))?
-            .map_err(|e| ProviderError::Disconnected(e.to_string()))?;
         if !status.is_success() {
+            let text = read_error_body(response, idle).await;
             return Err(ProviderError::Http {
                 status: status.as_u16(),
                 message: error_message(&text),
             });
         }
-        let answer: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        // An answer is a few hundred bytes; a bigger one is not read whole.
+        let (body, complete) = read_bounded(response, idle, MAX_MODERATION_BODY).await;
+        if !complete {
+            return Err(ProviderError::Protocol(format!(
+                "a moderation answer was cut off or exceeds {MAX_MODERATION_BODY} bytes"
+            )));
+        }
+        let answer: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
             ProviderError::Protocol(format!("a moderation answer is not JSON: {e}"))
         })?;
         let Some(result) = answer["results"].get(0) else {
@@ -161,21 +168,36 @@ impl ModelProvider for OpenAiChat {
 /// The first [`MAX_ERROR_BODY`] bytes of an error answer's body (less if it
 /// ends sooner or stalls past `idle`); the connection is dropped after them.
 async fn read_error_body(response: reqwest::Response, idle: Duration) -> String {
+    let (kept, _) = read_bounded(response, idle, MAX_ERROR_BODY).await;
+    String::from_utf8_lossy(&kept).into_owned()
+}
+
+/// The first `limit` bytes of a body, read for at most `idle`, and whether
+/// that was all of it (it ended within the limit and the time, unbroken).
+async fn read_bounded(
+    response: reqwest::Response,
+    idle: Duration,
+    limit: usize,
+) -> (Vec<u8>, bool) {
     let mut body = response.bytes_stream();
     let mut kept = Vec::new();
     let read = async {
-        while kept.len() < MAX_ERROR_BODY {
+        while kept.len() <= limit {
             match body.next().await {
                 Some(Ok(bytes)) => {
-                    let room = MAX_ERROR_BODY - kept.len();
+                    let room = limit + 1 - kept.len();
                     kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
                 }
-                Some(Err(_)) | None => break,
+                Some(Err(_)) => return false,
+                None => return true,
             }
         }
+        false
     };
-    let _ = tokio::time::timeout(idle, read).await;
-    String::from_utf8_lossy(&kept).into_owned()
+    let ended = tokio::time::timeout(idle, read).await.unwrap_or(false);
+    let complete = ended && kept.len() <= limit;
+    kept.truncate(limit);
+    (kept, complete)
 }
 
 /// Why sending the request (or reading the answer's head) failed: no

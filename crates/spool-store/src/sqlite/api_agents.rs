@@ -15,9 +15,10 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use spool_core::ids::ConversationId;
 
-/// SQLite's "no limit".
+/// One more row than `limit` asks for (to tell whether there are more),
+/// or SQLite's "no limit".
 fn sql_limit(limit: Option<u32>) -> i64 {
-    limit.map_or(-1, i64::from)
+    limit.map_or(-1, |l| i64::from(l) + 1)
 }
 
 /// `rows` fetched with one more than `limit` asked for, as a page.
@@ -128,7 +129,7 @@ impl ApiAgentStore for SqliteStore {
                     "SELECT id, config, created_at FROM api_agents ORDER BY position \
                      LIMIT ? OFFSET ?",
                 )?
-                .query_map(params![sql_limit(limit.map(|l| l + 1)), start_index], |r| {
+                .query_map(params![sql_limit(limit), start_index], |r| {
                     Ok(ApiAgentRecord {
                         id: r.get(0)?,
                         config: r.get(1)?,
@@ -217,7 +218,7 @@ impl ApiAgentStore for SqliteStore {
                      WHERE agent_id = ? ORDER BY position LIMIT ? OFFSET ?",
                 )?
                 .query_map(
-                    params![agent_id, sql_limit(limit.map(|l| l + 1)), start_index],
+                    params![agent_id, sql_limit(limit), start_index],
                     session_row,
                 )?
                 .collect::<Result<Vec<_>, _>>()?;

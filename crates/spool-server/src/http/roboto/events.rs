@@ -11,17 +11,20 @@ use crate::http::AppState;
 use crate::http::extract::QueryPairs;
 use crate::http::runs::events::last_event_id;
 use crate::http::sse::{SseOptions, write_frame};
-use crate::runtime::subscribe::Subscription;
+use crate::runtime::sink::now_ms;
+use crate::runtime::subscribe::{SubscribeError, Subscription};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
+use spool_core::event::{Envelope, Event};
 use spool_core::ids::{ConversationId, ResponseId};
 use spool_core::projection::{AgentSessionProjection, Projection};
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::Arc;
 
 const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
 
@@ -97,6 +100,16 @@ impl ThreadStream {
                     Err(_) => return Some(Bytes::from_static(KEEP_ALIVE)),
                 },
                 None => events.next().await,
+            };
+            // A run whose log could not be written ends, for its
+            // watchers, with the failure the store's end will say.
+            let next = match next {
+                Some(Err(SubscribeError::RunAborted(error))) => Some(Ok(Arc::new(Envelope {
+                    seq: self.projection.fold().next_seq(),
+                    ts_ms: now_ms(),
+                    event: Event::RunFailed { error },
+                }))),
+                other => other,
             };
             match next {
                 Some(Ok(envelope)) => {
