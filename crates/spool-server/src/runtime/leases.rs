@@ -3,8 +3,8 @@
 //! the end of runs whose executor's lease ran out (an instance killed, or
 //! cut off from the database for longer than the lease).
 //!
-//! At each renewal the instance also takes over the runs lost with dead
-//! instances ([`ExecutionLeases::take_over_orphans`] gives each to one
+//! Beside the renewals (never delaying them) the instance takes over the
+//! runs lost with dead instances ([`ExecutionLeases::take_over_orphans`] gives each to one
 //! instance only) and ends each `failed` (`server_error`, naming the lost
 //! executor) after its last stored event. Their subscribers, here and on
 //! every other instance, see that end through the bus like any commit.
@@ -16,8 +16,40 @@ use spool_store::{ExecutionLeases, Orphan, Store};
 use std::sync::Weak;
 use tokio::time::MissedTickBehavior;
 
-/// Renews the lease and ends orphaned runs until the runtime has stopped.
+/// Renews the lease until the runtime has stopped, and sweeps orphaned and
+/// stray runs beside it. The two never wait for each other: a slow sweep
+/// (many runs lost with a dead instance, a slow database) must not let this
+/// instance's own lease run out, or others would end its healthy runs.
 pub(super) async fn keep(runtime: Weak<Runtime>, settings: LeaseSettings) {
+    tokio::spawn(sweep(runtime.clone(), settings.clone()));
+    let period = settings.ttl / 3;
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        let stopped = match runtime.upgrade() {
+            Some(runtime) => runtime.stopped.clone(),
+            None => return,
+        };
+        tokio::select! {
+            () = stopped.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        // A renewal stuck behind a busy pool is abandoned at the next tick
+        // and tried again, while the lease has two periods left.
+        match tokio::time::timeout(period, settings.leases.renew_lease(settings.ttl)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot renew this instance's lease"),
+            Err(_) => tracing::error!(
+                waited_ms = period.as_millis() as u64,
+                "renewing this instance's lease timed out; trying again"
+            ),
+        }
+    }
+}
+
+/// Ends orphaned runs (lost with dead instances) and this instance's stray
+/// runs, every third of the lease, until the runtime has stopped.
+async fn sweep(runtime: Weak<Runtime>, settings: LeaseSettings) {
     let mut tick = tokio::time::interval(settings.ttl / 3);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -28,9 +60,6 @@ pub(super) async fn keep(runtime: Weak<Runtime>, settings: LeaseSettings) {
         tokio::select! {
             () = stopped.cancelled() => return,
             _ = tick.tick() => {}
-        }
-        if let Err(e) = settings.leases.renew_lease(settings.ttl).await {
-            tracing::error!(error = %e, "cannot renew this instance's lease");
         }
         end_orphans(store.as_ref(), settings.leases.as_ref()).await;
         if let Some(runtime) = runtime.upgrade() {
