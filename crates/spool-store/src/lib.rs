@@ -221,6 +221,21 @@ pub struct ListPage<T> {
     pub has_more: bool,
 }
 
+impl<T> ListPage<T> {
+    /// A page of `rows` read with one more than `limit` asked for (to
+    /// tell whether more follow); all of them when `limit` is `None`.
+    pub(crate) fn from_rows(mut rows: Vec<T>, limit: Option<u32>) -> Self {
+        let has_more = limit.is_some_and(|l| rows.len() > l as usize);
+        if let Some(l) = limit {
+            rows.truncate(l as usize);
+        }
+        Self {
+            data: rows,
+            has_more,
+        }
+    }
+}
+
 /// The answer to a write that needs the conversation to be idle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConversationAccess {

@@ -17,18 +17,6 @@ use deadpool_postgres::Transaction;
 use spool_core::ids::ConversationId;
 use tokio_postgres::Row;
 
-/// `rows` fetched with one more than `limit` asked for, as a page.
-fn page<T>(mut rows: Vec<T>, limit: Option<u32>) -> ListPage<T> {
-    let has_more = limit.is_some_and(|l| rows.len() > l as usize);
-    if let Some(l) = limit {
-        rows.truncate(l as usize);
-    }
-    ListPage {
-        data: rows,
-        has_more,
-    }
-}
-
 /// PostgreSQL's `LIMIT NULL` is no limit.
 fn sql_limit(limit: Option<u32>) -> Option<i64> {
     limit.map(|l| i64::from(l) + 1)
@@ -136,7 +124,7 @@ impl ApiAgentStore for PostgresStore {
                 )
                 .await?;
             let records = rows.iter().map(agent_record).collect::<Result<_, _>>()?;
-            Ok(page(records, limit))
+            Ok(ListPage::from_rows(records, limit))
         })
         .await
     }
@@ -226,7 +214,7 @@ impl ApiAgentStore for PostgresStore {
                 )
                 .await?;
             let records = rows.iter().map(session_record).collect::<Result<_, _>>()?;
-            Ok(page(records, limit))
+            Ok(ListPage::from_rows(records, limit))
         })
         .await
     }

@@ -260,14 +260,11 @@ impl LogStore for PostgresStore {
             .query(&sql, &[&after_ord, &model, &(i64::from(limit) + 1)])
             .await
             .map_err(|e| PageError::Store(Error::from(e).into()))?;
-        let mut data = rows
+        let ids = rows
             .iter()
             .map(|r| parse_id(r.get::<_, &str>(0)))
-            .collect::<Result<Vec<_>, StoreError>>()
-            .map_err(PageError::Store)?;
-        let has_more = data.len() > limit as usize;
-        data.truncate(limit as usize);
-        Ok(ListPage { data, has_more })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(ListPage::from_rows(ids, Some(limit)))
     }
 
     async fn unfinished(&self) -> Result<Vec<ResponseId>, StoreError> {

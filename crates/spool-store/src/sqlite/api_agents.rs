@@ -21,18 +21,6 @@ fn sql_limit(limit: Option<u32>) -> i64 {
     limit.map_or(-1, |l| i64::from(l) + 1)
 }
 
-/// `rows` fetched with one more than `limit` asked for, as a page.
-fn page<T>(mut rows: Vec<T>, limit: Option<u32>) -> ListPage<T> {
-    let has_more = limit.is_some_and(|l| rows.len() > l as usize);
-    if let Some(l) = limit {
-        rows.truncate(l as usize);
-    }
-    ListPage {
-        data: rows,
-        has_more,
-    }
-}
-
 fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, i64)> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
@@ -137,7 +125,7 @@ impl ApiAgentStore for SqliteStore {
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(page(rows, limit))
+            Ok(ListPage::from_rows(rows, limit))
         })
         .await
     }
@@ -226,7 +214,7 @@ impl ApiAgentStore for SqliteStore {
                 .into_iter()
                 .map(session_record)
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(page(records, limit))
+            Ok(ListPage::from_rows(records, limit))
         })
         .await
     }
